@@ -1,0 +1,66 @@
+"""Typed errors. Each carries the exit code the contract gives it.
+
+Messages name parameters, secrets and variables, never values. ``cli.main`` is the
+one place where these become an exit code and one stderr line.
+"""
+
+from __future__ import annotations
+
+
+class AgentError(Exception):
+    """Base of every failure the agent reports itself."""
+
+    exit_code = 70
+    kind = "internal error"
+
+    def __init__(self, message: str, *, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def line(self) -> str:
+        """The one stderr line: what failed and what to do."""
+        text = f"secrets-agent: {self.kind}: {self.message}"
+        if self.hint:
+            text += f"; {self.hint}"
+        return text
+
+
+class UsageError(AgentError):
+    exit_code = 64
+    kind = "usage"
+
+
+class DataError(AgentError):
+    exit_code = 65
+    kind = "bad secret data"
+
+
+class NotFoundError(AgentError):
+    exit_code = 66
+    kind = "not found"
+
+
+class ServiceError(AgentError):
+    exit_code = 69
+    kind = "AWS unavailable"
+
+
+class AccessDeniedError(AgentError):
+    exit_code = 77
+    kind = "access denied"
+
+
+class ConfigError(AgentError):
+    exit_code = 78
+    kind = "invalid configuration"
+
+
+class CommandNotExecutableError(AgentError):
+    exit_code = 126
+    kind = "cannot execute"
+
+
+class CommandNotFoundError(AgentError):
+    exit_code = 127
+    kind = "command not found"
