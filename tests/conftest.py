@@ -1,0 +1,124 @@
+"""Shared fixtures: a real moto server on 127.0.0.1 and a runner for the real entrypoint."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.moto_server import MotoServer, start_moto
+
+ROOT = Path(__file__).resolve().parent.parent
+ENTRYPOINT = ROOT / "docker" / "docker-entrypoint.py"
+REPORT_ENV = ROOT / "tests" / "bin" / "report_env.py"
+REGION = "us-east-1"
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    server = start_moto()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def moto(moto_server: MotoServer) -> Iterator[MotoServer]:
+    """A moto server emptied before each test."""
+    moto_server.reset()
+    yield moto_server
+    moto_server.reset()
+
+
+def base_env(endpoint: str | None) -> dict[str, str]:
+    """A clean environment for the agent: no inherited AWS or agent settings."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/root"),
+        "LANG": "C.UTF-8",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_CONFIG_FILE": "/dev/null",
+        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+        "PYTHONPATH": str(ROOT),
+    }
+    if endpoint:
+        env["AWS_ENDPOINT_URL"] = endpoint
+    return env
+
+
+@pytest.fixture
+def boto_client(moto: MotoServer) -> Any:
+    """``boto_client('ssm')``: a boto3 client on the test moto server, for seeding data."""
+    import boto3
+
+    def make(service: str, region: str = REGION) -> Any:
+        return boto3.client(
+            service,
+            region_name=region,
+            endpoint_url=moto.url,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    return make
+
+
+@dataclass
+class AgentRun:
+    returncode: int
+    stdout: str
+    stderr: str
+    child_env: dict[str, str] | None
+
+    @property
+    def ran(self) -> bool:
+        return self.child_env is not None
+
+
+def run_agent(
+    tmp_path: Path,
+    env: Mapping[str, str],
+    args: list[str] | None = None,
+    *,
+    command: list[str] | None = None,
+    timeout: float = 60,
+    stdin: str | None = None,
+) -> AgentRun:
+    """Run ``docker/docker-entrypoint.py`` (or ``python -m agent ARGS``) as a subprocess.
+
+    With ``args`` None the entrypoint runs ``report_env.py OUT``, and ``child_env`` is the
+    environment the command received (None when it never ran).
+    """
+    out = tmp_path / f"child-env-{os.urandom(4).hex()}.json"
+    if args is None:
+        argv = [sys.executable, str(ENTRYPOINT)] + (
+            command if command is not None else [sys.executable, str(REPORT_ENV), str(out)]
+        )
+    else:
+        argv = [sys.executable, "-m", "agent", *args]
+    proc = subprocess.run(
+        argv,
+        env=dict(env),
+        capture_output=True,
+        timeout=timeout,
+        input=stdin.encode() if stdin is not None else None,
+        cwd=str(ROOT),
+    )
+    child_env = None
+    if out.exists():
+        child_env = json.loads(out.read_text(encoding="utf-8"))
+    return AgentRun(
+        proc.returncode,
+        proc.stdout.decode("utf-8", "replace"),
+        proc.stderr.decode("utf-8", "replace"),
+        child_env,
+    )
