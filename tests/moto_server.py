@@ -23,7 +23,10 @@ class MotoServer:
     proc: subprocess.Popen[bytes] | None
 
     def post(self, path: str, body: bytes = b"") -> None:
-        req = urllib.request.Request(self.url + path, data=body, method="POST")
+        # moto reads reset-auth's count from the raw body: a form content type would hide it.
+        req = urllib.request.Request(
+            self.url + path, data=body, method="POST", headers={"Content-Type": "text/plain"}
+        )
         urllib.request.urlopen(req, timeout=10).read()
 
     def reset(self) -> None:
