@@ -1,0 +1,250 @@
+"""The fault proxy itself, checked with plain boto3 against the real moto server.
+
+Each fault must reach botocore as the failure it imitates (so the agent tests exercise
+the real retry paths), and the counters must be exact (the load figures depend on them).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from typing import Any
+
+import pytest
+
+from tests.conftest import REGION, ROOT
+from tests.fault_proxy import FaultPlan, FaultProxy
+from tests.moto_server import MotoServer
+
+
+def client(
+    url: str, service: str = "ssm", *, attempts: int = 1, read_timeout: float = 2
+) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        service,
+        region_name=REGION,
+        endpoint_url=url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(
+            retries={"mode": "standard", "total_max_attempts": attempts},
+            read_timeout=read_timeout,
+            connect_timeout=2,
+        ),
+    )
+
+
+@pytest.fixture
+def seeded(moto: MotoServer) -> MotoServer:
+    ssm = client(moto.url, attempts=3, read_timeout=30)
+    ssm.put_parameter(Name="/app/one", Value="1", Type="String")
+    # Warm moto's SSM backend so a cold first request cannot hit the read timeout.
+    ssm.get_parameters_by_path(Path="/app")
+    return moto
+
+
+def test_forwards_unchanged_and_counts(seeded: MotoServer) -> None:
+    with FaultProxy(seeded.url) as proxy:
+        ssm = client(proxy.url)
+        ssm.put_parameter(Name="/app/two", Value="a=b\nc", Type="SecureString")
+        got = ssm.get_parameter(Name="/app/two", WithDecryption=True)["Parameter"][
+            "Value"
+        ]
+        assert got == "a=b\nc"
+        stats = proxy.stats()
+    assert stats["requests"] == 2
+    assert stats["forwarded"] == 2
+    assert stats["faults"] == 0
+    assert stats["by_target"] == {
+        "AmazonSSM.PutParameter": 1,
+        "AmazonSSM.GetParameter": 1,
+    }
+
+
+def test_moto_api_is_forwarded_and_not_counted(seeded: MotoServer) -> None:
+    with FaultProxy(seeded.url, FaultPlan(rate=1.0, kinds=("500",))) as proxy:
+        MotoServer(proxy.url, None).reset()
+        assert proxy.stats()["requests"] == 0
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [
+        ("throttle", "ThrottlingException"),
+        ("500", "InternalServerError"),
+        ("reset", "ConnectionClosedError"),
+        ("truncate", "ConnectionClosedError"),
+        ("slow", "ReadTimeoutError"),
+    ],
+)
+def test_each_fault_is_the_failure_botocore_expects(
+    seeded: MotoServer, kind: str, expected: str
+) -> None:
+    from botocore.exceptions import ClientError
+
+    plan = FaultPlan(first_n=1, kinds=(kind,), slow_seconds=2.0)
+    with FaultProxy(seeded.url, plan) as proxy:
+        with pytest.raises(Exception) as info:
+            client(proxy.url, read_timeout=0.5).get_parameters_by_path(Path="/app")
+        err = info.value
+        if isinstance(err, ClientError):
+            assert err.response["Error"]["Code"] == expected
+            status = 400 if kind == "throttle" else 500
+            assert err.response["ResponseMetadata"]["HTTPStatusCode"] == status
+        else:
+            assert type(err).__name__ == expected
+        assert proxy.stats()["by_kind"] == {kind: 1}
+
+
+@pytest.mark.parametrize("kind", ["throttle", "500", "reset", "truncate", "slow"])
+def test_each_fault_is_retried_by_botocore(seeded: MotoServer, kind: str) -> None:
+    plan = FaultPlan(first_n=1, kinds=(kind,), slow_seconds=2.0)
+    with FaultProxy(seeded.url, plan) as proxy:
+        resp = client(proxy.url, attempts=3, read_timeout=0.5).get_parameters_by_path(
+            Path="/app"
+        )
+        assert [p["Name"] for p in resp["Parameters"]] == ["/app/one"]
+        assert resp["ResponseMetadata"]["RetryAttempts"] == 1
+        stats = proxy.stats()
+    assert stats["requests"] == 2
+    assert stats["faults"] == 1
+
+
+@pytest.mark.parametrize("service", ["secretsmanager", "kms"])
+def test_throttle_is_understood_by_other_json_services(
+    seeded: MotoServer, service: str
+) -> None:
+    from botocore.exceptions import ClientError
+
+    with FaultProxy(seeded.url, FaultPlan(first_n=1)) as proxy:
+        c = client(proxy.url, service)
+        with pytest.raises(ClientError) as info:
+            if service == "kms":
+                c.list_keys()
+            else:
+                c.list_secrets()
+        assert info.value.response["Error"]["Code"] == "ThrottlingException"
+
+
+def test_first_n_cycles_through_kinds_then_forwards(seeded: MotoServer) -> None:
+    plan = FaultPlan(first_n=3, kinds=("throttle", "500"))
+    with FaultProxy(seeded.url, plan) as proxy:
+        resp = client(proxy.url, attempts=5).get_parameters_by_path(Path="/app")
+        assert resp["ResponseMetadata"]["RetryAttempts"] == 3
+        stats = proxy.stats()
+    assert stats["by_kind"] == {"throttle": 2, "500": 1}
+    assert stats["forwarded"] == 1
+
+
+def test_rate_is_seeded_and_counted_exactly(seeded: MotoServer) -> None:
+    from botocore.exceptions import ClientError
+
+    def run() -> list[bool]:
+        with FaultProxy(seeded.url, FaultPlan(rate=0.3, seed=7)) as proxy:
+            ssm = client(proxy.url)
+            outcome = []
+            for _ in range(40):
+                try:
+                    ssm.get_parameters_by_path(Path="/app")
+                    outcome.append(True)
+                except ClientError:
+                    outcome.append(False)
+            stats = proxy.stats()
+        assert stats["requests"] == 40
+        assert stats["faults"] == outcome.count(False)
+        return outcome
+
+    first = run()
+    assert 4 <= first.count(False) <= 24  # 30% of 40, very loosely
+    assert run() == first  # the same seed fails the same requests
+
+
+def test_targets_limit_faults_to_some_operations(seeded: MotoServer) -> None:
+    plan = FaultPlan(rate=1.0, kinds=("500",), targets=("GetParametersByPath",))
+    with FaultProxy(seeded.url, plan) as proxy:
+        ssm = client(proxy.url)
+        assert ssm.get_parameter(Name="/app/one")["Parameter"]["Value"] == "1"
+        with pytest.raises(Exception, match="InternalServerError"):
+            ssm.get_parameters_by_path(Path="/app")
+
+
+def test_reset_is_a_tcp_reset(seeded: MotoServer) -> None:
+    with FaultProxy(seeded.url, FaultPlan(first_n=1, kinds=("reset",))) as proxy:
+        host, port = proxy.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=5) as sock:
+            sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
+            with pytest.raises(ConnectionResetError):
+                while sock.recv(4096):
+                    pass
+
+
+def test_truncate_sends_fewer_bytes_than_announced(seeded: MotoServer) -> None:
+    with FaultProxy(seeded.url, FaultPlan(first_n=1, kinds=("truncate",))) as proxy:
+        conn = http.client.HTTPConnection(proxy.url.removeprefix("http://"), timeout=5)
+        conn.request("GET", "/moto-api/data.json")  # not counted: forwarded whole
+        assert json.loads(conn.getresponse().read()) is not None
+        conn.request("GET", "/moto-api/data.json".replace("moto-api", "x"))
+        resp = conn.getresponse()
+        announced = int(resp.getheader("Content-Length") or 0)
+        with pytest.raises(http.client.IncompleteRead) as info:
+            resp.read()
+        assert 0 <= len(info.value.partial) < announced
+
+
+def test_slow_waits_before_answering(seeded: MotoServer) -> None:
+    with FaultProxy(
+        seeded.url, FaultPlan(first_n=1, kinds=("slow",), slow_seconds=1.0)
+    ) as proxy:
+        started = time.monotonic()
+        client(proxy.url, read_timeout=10).get_parameters_by_path(Path="/app")
+        assert time.monotonic() - started >= 1.0
+
+
+def test_plan_is_validated() -> None:
+    with pytest.raises(ValueError, match="rate"):
+        FaultPlan(rate=1.5)
+    with pytest.raises(ValueError, match="kinds"):
+        FaultPlan(kinds=("teapot",))
+    with pytest.raises(ValueError, match="http"):
+        FaultProxy("https://example.com")
+
+
+def test_standalone_cli(seeded: MotoServer) -> None:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.fault_proxy",
+            "--upstream",
+            seeded.url,
+            "--first-n",
+            "1",
+            "--kinds",
+            "500",
+        ],
+        cwd=str(ROOT),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:")
+        resp = client(url, attempts=2).get_parameters_by_path(Path="/app")
+        assert resp["ResponseMetadata"]["RetryAttempts"] == 1
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0
+    stats = json.loads(err.strip().splitlines()[-1])
+    assert stats["requests"] == 2
+    assert stats["by_kind"] == {"500": 1}
