@@ -1,0 +1,273 @@
+"""Command line: argv -> subcommand. The composition root, and the one place where errors
+become exit codes and one stderr line.
+
+Heavy imports (botocore, pydantic-settings, the Encryption SDK) happen only on paths that need
+them: with no prefix, no reference and no agent setting, ``exec`` replaces itself at once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Mapping, Sequence
+from types import FrameType
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from agent.errors import AgentError, UsageError
+from agent.references import looks_like_reference
+
+if TYPE_CHECKING:
+    import argparse
+
+    from agent.clients import Clients
+    from agent.config import Settings
+    from agent.logs import Logger
+    from agent.resolve import Plan, Resolution
+
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
+
+
+class _Stopped(Exception):
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def needs_agent(environ: Mapping[str, str]) -> bool:
+    """True when there is anything to resolve or any agent setting to honour."""
+    for key, value in environ.items():
+        if not value:
+            continue
+        if key in ("PARAMETER_STORE_PREFIX", "SECRETS_MANAGER_PREFIX") and value.strip():
+            return True
+        if key.startswith("SECRETS_AGENT_"):
+            return True
+        if looks_like_reference(value):
+            return True
+    return False
+
+
+def _fail(error: AgentError) -> int:
+    sys.stderr.write(error.line() + "\n")
+    sys.stderr.flush()
+    return error.exit_code
+
+
+def entrypoint_exec(command: Sequence[str]) -> NoReturn:
+    """``docker-entrypoint.py CMD...``: the fast path first, else ``exec -- CMD...``."""
+    if command and command[0] == "--":
+        command = command[1:]
+    if command and not needs_agent(os.environ):
+        from agent.execute import exec_command
+
+        try:
+            exec_command(command, os.environ)
+        except AgentError as error:
+            _exit(_fail(error))
+    _exit(main(["exec", "--", *command]))
+
+
+def entrypoint() -> NoReturn:
+    """``secrets-agent ...`` and ``python -m agent ...``."""
+    _exit(main(sys.argv[1:]))
+
+
+def _exit(code: int) -> NoReturn:
+    # os._exit: a resolution thread stuck on a hanging endpoint must not delay the exit.
+    try:
+        sys.stdout.flush()
+    finally:
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _parser() -> argparse.ArgumentParser:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="secrets-agent",
+        description="Resolve AWS secrets into the environment, then exec or supervise a command.",
+    )
+    sub = parser.add_subparsers(dest="subcommand", metavar="SUBCOMMAND")
+    p_exec = sub.add_parser("exec", help="resolve secrets, then exec (or supervise) the command")
+    p_exec.add_argument("command", nargs=argparse.REMAINDER, help="the command and its arguments")
+    p_env = sub.add_parser("env", help="print what the agent would add or replace")
+    p_env.add_argument("--format", choices=("dotenv", "json", "shell"), default="dotenv")
+    p_env.add_argument("--reveal", action="store_true", help="print values instead of ***")
+    sub.add_parser("check", help="resolve everything; print name, source, source name, version")
+    p_iam = sub.add_parser("iam-policy", help="print the least-privilege IAM policy")
+    p_iam.add_argument("--format", choices=("json", "terraform"), default="json")
+    p_iam.add_argument("--account-id", help="AWS account id for the ARNs")
+    p_iam.add_argument(
+        "--kms-key-arn",
+        action="append",
+        default=[],
+        help="customer-managed KMS key of SecureStrings or secrets (repeatable)",
+    )
+    p_enc = sub.add_parser("encrypt", help="encrypt stdin into an aesdk: value for variable VAR")
+    p_enc.add_argument("--key-id", required=True, help="KMS key ARN to encrypt under")
+    p_enc.add_argument("--name", required=True, help="the variable the value is bound to")
+    return parser
+
+
+def main(argv: Sequence[str]) -> int:
+    """Run one subcommand; return the exit code."""
+    parser = _parser()
+    try:
+        args = parser.parse_args(list(argv))
+    except SystemExit as exc:
+        return 64 if exc.code not in (0, None) else 0
+    try:
+        if args.subcommand == "exec":
+            command = list(args.command)
+            if command and command[0] == "--":
+                command = command[1:]
+            return _cmd_exec(command)
+        if args.subcommand == "env":
+            return _cmd_env(fmt=args.format, reveal=args.reveal)
+        if args.subcommand == "check":
+            return _cmd_check()
+        if args.subcommand == "iam-policy":
+            return _cmd_iam(args)
+        if args.subcommand == "encrypt":
+            return _cmd_encrypt(key_id=args.key_id, name=args.name)
+        parser.print_usage(sys.stderr)
+        return 64
+    except AgentError as error:
+        return _fail(error)
+    except _Stopped as stop:
+        sys.stderr.write(
+            f"secrets-agent: stopped by signal {stop.signum} before the command started\n"
+        )
+        return 128 + stop.signum
+
+
+def _setup(environ: Mapping[str, str]) -> tuple[Settings, Logger]:
+    from agent.config import load_settings
+    from agent.logs import Logger
+
+    settings = load_settings(environ)
+    return settings, Logger(level=settings.log_level, fmt=settings.log_format)
+
+
+def _on_stop(signum: int, frame: FrameType | None) -> None:
+    raise _Stopped(signum)
+
+
+def _resolve(
+    environ: Mapping[str, str], settings: Settings, log: Logger
+) -> tuple[Plan, Resolution | None, Clients | None]:
+    """Resolve everything, bounded by SECRETS_AGENT_TIMEOUT; a stop signal ends it at once."""
+    from agent.resolve import make_plan
+
+    plan = make_plan(settings, environ)
+    if plan.empty:
+        log.debug("nothing to resolve")
+        return plan, None, None
+    from agent.clients import Clients
+    from agent.resolve import log_resolution, resolve, run_bounded
+
+    clients = Clients(environ=environ, timeout=settings.timeout, log=log)
+    previous = {s: signal.signal(s, _on_stop) for s in _STOP_SIGNALS}
+    try:
+        result: Resolution = run_bounded(
+            lambda: resolve(plan, settings=settings, environ=environ, clients=clients, log=log),
+            timeout=settings.timeout,
+            what="resolving secrets",
+            clients=clients,
+        )
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    log_resolution(result, log=log)
+    return plan, result, clients
+
+
+def _cmd_exec(command: list[str]) -> int:
+    if not command:
+        raise UsageError("no command given", hint="usage: secrets-agent exec -- CMD [ARG...]")
+    environ = dict(os.environ)
+    settings, log = _setup(environ)
+    plan, result, clients = _resolve(environ, settings, log)
+    env = result.env if result is not None else environ
+    if settings.supervise:
+        from agent.resolve import ResolveWatcher
+        from agent.supervisor import supervise
+
+        watcher = None
+        if result is not None and clients is not None:
+            watcher = ResolveWatcher(
+                plan,
+                settings=settings,
+                environ=environ,
+                clients=clients,
+                log=log,
+                fingerprint=result.fingerprint,
+            )
+        return supervise(
+            command,
+            env,
+            interval=settings.watch_interval,
+            on_change=settings.on_change,
+            stop_timeout=settings.stop_timeout,
+            watcher=watcher,
+            log=log,
+        )
+    from agent.execute import exec_command
+
+    log.debug("exec", command=command[0])
+    exec_command(command, env)
+
+
+def _cmd_env(*, fmt: str, reveal: bool) -> int:
+    from agent.output import render_env
+
+    environ = dict(os.environ)
+    settings, log = _setup(environ)
+    _, result, _ = _resolve(environ, settings, log)
+    records = result.applied if result is not None else ()
+    sys.stdout.write(render_env(records, fmt=fmt, reveal=reveal))
+    return 0
+
+
+def _cmd_check() -> int:
+    from agent.output import render_check
+
+    environ = dict(os.environ)
+    settings, log = _setup(environ)
+    _, result, _ = _resolve(environ, settings, log)
+    records = (*result.applied, *result.kept) if result is not None else ()
+    sys.stdout.write(render_check(records))
+    return 0
+
+
+def _cmd_iam(args: Any) -> int:
+    from agent import iam
+
+    sys.stdout.write(
+        iam.render_for_environment(
+            os.environ,
+            fmt=args.format,
+            account_id=args.account_id,
+            kms_key_arns=tuple(args.kms_key_arn),
+        )
+    )
+    return 0
+
+
+def _cmd_encrypt(*, key_id: str, name: str) -> int:
+    from agent import envelope
+    from agent.clients import Clients
+    from agent.naming import check_settable
+
+    check_settable(name, origin="--name")
+    environ = dict(os.environ)
+    settings, log = _setup(environ)
+    plaintext = sys.stdin.buffer.read()
+    clients = Clients(environ=environ, timeout=settings.timeout, log=log)
+    value = envelope.encrypt_value(
+        plaintext, key_id=key_id, name=name, botocore_session=clients.session()
+    )
+    sys.stdout.write(value + "\n")
+    return 0

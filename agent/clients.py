@@ -1,0 +1,132 @@
+"""botocore clients, created lazily, bounded by the resolution deadline, and observed.
+
+The agent uses botocore directly (boto3 adds nothing it needs). Every client honours boto3's
+own environment variables (``AWS_ENDPOINT_URL``, ``AWS_ENDPOINT_URL_SSM``, credentials, ...).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from agent.errors import ConfigError
+from agent.logs import Logger
+
+# Identifying request parameters worth a debug line; never a value-bearing one.
+_LOGGED_PARAMS = (
+    "Name",
+    "Names",
+    "Path",
+    "Recursive",
+    "ParameterFilters",
+    "SecretId",
+    "SecretIdList",
+    "Filters",
+    "VersionStage",
+    "VersionId",
+    "KeyId",
+    "NextToken",
+)
+
+
+class Clients:
+    """A small factory and cache of botocore clients, one per (service, region)."""
+
+    def __init__(self, *, environ: Mapping[str, str], timeout: float, log: Logger) -> None:
+        self._environ = environ
+        self._timeout = timeout
+        self._log = log
+        self._lock = threading.Lock()
+        self._session: Any = None
+        self._clients: dict[tuple[str, str], Any] = {}
+        self.calls = 0
+        self.attempts = 0
+
+    @property
+    def retries(self) -> int:
+        return max(0, self.attempts - self.calls)
+
+    def default_region(self) -> str:
+        region = self._environ.get("AWS_REGION") or self._environ.get("AWS_DEFAULT_REGION")
+        if not region:
+            region = self.session().get_config_variable("region")
+        if not region:
+            raise ConfigError(
+                "no AWS region is configured",
+                hint="set AWS_REGION or AWS_DEFAULT_REGION (ECS sets AWS_REGION itself)",
+            )
+        return str(region)
+
+    def session(self) -> Any:
+        with self._lock:
+            if self._session is None:
+                import botocore.session
+
+                self._session = botocore.session.get_session()
+                self._session.set_config_variable("retry_mode", "standard")
+            return self._session
+
+    def get(self, service: str, region: str | None = None) -> Any:
+        region = region or self.default_region()
+        key = (service, region)
+        session = self.session()
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                from botocore.config import Config
+
+                config = Config(
+                    region_name=region,
+                    connect_timeout=min(5.0, self._timeout),
+                    read_timeout=min(10.0, self._timeout),
+                    retries={"mode": "standard", "total_max_attempts": 10},
+                    max_pool_connections=20,
+                    user_agent_extra="secrets-agent",
+                )
+                client = session.create_client(service, config=config)
+                events = client.meta.events
+                events.register(
+                    "before-parameter-build", functools.partial(self._on_call, region=region)
+                )
+                events.register("before-send", self._on_send)
+                self._clients[key] = client
+            return client
+
+    def _on_call(self, params: Mapping[str, Any], model: Any, *, region: str, **_: Any) -> None:
+        with self._lock:
+            self.calls += 1
+        if self._log.enabled("debug"):
+            self._log.debug(
+                "aws call",
+                service=model.service_model.service_name,
+                operation=model.name,
+                region=region,
+                params={k: params[k] for k in _LOGGED_PARAMS if k in params},
+            )
+
+    def _on_send(self, request: Any, **_: Any) -> None:
+        with self._lock:
+            self.attempts += 1
+
+
+class Deadline:
+    """Seconds left of the resolution budget."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.start = time.monotonic()
+
+    def remaining(self) -> float:
+        return self.seconds - (time.monotonic() - self.start)
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.start
+
+
+def ambient_region(environ: Mapping[str, str] | None = None) -> str | None:
+    env = os.environ if environ is None else environ
+    return env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None

@@ -1,0 +1,110 @@
+"""The settings model: environment variables only, validated once, frozen. No I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from agent.errors import ConfigError
+
+_ALIASES = {
+    "parameter_store_prefix": "PARAMETER_STORE_PREFIX",
+    "secrets_manager_prefix": "SECRETS_MANAGER_PREFIX",
+    "override": "SECRETS_AGENT_OVERRIDE",
+    "timeout": "SECRETS_AGENT_TIMEOUT",
+    "watch_interval": "SECRETS_AGENT_WATCH_INTERVAL",
+    "on_change": "SECRETS_AGENT_ON_CHANGE",
+    "stop_timeout": "SECRETS_AGENT_STOP_TIMEOUT",
+    "kms_key_arns": "SECRETS_AGENT_KMS_KEY_ARNS",
+    "log_format": "SECRETS_AGENT_LOG_FORMAT",
+    "log_level": "SECRETS_AGENT_LOG_LEVEL",
+}
+
+_KMS_KEY_ARN = r"arn:aws(-[a-z]+)*:kms:[a-z]{2}(-[a-z]+)+-\d+:\d{12}:key/[A-Za-z0-9-]+"
+
+
+def _env(field: str) -> Any:
+    return AliasChoices(_ALIASES[field])
+
+
+class Settings(BaseSettings):
+    """The agent's configuration. ``repr`` shows settings, which hold no secret values."""
+
+    model_config = SettingsConfigDict(
+        frozen=True,
+        env_ignore_empty=True,
+        case_sensitive=True,
+        extra="ignore",
+        populate_by_name=False,
+    )
+
+    parameter_store_prefix: str | None = Field(
+        None, validation_alias=_env("parameter_store_prefix")
+    )
+    secrets_manager_prefix: str | None = Field(
+        None, validation_alias=_env("secrets_manager_prefix")
+    )
+    override: bool = Field(False, validation_alias=_env("override"))
+    timeout: float = Field(30.0, gt=0, le=3600, validation_alias=_env("timeout"))
+    watch_interval: float = Field(0.0, ge=0, le=86400, validation_alias=_env("watch_interval"))
+    on_change: Literal["restart", "exit"] = Field("restart", validation_alias=_env("on_change"))
+    stop_timeout: float = Field(10.0, ge=0, le=3600, validation_alias=_env("stop_timeout"))
+    kms_key_arns: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), validation_alias=_env("kms_key_arns")
+    )
+    log_format: Literal["json", "text"] | None = Field(None, validation_alias=_env("log_format"))
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", validation_alias=_env("log_level")
+    )
+
+    @field_validator("kms_key_arns", mode="before")
+    @classmethod
+    def _split_arns(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("kms_key_arns")
+    @classmethod
+    def _check_arns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        import re
+
+        for arn in value:
+            if not re.fullmatch(_KMS_KEY_ARN, arn):
+                raise ValueError(
+                    "each entry must be a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID)"
+                )
+        return value
+
+    @field_validator("parameter_store_prefix", "secrets_manager_prefix")
+    @classmethod
+    def _strip(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip()
+        return value or None
+
+    @property
+    def supervise(self) -> bool:
+        return self.watch_interval > 0
+
+
+def load_settings(environ: Mapping[str, str]) -> Settings:
+    """Build Settings from ``environ`` only; a bad value is a ConfigError naming the variable."""
+    data = {alias: environ[alias] for alias in _ALIASES.values() if alias in environ}
+    try:
+        return Settings.model_validate(
+            {k: v for k, v in data.items() if v != ""},
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = first.get("loc") or ("?",)
+        var = str(loc[0])
+        var = _ALIASES.get(var, var)
+        raise ConfigError(
+            f"{var} is invalid: {first.get('msg', 'bad value')}",
+            hint=f"fix or unset {var}",
+        ) from None

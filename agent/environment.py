@@ -1,0 +1,63 @@
+"""Pure: merge the inherited environment with resolved records under the precedence rule."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from agent.errors import DataError
+from agent.model import Record, Secret
+
+
+@dataclass(frozen=True)
+class Merged:
+    env: dict[str, str]
+    applied: tuple[Record, ...]  # what the agent added or replaced
+    kept: tuple[Record, ...]  # prefix names whose inherited value won
+
+
+def merge(
+    inherited: Mapping[str, str],
+    *,
+    loaded: Sequence[Record],
+    references: Sequence[Record],
+    override: bool,
+) -> Merged:
+    """Build the command's environment.
+
+    ``references`` always replace their own variable. A ``loaded`` (prefix) record replaces an
+    inherited variable only with ``override``; else the inherited value is kept and reported.
+    A variable that held a reference keeps its resolved value either way.
+    """
+    env = dict(inherited)
+    applied: list[Record] = []
+    kept: list[Record] = []
+    ref_names = {r.name for r in references}
+    for record in references:
+        env[record.name] = record.value.reveal()
+        applied.append(record)
+    for record in loaded:
+        if record.name in inherited and not override:
+            if record.name in ref_names:
+                continue
+            kept.append(
+                Record(
+                    name=record.name,
+                    value=Secret(inherited[record.name]),
+                    source="environment",
+                    source_name=record.name,
+                    version=None,
+                )
+            )
+            continue
+        if record.name in ref_names:
+            applied = [r for r in applied if r.name != record.name]
+        env[record.name] = record.value.reveal()
+        applied.append(record)
+    for record in applied:
+        if "\x00" in record.value.reveal():
+            raise DataError(
+                f"{record.source} {record.source_name!r} (variable {record.name}) holds a NUL byte",
+                hint="an environment variable cannot hold NUL; store the value another way",
+            )
+    return Merged(env=env, applied=tuple(applied), kept=tuple(kept))

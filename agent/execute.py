@@ -1,0 +1,50 @@
+"""Replace the agent with the command: execve, with the shell's 126/127 on failure."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import sys
+from collections.abc import Mapping, Sequence
+from typing import NoReturn
+
+from agent.errors import CommandNotExecutableError, CommandNotFoundError
+
+# CPython ignores these at start-up; an ignored disposition survives execve, so reset them.
+_RESET = ("SIGPIPE", "SIGXFSZ", "SIGXFZ")
+
+
+def restore_signals() -> None:
+    for name in _RESET:
+        signum = getattr(signal, name, None)
+        if signum is not None:
+            signal.signal(signum, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+
+
+def exec_command(argv: Sequence[str], env: Mapping[str, str]) -> NoReturn:
+    """``execvpe`` the command; raise 127/126 errors naming the command (never the env)."""
+    restore_signals()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execvpe(argv[0], list(argv), dict(env))
+    except FileNotFoundError as exc:
+        raise CommandNotFoundError(
+            f"{argv[0]!r} was not found", hint="check the command and PATH"
+        ) from exc
+    except PermissionError as exc:
+        raise CommandNotExecutableError(
+            f"{argv[0]!r} is not executable", hint="check its permissions and mount options"
+        ) from exc
+    except OSError as exc:
+        if exc.errno == errno.E2BIG:
+            raise CommandNotExecutableError(
+                f"the environment and arguments for {argv[0]!r} exceed the kernel's limit",
+                hint="load fewer or smaller secrets, or pass large values through a file",
+            ) from exc
+        raise CommandNotExecutableError(
+            f"{argv[0]!r} cannot be executed ({errno.errorcode.get(exc.errno or 0, exc.errno)})",
+            hint="check that it is a valid executable for this platform",
+        ) from exc

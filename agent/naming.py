@@ -1,0 +1,140 @@
+"""Pure name rules: source key -> variable name, prefix boundaries, protected names, collisions.
+
+No I/O, no AWS, no ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+
+from agent.errors import DataError
+from agent.model import Item, Record
+
+_RUN = re.compile(r"[^A-Za-z0-9]+")
+_VALID = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+PROTECTED_EXACT = frozenset(
+    {
+        "PATH",
+        "HOME",
+        "SHELL",
+        "IFS",
+        "ENV",
+        "BASH_ENV",
+        "RUBYOPT",
+        "RUBYLIB",
+        "NODE_OPTIONS",
+        "PERL5OPT",
+        "JAVA_TOOL_OPTIONS",
+        "PARAMETER_STORE_PREFIX",
+        "SECRETS_MANAGER_PREFIX",
+    }
+)
+PROTECTED_PREFIXES = ("LD_", "DYLD_", "PYTHON", "AWS_", "ECS_", "SECRETS_AGENT_")
+_SEPARATOR_ENDINGS = (".", "/", "-", "_")
+
+
+def is_protected(name: str) -> bool:
+    """Names the agent never sets, from any source."""
+    return name in PROTECTED_EXACT or name.startswith(PROTECTED_PREFIXES)
+
+
+def variable_name(key: str) -> str:
+    """Apply the name rule to what follows a prefix; raise DataError for a name it cannot be."""
+    name = _RUN.sub("_", key).strip("_").upper()
+    if not name:
+        raise DataError(
+            f"{key!r} gives an empty variable name",
+            hint="rename it so that a letter follows the prefix",
+        )
+    if name[0].isdigit():
+        raise DataError(
+            f"{key!r} gives variable name {name!r}, which starts with a digit",
+            hint="rename it so that it starts with a letter",
+        )
+    return name
+
+
+def check_settable(name: str, *, origin: str) -> None:
+    """Raise DataError when ``name`` is not a valid or settable variable."""
+    if not _VALID.match(name):
+        raise DataError(f"{origin} gives invalid variable name {name!r}")
+    if is_protected(name):
+        raise DataError(
+            f"{origin} would set protected variable {name}",
+            hint="the agent never sets PATH, HOME, AWS_*, LD_* and the like; rename the secret",
+        )
+
+
+def normalize_path(path: str) -> str:
+    """``/a/b/`` -> ``/a/b``; ``/`` stays ``/``."""
+    stripped = path.rstrip("/")
+    return stripped or "/"
+
+
+def key_under_path(path: str, name: str) -> str | None:
+    """The key of parameter ``name`` below normalised ``path``, or None when not below it."""
+    base = "/" if path == "/" else path + "/"
+    if not name.startswith(base):
+        return None
+    return name[len(base) :]
+
+
+def key_under_name_prefix(prefix: str, name: str) -> str | None:
+    """The key of ``name`` under a flat name prefix (boundary ``.`` or ``/``), or None."""
+    if prefix.endswith(_SEPARATOR_ENDINGS):
+        return name[len(prefix) :] if name.startswith(prefix) else None
+    for sep in (".", "/"):
+        if name.startswith(prefix + sep):
+            return name[len(prefix) + 1 :]
+    return None
+
+
+def key_under_secret_prefix(prefix: str, name: str) -> str | None:
+    """The key of a Secrets Manager secret ``name`` under ``prefix`` (boundary ``/``), or None."""
+    if prefix.endswith(_SEPARATOR_ENDINGS):
+        return name[len(prefix) :] if name.startswith(prefix) else None
+    return name[len(prefix) + 1 :] if name.startswith(prefix + "/") else None
+
+
+def records_from_items(items: Sequence[Item]) -> list[Record]:
+    """Name every prefix item; raise DataError on invalid, protected or colliding names."""
+    by_name: dict[str, list[Item]] = {}
+    for item in items:
+        if item.key is None:
+            raise ValueError("records_from_items takes prefix items only")
+        if item.key.strip("/") == "" or _RUN.sub("", item.key) == "":
+            raise DataError(
+                f"{item.source} {item.source_name!r} leaves an empty name after the prefix",
+                hint="rename or delete it",
+            )
+        try:
+            name = variable_name(item.key)
+        except DataError as exc:
+            raise DataError(
+                f"{item.source} {item.source_name!r}: {exc.message}", hint=exc.hint
+            ) from exc
+        check_settable(name, origin=f"{item.source} {item.source_name!r}")
+        by_name.setdefault(name, []).append(item)
+    collisions = {n: its for n, its in by_name.items() if len(its) > 1}
+    if collisions:
+        name, its = sorted(collisions.items())[0]
+        raise DataError(
+            f"{describe(its)} all map to variable {name}",
+            hint="rename one of them so that each maps to its own variable",
+        )
+    return [
+        Record(
+            name=name,
+            value=its[0].value,
+            source=its[0].source,
+            source_name=its[0].source_name,
+            version=its[0].version,
+        )
+        for name, its in by_name.items()
+    ]
+
+
+def describe(items: Iterable[Item]) -> str:
+    return ", ".join(f"{i.source} {i.source_name!r}" for i in items)

@@ -1,0 +1,356 @@
+"""The resolution pipeline: plan -> fetch (I/O, concurrent) -> finalize (pure + aesdk) -> env.
+
+``fetch`` and ``finalize`` are separate so that supervise mode can compare what the services
+return (by version and value digest) without decrypting or rebuilding anything.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.clients import Clients, Deadline
+from agent.config import Settings
+from agent.environment import merge
+from agent.errors import AgentError, DataError, ServiceError
+from agent.logs import Logger
+from agent.model import Item, Record, Secret
+from agent.naming import check_settable, records_from_items
+from agent.references import AesdkRef, Ref, SecretRef, SsmRef, find_references
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to fetch, derived from settings and the inherited environment alone."""
+
+    ssm_prefix: str | None
+    sm_prefix: str | None
+    refs: Mapping[str, Ref]
+
+    @property
+    def empty(self) -> bool:
+        return not (self.ssm_prefix or self.sm_prefix or self.refs)
+
+
+@dataclass(frozen=True)
+class Fetched:
+    prefix_items: tuple[Item, ...]
+    ref_items: Mapping[str, Item]
+
+    def fingerprint(self) -> dict[str, tuple[str | None, str]]:
+        """source_name -> (version, value digest), for change detection."""
+        out: dict[str, tuple[str | None, str]] = {}
+        for item in (*self.prefix_items, *self.ref_items.values()):
+            out[f"{item.source}:{item.source_name}"] = (item.version, item.value.fingerprint())
+        return out
+
+
+@dataclass(frozen=True)
+class Resolution:
+    env: dict[str, str]
+    applied: tuple[Record, ...]
+    kept: tuple[Record, ...]
+    calls: int = 0
+    retries: int = 0
+    seconds: float = 0.0
+    fingerprint: dict[str, tuple[str | None, str]] = field(default_factory=dict)
+
+
+def make_plan(settings: Settings, environ: Mapping[str, str]) -> Plan:
+    refs = find_references(environ)
+    for var in refs:
+        check_settable(var, origin=f"the reference in variable {var}")
+    return Plan(
+        ssm_prefix=settings.parameter_store_prefix,
+        sm_prefix=settings.secrets_manager_prefix,
+        refs=refs,
+    )
+
+
+def fetch(plan: Plan, clients: Clients, *, log: Logger) -> Fetched:
+    """Run every independent request group concurrently; fail on the first error."""
+    tasks: list[Callable[[], list[Item] | dict[str, Item]]] = []
+    if plan.ssm_prefix:
+        tasks.append(lambda: _ssm_prefix(clients, plan.ssm_prefix or "", log=log))
+    if plan.sm_prefix:
+        tasks.append(lambda: _sm_prefix(clients, plan.sm_prefix or "", log=log))
+    ssm_refs = {v: r for v, r in plan.refs.items() if isinstance(r, SsmRef)}
+    sm_refs = {v: r for v, r in plan.refs.items() if isinstance(r, SecretRef)}
+    by_region: dict[str | None, dict[str, SsmRef]] = {}
+    for var, ssm_ref in ssm_refs.items():
+        by_region.setdefault(ssm_ref.region, {})[var] = ssm_ref
+    for region, group in by_region.items():
+        tasks.append(functools.partial(_ssm_refs, clients, region, group))
+    if sm_refs:
+        tasks.append(lambda: _sm_refs(clients, sm_refs, log=log))
+    prefix_items: list[Item] = []
+    ref_items: dict[str, Item] = {}
+    for var, ref in plan.refs.items():
+        if isinstance(ref, AesdkRef):
+            ref_items[var] = Item(
+                source="aesdk",
+                source_name=var,
+                value=Secret("aesdk:" + ref.ciphertext),
+                version=None,
+            )
+    results = _run_all(tasks)
+    for result in results:
+        if isinstance(result, dict):
+            ref_items.update(result)
+        else:
+            prefix_items.extend(result)
+    return Fetched(prefix_items=tuple(prefix_items), ref_items=ref_items)
+
+
+def _run_all(
+    tasks: list[Callable[[], list[Item] | dict[str, Item]]],
+) -> list[list[Item] | dict[str, Item]]:
+    if len(tasks) <= 1:
+        return [task() for task in tasks]
+    with ThreadPoolExecutor(max_workers=len(tasks)) as pool:
+        futures: list[Future[list[Item] | dict[str, Item]]] = [pool.submit(t) for t in tasks]
+        return [f.result() for f in futures]
+
+
+def _ssm_prefix(clients: Clients, prefix: str, *, log: Logger) -> list[Item]:
+    from agent.sources import ssm
+
+    client = clients.get("ssm")
+    if prefix.startswith("/"):
+        return ssm.load_path(client, prefix, log=log)
+    return ssm.load_name_prefix(client, prefix, log=log)
+
+
+def _ssm_refs(clients: Clients, region: str | None, refs: dict[str, SsmRef]) -> dict[str, Item]:
+    from agent.sources import ssm
+
+    return ssm.resolve_refs(clients.get("ssm", region), refs)
+
+
+def _sm_prefix(clients: Clients, prefix: str, *, log: Logger) -> list[Item]:
+    from agent.sources import secrets_manager
+
+    items: list[Item] = secrets_manager.load_prefix(clients.get("secretsmanager"), prefix, log=log)
+    return items
+
+
+def _sm_refs(clients: Clients, refs: dict[str, SecretRef], *, log: Logger) -> dict[str, Item]:
+    from agent.sources import secrets_manager
+
+    found: dict[str, Item] = secrets_manager.resolve_refs(
+        lambda region: clients.get("secretsmanager", region), refs, log=log
+    )
+    return found
+
+
+def finalize(
+    plan: Plan,
+    fetched: Fetched,
+    *,
+    settings: Settings,
+    environ: Mapping[str, str],
+    clients: Clients,
+    log: Logger,
+) -> Resolution:
+    """Name, check, decrypt and merge; all or nothing."""
+    loaded = records_from_items(fetched.prefix_items)
+    references = [
+        Record(
+            name=var,
+            value=item.value,
+            source=item.source,
+            source_name=item.source_name,
+            version=item.version,
+        )
+        for var, item in sorted(fetched.ref_items.items())
+    ]
+    if any(r.value.reveal().startswith("aesdk:") for r in (*loaded, *references)):
+        from agent import envelope
+
+        session = clients.session()
+        loaded = envelope.decrypt_records(
+            loaded, key_arns=settings.kms_key_arns, botocore_session=session, log=log
+        )
+        references = envelope.decrypt_records(
+            references, key_arns=settings.kms_key_arns, botocore_session=session, log=log
+        )
+    merged = merge(environ, loaded=loaded, references=references, override=settings.override)
+    return Resolution(
+        env=merged.env,
+        applied=merged.applied,
+        kept=merged.kept,
+        fingerprint=fetched.fingerprint(),
+    )
+
+
+def resolve(
+    plan: Plan,
+    *,
+    settings: Settings,
+    environ: Mapping[str, str],
+    clients: Clients,
+    log: Logger,
+) -> Resolution:
+    deadline = Deadline(settings.timeout)
+    fetched = fetch(plan, clients, log=log)
+    result = finalize(plan, fetched, settings=settings, environ=environ, clients=clients, log=log)
+    return Resolution(
+        env=result.env,
+        applied=result.applied,
+        kept=result.kept,
+        calls=clients.calls,
+        retries=clients.retries,
+        seconds=deadline.elapsed(),
+        fingerprint=result.fingerprint,
+    )
+
+
+def log_resolution(result: Resolution, *, log: Logger) -> None:
+    for record in result.kept:
+        log.info(
+            "variable kept from the environment",
+            name=record.name,
+            hint="set SECRETS_AGENT_OVERRIDE=true to replace it with the loaded value",
+        )
+    for record in result.applied:
+        log.debug(
+            "variable set",
+            name=record.name,
+            source=record.source,
+            source_name=record.source_name,
+            version=record.version,
+            encrypted=record.encrypted,
+        )
+    by_source: dict[str, int] = {}
+    for record in result.applied:
+        by_source[record.source] = by_source.get(record.source, 0) + 1
+    log.info(
+        "secrets resolved",
+        count=len(result.applied),
+        kept=len(result.kept),
+        sources=by_source,
+        names=sorted(r.name for r in result.applied),
+        calls=result.calls,
+        retries=result.retries,
+        seconds=round(result.seconds, 3),
+    )
+
+
+def run_bounded(fn: Callable[[], Any], *, timeout: float, what: str, clients: Clients) -> Any:
+    """Run ``fn`` in a daemon thread; a ServiceError (69) if it outlives ``timeout``.
+
+    The calling (main) thread keeps handling signals while it waits.
+    """
+    import threading
+
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller below
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="secrets-agent-resolve", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise ServiceError(
+            f"{what} took longer than SECRETS_AGENT_TIMEOUT={timeout:g}s "
+            f"({clients.calls} AWS calls, {clients.retries} retries)",
+            hint="check that AWS is reachable and not throttling, or raise SECRETS_AGENT_TIMEOUT",
+        )
+    if "error" in box:
+        error = box["error"]
+        if isinstance(error, AgentError):
+            raise error
+        raise ServiceError(f"{what} failed ({type(error).__name__})") from error
+    return box.get("value")
+
+
+class ResolveWatcher:
+    """Supervise mode's change check: fetch again, compare versions and value digests.
+
+    ``poll`` is bounded by SECRETS_AGENT_TIMEOUT. It returns the new environment when something
+    changed, None when nothing did, and raises AgentError when the check or the new environment
+    fails (the running command must then be kept).
+    """
+
+    def __init__(
+        self,
+        plan: Plan,
+        *,
+        settings: Settings,
+        environ: Mapping[str, str],
+        clients: Clients,
+        log: Logger,
+        fingerprint: dict[str, tuple[str | None, str]],
+    ) -> None:
+        self._plan = plan
+        self._settings = settings
+        self._environ = dict(environ)
+        self._clients = clients
+        self._log = log
+        self._fingerprint = fingerprint
+        self.last_changes: list[str] = []
+
+    def poll(self) -> Mapping[str, str] | None:
+        if self._plan.empty:
+            return None
+
+        def check() -> Mapping[str, str] | None:
+            fetched = fetch(self._plan, self._clients, log=self._log)
+            new = fetched.fingerprint()
+            if new == self._fingerprint:
+                return None
+            changes = _describe_changes(self._fingerprint, new)
+            result = finalize(
+                self._plan,
+                fetched,
+                settings=self._settings,
+                environ=self._environ,
+                clients=self._clients,
+                log=self._log,
+            )
+            self._fingerprint = new
+            self.last_changes = changes
+            self._log.info("secrets changed", changes=changes)
+            return result.env
+
+        value: Mapping[str, str] | None = run_bounded(
+            check,
+            timeout=self._settings.timeout,
+            what="checking for changed secrets",
+            clients=self._clients,
+        )
+        return value
+
+
+def _describe_changes(
+    old: Mapping[str, tuple[str | None, str]], new: Mapping[str, tuple[str | None, str]]
+) -> list[str]:
+    changes: list[str] = []
+    for key in sorted(set(old) | set(new)):
+        if key not in new:
+            changes.append(f"{key} removed")
+        elif key not in old:
+            changes.append(f"{key} added (version {new[key][0]})")
+        elif old[key] != new[key]:
+            changes.append(f"{key} version {old[key][0]} -> {new[key][0]}")
+    return changes
+
+
+__all__ = [
+    "DataError",
+    "Fetched",
+    "Plan",
+    "Resolution",
+    "ResolveWatcher",
+    "fetch",
+    "finalize",
+    "make_plan",
+    "resolve",
+]
