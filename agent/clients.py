@@ -29,8 +29,15 @@ _LOGGED_PARAMS = (
     "VersionStage",
     "VersionId",
     "KeyId",
+    "EncryptionContextKeys",
     "NextToken",
 )
+
+
+def _context_keys(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The keys of a KMS encryption context (never secret, but the public key is long)."""
+    context = params.get("EncryptionContext")
+    return {"EncryptionContextKeys": sorted(context)} if isinstance(context, Mapping) else {}
 
 
 class Clients:
@@ -68,6 +75,8 @@ class Clients:
 
                 self._session = botocore.session.get_session()
                 self._session.set_config_variable("retry_mode", "standard")
+                # KMS clients come from the Encryption SDK, not from get(): observe them here.
+                self._session.register("before-parameter-build.kms", self._on_sdk_call)
             return self._session
 
     def get(self, service: str, region: str | None = None) -> Any:
@@ -106,6 +115,19 @@ class Clients:
                 operation=model.name,
                 region=region,
                 params={k: params[k] for k in _LOGGED_PARAMS if k in params},
+            )
+
+    def _on_sdk_call(
+        self, params: Mapping[str, Any], model: Any, context: Mapping[str, Any], **_: Any
+    ) -> None:
+        if self._log.enabled("debug"):
+            logged = {**params, **_context_keys(params)}
+            self._log.debug(
+                "aws call",
+                service=model.service_model.service_name,
+                operation=model.name,
+                region=str((context or {}).get("client_region") or ""),
+                params={k: logged[k] for k in _LOGGED_PARAMS if k in logged},
             )
 
     def _on_send(self, request: Any, **_: Any) -> None:
