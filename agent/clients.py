@@ -29,15 +29,18 @@ _LOGGED_PARAMS = (
     "VersionStage",
     "VersionId",
     "KeyId",
-    "EncryptionContextKeys",
+    "EncryptionContext",
     "NextToken",
 )
 
 
 def _context_keys(params: Mapping[str, Any]) -> dict[str, Any]:
-    """The keys of a KMS encryption context (never secret, but the public key is long)."""
+    """A KMS encryption context (never secret by design), the SDK's long public key elided."""
     context = params.get("EncryptionContext")
-    return {"EncryptionContextKeys": sorted(context)} if isinstance(context, Mapping) else {}
+    if not isinstance(context, Mapping):
+        return {}
+    shown = {k: ("..." if k == "aws-crypto-public-key" else v) for k, v in sorted(context.items())}
+    return {"EncryptionContext": shown}
 
 
 class Clients:
