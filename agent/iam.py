@@ -93,9 +93,9 @@ class Statement:
             "Resource": list(self.resources),
         }
         if self.conditions:
-            cond: dict[str, dict[str, list[str]]] = {}
+            cond: dict[str, dict[str, str | list[str]]] = {}
             for operator, key, values in self.conditions:
-                cond.setdefault(operator, {})[key] = list(values)
+                cond.setdefault(operator, {})[key] = values[0] if len(values) == 1 else list(values)
             out["Condition"] = cond
         return out
 
