@@ -30,6 +30,8 @@ class MotoServer:
         urllib.request.urlopen(req, timeout=10).read()
 
     def reset(self) -> None:
+        """Empty every service and turn IAM enforcement off (``reset`` alone keeps it on)."""
+        self.post("/moto-api/reset-auth", b"inf")
         self.post("/moto-api/reset")
 
     def enforce_iam(self) -> None:
