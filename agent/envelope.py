@@ -1,0 +1,367 @@
+"""``aesdk:`` values: AWS Encryption SDK messages bound to one variable name.
+
+A value ``aesdk:BASE64`` is an Encryption SDK message whose data key KMS encrypted under a key
+from ``SECRETS_AGENT_KMS_KEY_ARNS`` and whose encryption context holds ``secrets-agent:name``
+equal to the variable it is assigned to. Decryption uses the SDK's strict KMS provider limited to
+those keys, at most one encrypted data key and the default (committing) policy.
+
+The SDK (and boto3, which it pulls in) is imported only when an ``aesdk:`` value is present.
+Errors name variables and key ARNs, never a value; the SDK's own logger is silenced because it
+logs tracebacks on every failed decrypt.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from agent.errors import (
+    AccessDeniedError,
+    AgentError,
+    ConfigError,
+    DataError,
+    NotFoundError,
+    ServiceError,
+)
+from agent.logs import Logger
+from agent.model import Record, Secret
+
+PREFIX = "aesdk:"
+CONTEXT_KEY = "secrets-agent:name"
+KEYS_VARIABLE = "SECRETS_AGENT_KMS_KEY_ARNS"
+MAX_WORKERS = 8
+# Bounds for the KMS clients the SDK creates; the caller's deadline may lower them.
+CONNECT_TIMEOUT = 5.0
+READ_TIMEOUT = 10.0
+MAX_ATTEMPTS = 3
+
+_DENIED = {
+    "AccessDeniedException",
+    "AccessDenied",
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+    "ExpiredTokenException",
+    "InvalidSignatureException",
+    "SignatureDoesNotMatch",
+    "403",
+}
+_KEY_UNUSABLE = {"DisabledException", "KMSInvalidStateException", "KeyUnavailableException"}
+_BAD_CIPHERTEXT = {
+    "InvalidCiphertextException",
+    "IncorrectKeyException",
+    "InvalidKeyUsageException",
+}
+
+
+def is_encrypted(value: str) -> bool:
+    return value.startswith(PREFIX)
+
+
+def decrypt_records(
+    records: Sequence[Record],
+    *,
+    key_arns: Sequence[str],
+    botocore_session: Any,
+    log: Logger,
+    timeout: float | None = None,
+) -> list[Record]:
+    """Return ``records`` with every ``aesdk:`` value replaced by its decrypted value.
+
+    A decrypted record keeps its name, source, source name and version and has
+    ``encrypted=True``. All or nothing: the first failure (in record order) is raised.
+    """
+    pending = [i for i, r in enumerate(records) if is_encrypted(r.value.reveal())]
+    if not pending:
+        return list(records)
+    if not key_arns:
+        names = ", ".join(records[i].name for i in pending)
+        raise ConfigError(
+            f"{names} holds an aesdk: value but {KEYS_VARIABLE} is not set",
+            hint=f"set {KEYS_VARIABLE} to the ARN of the KMS key that encrypted it",
+        )
+    started = time.monotonic()
+    decryptor = _Decryptor(key_arns=key_arns, botocore_session=botocore_session, timeout=timeout)
+    results: list[Record | AgentError]
+    if len(pending) == 1:
+        results = [decryptor.run(records[pending[0]], log)]
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(pending))) as pool:
+            results = list(pool.map(lambda i: decryptor.run(records[i], log), pending))
+    out = list(records)
+    for index, result in zip(pending, results, strict=True):
+        if isinstance(result, AgentError):
+            raise result
+        out[index] = result
+    log.info(
+        "aesdk values decrypted",
+        count=len(pending),
+        names=[records[i].name for i in pending],
+        ms=round((time.monotonic() - started) * 1000),
+    )
+    return out
+
+
+def encrypt_value(
+    plaintext: bytes, *, key_id: str, name: str, botocore_session: Any, timeout: float | None = None
+) -> str:
+    """Return ``aesdk:`` + base64 of an Encryption SDK message bound to variable ``name``."""
+    sdk = _load_sdk()
+    provider = _provider(sdk, key_ids=[key_id], botocore_session=botocore_session, timeout=timeout)
+    client = _client(sdk)
+    provider.recorded.error = None
+    try:
+        message, _header = client.encrypt(
+            source=plaintext, key_provider=provider, encryption_context={CONTEXT_KEY: name}
+        )
+    except Exception as exc:  # the SDK raises many unrelated types
+        raise _kms_failure(
+            provider.recorded.error or exc,
+            subject=f"encrypting {name}",
+            key=key_id,
+            encrypting=True,
+        ) from exc
+    return PREFIX + base64.b64encode(message).decode("ascii")
+
+
+class _Decryptor:
+    """One strict provider and SDK client, shared by the threads that decrypt."""
+
+    def __init__(self, *, key_arns: Sequence[str], botocore_session: Any, timeout: float | None):
+        self.allowed = frozenset(key_arns)
+        self.sdk = _load_sdk()
+        self.client = _client(self.sdk)
+        try:
+            self.provider = _provider(
+                self.sdk, key_ids=list(key_arns), botocore_session=botocore_session, timeout=timeout
+            )
+        except Exception as exc:  # the SDK raises many unrelated types
+            raise _kms_failure(
+                exc, subject="preparing KMS clients", key="", encrypting=False
+            ) from exc
+
+    def run(self, record: Record, log: Logger) -> Record | AgentError:
+        started = time.monotonic()
+        try:
+            plaintext, key = self.decrypt(record.name, record.value.reveal())
+        except AgentError as exc:
+            return exc
+        log.debug(
+            "aesdk value decrypted",
+            name=record.name,
+            source=record.source,
+            source_name=record.source_name,
+            key=key,
+            ms=round((time.monotonic() - started) * 1000),
+        )
+        return replace(record, value=Secret(plaintext), encrypted=True)
+
+    def decrypt(self, name: str, value: str) -> tuple[str, str]:
+        what = f"the aesdk: value of {name}"
+        try:
+            message = base64.b64decode(value[len(PREFIX) :].strip(), validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise DataError(f"{what} is not valid base64", hint=_REENCRYPT) from exc
+        key = self.precheck(name, what, message)
+        self.provider.recorded.error = None
+        try:
+            raw, header = self.client.decrypt(source=message, key_provider=self.provider)
+        except Exception as exc:  # cryptography, struct and SDK errors alike
+            recorded = self.provider.recorded.error
+            raise _kms_failure(recorded or exc, subject=what, key=key, encrypting=False) from exc
+        bound = header.encryption_context.get(CONTEXT_KEY)
+        if bound != name:
+            raise _context_mismatch(what, name, bound)
+        try:
+            plaintext = bytes(raw).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{what} decrypts to bytes that are not UTF-8") from exc
+        if "\x00" in plaintext:
+            raise DataError(f"{what} decrypts to a value holding a NUL byte")
+        return plaintext, key
+
+    def precheck(self, name: str, what: str, message: bytes) -> str:
+        """Read the (not yet authenticated) header: one data key, an allowed key, the name.
+
+        These give precise errors before any KMS call; the authenticated header returned by
+        decryption is checked again afterwards.
+        """
+        import io
+
+        try:
+            header, _raw = self.sdk.deserialize_header(io.BytesIO(message), 1)
+        except self.sdk.MaxEncryptedDataKeysExceeded as exc:
+            raise DataError(
+                f"{what} holds more than one encrypted data key", hint=_REENCRYPT
+            ) from exc
+        except Exception as exc:  # struct, SDK and decoding errors alike
+            raise DataError(
+                f"{what} is not an AWS Encryption SDK message (truncated or corrupted)",
+                hint=_REENCRYPT,
+            ) from exc
+        keys = [
+            _text(edk.key_provider.key_info)
+            for edk in header.encrypted_data_keys
+            if _text(edk.key_provider.provider_id) == "aws-kms"
+        ]
+        if not keys:
+            raise DataError(f"{what} was not encrypted with AWS KMS", hint=_REENCRYPT)
+        if not any(k in self.allowed for k in keys):
+            raise DataError(
+                f"{what} was encrypted under KMS key {keys[0]}, which is not in {KEYS_VARIABLE}",
+                hint=f"add the key to {KEYS_VARIABLE} if it is trusted, or re-encrypt the value",
+            )
+        bound = header.encryption_context.get(CONTEXT_KEY)
+        if bound != name:
+            raise _context_mismatch(what, name, bound)
+        return keys[0]
+
+
+_REENCRYPT = "re-create it with `secrets-agent encrypt --key-id KEY --name VAR`"
+
+
+def _text(value: object) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _context_mismatch(what: str, name: str, bound: object) -> DataError:
+    if bound is None:
+        return DataError(
+            f"{what} is not bound to a variable (no {CONTEXT_KEY} in its encryption context)",
+            hint=_REENCRYPT,
+        )
+    return DataError(
+        f"{what} was encrypted for variable {bound}, not {name}",
+        hint=f"an aesdk: value only decrypts under its own name; {_REENCRYPT}",
+    )
+
+
+def _kms_failure(exc: BaseException, *, subject: str, key: str, encrypting: bool) -> AgentError:
+    """Map a KMS/botocore failure recorded during an SDK call, or the SDK's own error."""
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+    on_key = f" with KMS key {key}" if key else ""
+    action = "kms:GenerateDataKey" if encrypting else "kms:Decrypt"
+    if isinstance(exc, ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code in _DENIED or status == 403:
+            hint = f"allow {action} on the key to the task role (see docs/aesdk.md)"
+            if not encrypting:
+                hint += "; if the role has it, the value is corrupted: re-encrypt it"
+            return AccessDeniedError(
+                f"KMS denied {action} for {subject}{on_key} ({code or status})", hint=hint
+            )
+        if code in _KEY_UNUSABLE:
+            return AccessDeniedError(
+                f"KMS refused {action} for {subject}{on_key}: the key is disabled or unavailable "
+                f"({code})",
+                hint="enable the key, or re-encrypt the value under an enabled key",
+            )
+        if code == "NotFoundException":
+            if encrypting:
+                return NotFoundError(f"KMS key {key} does not exist ({code})")
+            return DataError(f"{subject}: its KMS key no longer exists ({code})", hint=_REENCRYPT)
+        if code in _BAD_CIPHERTEXT:
+            return DataError(f"KMS rejected the data key of {subject} ({code})", hint=_REENCRYPT)
+        return ServiceError(
+            f"KMS failed during {subject} ({code or status}) after retries",
+            hint="check KMS health and SECRETS_AGENT_TIMEOUT, then retry",
+        )
+    if isinstance(exc, NoCredentialsError):
+        return AccessDeniedError(
+            f"no AWS credentials for {action} during {subject}",
+            hint="run with a task role, or set AWS credentials",
+        )
+    if isinstance(exc, BotoCoreError):
+        return ServiceError(
+            f"KMS could not be reached during {subject} ({type(exc).__name__})",
+            hint="check the network path to KMS (VPC endpoint, NAT, AWS_ENDPOINT_URL_KMS)",
+        )
+    if encrypting:
+        return DataError(f"{subject}{on_key} failed ({type(exc).__name__})")
+    return DataError(
+        f"{subject} could not be decrypted: it is corrupted, truncated or not for this key "
+        f"({type(exc).__name__})",
+        hint=_REENCRYPT,
+    )
+
+
+class _Sdk:
+    """The parts of aws_encryption_sdk this module uses, loaded on first need."""
+
+    def __init__(self) -> None:
+        import logging
+        import warnings
+
+        quiet = logging.getLogger("aws_encryption_sdk")
+        if not quiet.handlers:
+            quiet.addHandler(logging.NullHandler())
+        quiet.propagate = False
+        quiet.setLevel(logging.CRITICAL + 1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import aws_encryption_sdk
+            from aws_encryption_sdk.exceptions import MaxEncryptedDataKeysExceeded
+            from aws_encryption_sdk.internal.formatting.deserialize import deserialize_header
+
+        self.module: Any = aws_encryption_sdk
+        self.MaxEncryptedDataKeysExceeded: type[Exception] = MaxEncryptedDataKeysExceeded
+        self.deserialize_header: Any = deserialize_header
+
+
+def _load_sdk() -> _Sdk:
+    return _Sdk()
+
+
+def _client(sdk: _Sdk) -> Any:
+    mod = sdk.module
+    return mod.EncryptionSDKClient(
+        commitment_policy=mod.CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT,
+        max_encrypted_data_keys=1,
+    )
+
+
+def _provider(
+    sdk: _Sdk, *, key_ids: list[str], botocore_session: Any, timeout: float | None
+) -> Any:
+    """A StrictAwsKmsMasterKeyProvider whose KMS clients are bounded and record their errors.
+
+    The SDK turns every KMS ClientError into a bare "Unable to decrypt any data key", so the
+    original error is kept (per thread) to tell access denied from a bad ciphertext.
+    """
+    import threading
+
+    from botocore.config import Config
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    budget = timeout if timeout and timeout > 0 else None
+    bounds = Config(
+        connect_timeout=min(CONNECT_TIMEOUT, budget or CONNECT_TIMEOUT),
+        read_timeout=min(READ_TIMEOUT, budget or READ_TIMEOUT),
+        retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
+        user_agent_extra="secrets-agent",
+    )
+    recorded = threading.local()
+
+    class Provider(sdk.module.StrictAwsKmsMasterKeyProvider):  # type: ignore[misc,name-defined]
+        def add_regional_client(self, region_name: str) -> None:
+            base: Any = getattr(self, "_user_agent_adding_config", None)
+            self._user_agent_adding_config = base.merge(bounds) if base else bounds
+            super().add_regional_client(region_name)
+
+        def _wrap_client(self, region_name: str, method: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(*args, **kwargs)
+            except (ClientError, BotoCoreError) as exc:
+                recorded.error = exc
+                raise
+
+    provider = Provider(key_ids=key_ids, botocore_session=botocore_session)
+    provider.recorded = recorded
+    return provider
