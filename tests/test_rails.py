@@ -41,7 +41,9 @@ def test_rails_gets_secret_key_base_from_ssm(
 ) -> None:
     ssm = boto_client("ssm")
     ssm.put_parameter(Name="kptboard-rails.secret.key.base", Value=KEY, Type="SecureString")
-    ssm.put_parameter(Name="kptboard-rails.database.url", Value="postgres://db/x", Type="SecureString")
+    ssm.put_parameter(
+        Name="kptboard-rails.database.url", Value="postgres://db/x", Type="SecureString"
+    )
     env = base_env(moto.url)
     env["PARAMETER_STORE_PREFIX"] = "kptboard-rails"
     app = RailsApp([sys.executable, str(ENTRYPOINT)], env, tmp_path / "rails.log")
