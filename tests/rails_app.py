@@ -39,7 +39,7 @@ class RailsApp:
         env.setdefault("RAILS_ENV", "production")
         env.setdefault("RAILS_LOG_TO_STDOUT", "")
         self.log_path = log_path
-        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self._log = open(log_path, "wb")
         self.proc = subprocess.Popen(
             [*prefix, puma, "-b", f"tcp://127.0.0.1:{self.port}", str(CONFIG_RU)],
             env=env,
