@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Demo: a local moto server stands in for AWS. Stores SecureStrings the way the old blog
+# named them (kptboard-rails.secret.key.base) and in a path (/kptboard/prod/...), then runs
+# the real entrypoint with a command that prints the names it received and a hash of each value.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+py=python3
+if ! $py -c 'import botocore, pydantic_settings, moto.server, flask' 2>/dev/null; then
+  echo "demo: installing the agent and moto[server] with pip" >&2
+  $py -m pip install -q --disable-pip-version-check -e . 'moto[server]' >&2
+fi
+port=$($py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+$py -m moto.server -H 127.0.0.1 -p "$port" >/dev/null 2>&1 &
+moto_pid=$!
+trap 'kill $moto_pid 2>/dev/null; wait $moto_pid 2>/dev/null || true' EXIT
+
+export AWS_ENDPOINT_URL="http://127.0.0.1:$port" AWS_DEFAULT_REGION=ap-northeast-1
+export AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo AWS_EC2_METADATA_DISABLED=true
+for _ in $(seq 1 100); do
+  $py -c "import urllib.request; urllib.request.urlopen('$AWS_ENDPOINT_URL/moto-api/', timeout=1)" 2>/dev/null && break
+  sleep 0.2
+done
+
+$py - <<'PY'
+import os, botocore.session
+ssm = botocore.session.get_session().create_client("ssm")
+for name, value in {
+    "kptboard-rails.secret.key.base": "demo-secret-key-base-0123456789abcdef",
+    "kptboard-rails.database.url": "postgres://kptboard:demo@db/kptboard",
+    "/kptboard/prod/secret_key_base": "demo-secret-key-base-from-a-path",
+    "/kptboard/prod/smtp/password": "demo-smtp-password",
+    "/kptboard/production/not_loaded": "demo-not-under-the-prefix",
+}.items():
+    ssm.put_parameter(Name=name, Value=value, Type="SecureString", Overwrite=True)
+PY
+
+show='import hashlib, os
+for k in ("SECRET_KEY_BASE", "DATABASE_URL", "SMTP_PASSWORD", "NOT_LOADED"):
+    v = os.environ.get(k)
+    print(f"  {k:16} " + ("(not set)" if v is None else "sha256:" + hashlib.sha256(v.encode()).hexdigest()[:16]))'
+
+echo "== name-prefix mode: PARAMETER_STORE_PREFIX=kptboard-rails (the old blog's names)"
+PARAMETER_STORE_PREFIX=kptboard-rails SECRETS_AGENT_LOG_FORMAT=text \
+  docker/docker-entrypoint.py $py -c "$show"
+echo "== path mode: PARAMETER_STORE_PREFIX=/kptboard/prod"
+PARAMETER_STORE_PREFIX=/kptboard/prod SECRETS_AGENT_LOG_FORMAT=text \
+  docker/docker-entrypoint.py $py -c "$show"
+echo "== check (names, sources, versions; never values)"
+PARAMETER_STORE_PREFIX=/kptboard/prod SECRETS_AGENT_LOG_LEVEL=warning $py -m agent check
+echo "== a wrong prefix fails closed (exit 66) and the command never runs"
+set +e
+PARAMETER_STORE_PREFIX=kptboard SECRETS_AGENT_LOG_FORMAT=text \
+  docker/docker-entrypoint.py echo "this never prints"
+echo "  exit code: $?"
