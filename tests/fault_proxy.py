@@ -13,9 +13,11 @@ It sits between a client and a real moto server on 127.0.0.1 and, following a
 * ``slow``      wait ``slow_seconds`` before forwarding (longer than the client's read
   timeout, to exercise it).
 
-Which requests fail: the first ``first_n`` requests (deterministic), then each later one
-with probability ``rate`` (seeded). ``targets`` limits faults to some operations
-(``X-Amz-Target`` suffixes such as ``GetParametersByPath``). ``/moto-api/`` requests are
+Which requests fail: after ``after`` requests forwarded untouched, the next ``first_n``
+requests (deterministic), then each later one with probability ``rate`` (seeded).
+``targets`` limits faults (and the counting of ``after`` and ``first_n``) to some operations
+(``X-Amz-Target`` suffixes such as ``GetParametersByPath``): ``after=1, rate=1.0,
+targets=("GetParametersByPath",)`` fails every page but the first. ``/moto-api/`` requests are
 always forwarded and never counted.
 
 Usable as a context manager::
@@ -73,6 +75,7 @@ class FaultPlan:
     rate: float = 0.0
     kinds: tuple[str, ...] = ("throttle",)
     first_n: int = 0
+    after: int = 0
     slow_seconds: float = 5.0
     seed: int | None = None
     targets: tuple[str, ...] = ()
@@ -82,11 +85,9 @@ class FaultPlan:
             raise ValueError(f"rate must be within 0..1, not {self.rate}")
         unknown = [k for k in self.kinds if k not in KINDS]
         if unknown or not self.kinds:
-            raise ValueError(
-                f"kinds must be a non-empty subset of {KINDS}, not {self.kinds}"
-            )
-        if self.first_n < 0 or self.slow_seconds < 0:
-            raise ValueError("first_n and slow_seconds must not be negative")
+            raise ValueError(f"kinds must be a non-empty subset of {KINDS}, not {self.kinds}")
+        if min(self.first_n, self.after, self.slow_seconds) < 0:
+            raise ValueError("first_n, after and slow_seconds must not be negative")
 
 
 @dataclass
@@ -102,9 +103,7 @@ class _Counters:
 class FaultProxy:
     """A threaded HTTP proxy on 127.0.0.1 that forwards to ``upstream`` or injects a fault."""
 
-    def __init__(
-        self, upstream: str, plan: FaultPlan | None = None, *, port: int = 0
-    ) -> None:
+    def __init__(self, upstream: str, plan: FaultPlan | None = None, *, port: int = 0) -> None:
         parsed = urllib.parse.urlsplit(upstream)
         if parsed.scheme != "http" or not parsed.hostname:
             raise ValueError(f"upstream must be an http:// URL, not {upstream!r}")
@@ -113,6 +112,7 @@ class FaultProxy:
         self._plan = plan or FaultPlan()
         self._rng = random.Random(self._plan.seed)
         self._first_left = self._plan.first_n
+        self._after_left = self._plan.after
         self._lock = threading.Lock()
         self._counters = _Counters()
         self._stopping = threading.Event()
@@ -161,6 +161,7 @@ class FaultProxy:
             self._plan = plan
             self._rng = random.Random(plan.seed)
             self._first_left = plan.first_n
+            self._after_left = plan.after
 
     def reset_counters(self) -> None:
         with self._lock:
@@ -187,11 +188,11 @@ class FaultProxy:
             c.by_target[target] += 1
             eligible = not plan.targets or any(target.endswith(t) for t in plan.targets)
             kind: str | None = None
-            if eligible and self._first_left > 0:
+            if eligible and self._after_left > 0:
+                self._after_left -= 1
+            elif eligible and self._first_left > 0:
                 self._first_left -= 1
-                kind = plan.kinds[
-                    (plan.first_n - self._first_left - 1) % len(plan.kinds)
-                ]
+                kind = plan.kinds[(plan.first_n - self._first_left - 1) % len(plan.kinds)]
             elif eligible and plan.rate > 0 and self._rng.random() < plan.rate:
                 kind = self._rng.choice(plan.kinds)
             if kind is None:
@@ -253,9 +254,7 @@ def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                     self._forward(body)
                 elif kind == "throttle":
                     payload, ctype = _throttle_body(json_protocol)
-                    self._reply(
-                        400, payload, ctype, {"x-amzn-ErrorType": "ThrottlingException"}
-                    )
+                    self._reply(400, payload, ctype, {"x-amzn-ErrorType": "ThrottlingException"})
                 elif kind == "500":
                     payload = json.dumps(
                         {
@@ -274,9 +273,7 @@ def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             except (BrokenPipeError, ConnectionResetError):
                 self.close_connection = True
 
-        def _reply(
-            self, status: int, payload: bytes, ctype: str, extra: dict[str, str]
-        ) -> None:
+        def _reply(self, status: int, payload: bytes, ctype: str, extra: dict[str, str]) -> None:
             self.send_response(status)
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(payload)))
@@ -289,20 +286,14 @@ def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
 
         def _reset(self) -> None:
             sock = self.connection
-            sock.setsockopt(
-                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
-            )
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.close_connection = True
             sock.close()
 
         def _forward(self, body: bytes, *, truncate: bool = False) -> None:
-            conn = http.client.HTTPConnection(
-                proxy.upstream_host, proxy.upstream_port, timeout=60
-            )
+            conn = http.client.HTTPConnection(proxy.upstream_host, proxy.upstream_port, timeout=60)
             try:
-                headers = {
-                    k: v for k, v in self.headers.items() if k.lower() not in NOT_FORWARDED
-                }
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in NOT_FORWARDED}
                 headers["Content-Length"] = str(len(body))
                 conn.request(self.command, self.path, body=body, headers=headers)
                 resp = conn.getresponse()
@@ -313,9 +304,7 @@ def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                     resp.getheaders(),
                 )
             except (OSError, http.client.HTTPException) as exc:
-                msg = json.dumps(
-                    {"__type": "BadGateway", "message": repr(exc)}
-                ).encode()
+                msg = json.dumps({"__type": "BadGateway", "message": repr(exc)}).encode()
                 self._reply(502, msg, "application/json", {})
                 return
             finally:
@@ -358,19 +347,16 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser.add_argument(
         "--upstream", required=True, help="the moto server URL, http://127.0.0.1:PORT"
     )
-    parser.add_argument(
-        "--port", type=int, default=0, help="port to listen on (0: any free port)"
-    )
-    parser.add_argument(
-        "--rate", type=float, default=0.0, help="probability a request fails, 0..1"
-    )
+    parser.add_argument("--port", type=int, default=0, help="port to listen on (0: any free port)")
+    parser.add_argument("--rate", type=float, default=0.0, help="probability a request fails, 0..1")
     parser.add_argument(
         "--kinds",
         default="throttle",
         help=f"comma-separated subset of {','.join(KINDS)}",
     )
+    parser.add_argument("--first-n", type=int, default=0, help="the first N requests fail")
     parser.add_argument(
-        "--first-n", type=int, default=0, help="the first N requests fail"
+        "--after", type=int, default=0, help="forward the first N requests untouched"
     )
     parser.add_argument("--slow-seconds", type=float, default=5.0)
     parser.add_argument("--seed", type=int, default=None)
@@ -385,6 +371,7 @@ def main(argv: Iterable[str] | None = None) -> int:
             rate=args.rate,
             kinds=tuple(k for k in args.kinds.split(",") if k),
             first_n=args.first_n,
+            after=args.after,
             slow_seconds=args.slow_seconds,
             seed=args.seed,
             targets=tuple(t for t in args.targets.split(",") if t),

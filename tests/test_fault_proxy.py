@@ -22,9 +22,7 @@ from tests.fault_proxy import FaultPlan, FaultProxy
 from tests.moto_server import MotoServer
 
 
-def client(
-    url: str, service: str = "ssm", *, attempts: int = 1, read_timeout: float = 2
-) -> Any:
+def client(url: str, service: str = "ssm", *, attempts: int = 1, read_timeout: float = 2) -> Any:
     import boto3
     from botocore.config import Config
 
@@ -55,9 +53,7 @@ def test_forwards_unchanged_and_counts(seeded: MotoServer) -> None:
     with FaultProxy(seeded.url) as proxy:
         ssm = client(proxy.url)
         ssm.put_parameter(Name="/app/two", Value="a=b\nc", Type="SecureString")
-        got = ssm.get_parameter(Name="/app/two", WithDecryption=True)["Parameter"][
-            "Value"
-        ]
+        got = ssm.get_parameter(Name="/app/two", WithDecryption=True)["Parameter"]["Value"]
         assert got == "a=b\nc"
         stats = proxy.stats()
     assert stats["requests"] == 2
@@ -108,9 +104,7 @@ def test_each_fault_is_the_failure_botocore_expects(
 def test_each_fault_is_retried_by_botocore(seeded: MotoServer, kind: str) -> None:
     plan = FaultPlan(first_n=1, kinds=(kind,), slow_seconds=2.0)
     with FaultProxy(seeded.url, plan) as proxy:
-        resp = client(proxy.url, attempts=3, read_timeout=0.5).get_parameters_by_path(
-            Path="/app"
-        )
+        resp = client(proxy.url, attempts=3, read_timeout=0.5).get_parameters_by_path(Path="/app")
         assert [p["Name"] for p in resp["Parameters"]] == ["/app/one"]
         assert resp["ResponseMetadata"]["RetryAttempts"] == 1
         stats = proxy.stats()
@@ -119,9 +113,7 @@ def test_each_fault_is_retried_by_botocore(seeded: MotoServer, kind: str) -> Non
 
 
 @pytest.mark.parametrize("service", ["secretsmanager", "kms"])
-def test_throttle_is_understood_by_other_json_services(
-    seeded: MotoServer, service: str
-) -> None:
+def test_throttle_is_understood_by_other_json_services(seeded: MotoServer, service: str) -> None:
     from botocore.exceptions import ClientError
 
     with FaultProxy(seeded.url, FaultPlan(first_n=1)) as proxy:
@@ -142,6 +134,19 @@ def test_first_n_cycles_through_kinds_then_forwards(seeded: MotoServer) -> None:
         stats = proxy.stats()
     assert stats["by_kind"] == {"throttle": 2, "500": 1}
     assert stats["forwarded"] == 1
+
+
+def test_after_forwards_some_requests_before_the_faults(seeded: MotoServer) -> None:
+    plan = FaultPlan(after=2, first_n=1, kinds=("500",), targets=("GetParametersByPath",))
+    with FaultProxy(seeded.url, plan) as proxy:
+        ssm = client(proxy.url)
+        ssm.get_parameter(Name="/app/one")  # not a target: neither counted for after nor faulted
+        ssm.get_parameters_by_path(Path="/app")
+        ssm.get_parameters_by_path(Path="/app")
+        with pytest.raises(Exception, match="InternalServerError"):
+            ssm.get_parameters_by_path(Path="/app")
+        ssm.get_parameters_by_path(Path="/app")
+        assert proxy.stats()["faults"] == 1
 
 
 def test_rate_is_seeded_and_counted_exactly(seeded: MotoServer) -> None:
@@ -200,9 +205,7 @@ def test_truncate_sends_fewer_bytes_than_announced(seeded: MotoServer) -> None:
 
 
 def test_slow_waits_before_answering(seeded: MotoServer) -> None:
-    with FaultProxy(
-        seeded.url, FaultPlan(first_n=1, kinds=("slow",), slow_seconds=1.0)
-    ) as proxy:
+    with FaultProxy(seeded.url, FaultPlan(first_n=1, kinds=("slow",), slow_seconds=1.0)) as proxy:
         started = time.monotonic()
         client(proxy.url, read_timeout=10).get_parameters_by_path(Path="/app")
         assert time.monotonic() - started >= 1.0
