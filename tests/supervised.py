@@ -1,0 +1,161 @@
+"""Helpers to run a command under the agent's supervise mode or under tini, as a plain process
+or as PID 1 of a fresh PID namespace, and to watch what the command reports."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.conftest import ENTRYPOINT, base_env
+
+ROOT = Path(__file__).resolve().parent.parent
+SIGNAL_ECHO = ROOT / "tests" / "bin" / "signal_echo.py"
+UNSHARE = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"]
+
+
+def wait_until(predicate: Callable[[], object], *, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
+def proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state, ppid) of a process, None when it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2 :].split()
+    return fields[0], int(fields[1])
+
+
+def children(pid: int) -> dict[int, str]:
+    """Children of ``pid`` (host pids) and their states, from /proc."""
+    out: dict[int, str] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            stat = proc_stat(int(entry))
+            if stat is not None and stat[1] == pid:
+                out[int(entry)] = stat[0]
+    return out
+
+
+def agent_argv(command: Sequence[str]) -> list[str]:
+    return [sys.executable, str(ENTRYPOINT), *command]
+
+
+def tini_argv(command: Sequence[str]) -> list[str]:
+    return ["tini", "-s", "--", *command]
+
+
+SUPERVISORS: dict[str, Callable[[Sequence[str]], list[str]]] = {
+    "agent": agent_argv,
+    "tini": tini_argv,
+}
+
+
+def supervise_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The agent in supervise mode with nothing to load: a plain init (no AWS at all)."""
+    env = base_env(None)
+    env["SECRETS_AGENT_WATCH_INTERVAL"] = "5"
+    env["SECRETS_AGENT_LOG_LEVEL"] = "debug"
+    env.update(extra or {})
+    return env
+
+
+@dataclass
+class Supervised:
+    """A running supervisor (the agent or tini), maybe inside ``unshare``."""
+
+    proc: subprocess.Popen[bytes]
+    out: Path
+    pid1: bool
+    stderr_path: Path
+    _pid: int | None = field(default=None)
+
+    @property
+    def pid(self) -> int:
+        """The supervisor's host pid (the child of ``unshare`` when it is PID 1)."""
+        if self._pid is None:
+            if not self.pid1:
+                self._pid = self.proc.pid
+            else:
+                found: list[int] = []
+
+                def look() -> bool:
+                    found[:] = list(children(self.proc.pid))
+                    return bool(found)
+
+                wait_until(look, timeout=10, what="the namespace's PID 1")
+                self._pid = found[0]
+        return self._pid
+
+    def lines(self) -> list[str]:
+        try:
+            return self.out.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return []
+
+    def wait_line(self, prefix: str, *, timeout: float = 10, count: int = 1) -> str:
+        found: list[str] = []
+
+        def look() -> bool:
+            found[:] = [line for line in self.lines() if line.startswith(prefix)]
+            return len(found) >= count
+
+        wait_until(look, timeout=timeout, what=f"{prefix!r} in {self.lines()}")
+        return found[count - 1]
+
+    def field(self, line: str, key: str) -> str:
+        for word in line.split():
+            if word.startswith(key + "="):
+                return word.split("=", 1)[1]
+        raise KeyError(key)
+
+    def kill(self, sig: int) -> None:
+        os.kill(self.pid, sig)
+
+    def wait(self, timeout: float = 15) -> int:
+        return self.proc.wait(timeout=timeout)
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(encoding="utf-8", errors="replace")
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+
+def launch(
+    tmp_path: Path,
+    argv: Sequence[str],
+    *,
+    pid1: bool,
+    env: Mapping[str, str],
+    out: Path | None = None,
+) -> Supervised:
+    full = [*UNSHARE, *argv] if pid1 else list(argv)
+    out = out or tmp_path / f"echo-{os.urandom(4).hex()}.log"
+    err = tmp_path / f"stderr-{os.urandom(4).hex()}.log"
+    with err.open("wb") as fh:
+        proc = subprocess.Popen(
+            full, env=dict(env), stdout=subprocess.DEVNULL, stderr=fh, cwd=str(ROOT)
+        )
+    return Supervised(proc, out, pid1, err)
+
+
+def unshare_works() -> bool:
+    try:
+        result = subprocess.run([*UNSHARE, "true"], capture_output=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return result.returncode == 0
