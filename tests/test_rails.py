@@ -7,6 +7,7 @@ stored key proves the agent delivered it byte for byte.
 from __future__ import annotations
 
 import hashlib
+import json
 import signal
 import sys
 from pathlib import Path
@@ -61,3 +62,34 @@ def test_rails_gets_secret_key_base_from_ssm(
     # puma 5 re-raises SIGTERM after a graceful stop.
     assert code in (0, -signal.SIGTERM), app.log()
     assert "Gracefully stopping" in app.log() or code == 0
+
+
+def test_rails_gets_database_password_from_secrets_manager_json(
+    moto: MotoServer, boto_client: Any, tmp_path: Path
+) -> None:
+    """SECRET_KEY_BASE from SSM, database credentials from one Secrets Manager JSON secret,
+    and one more value through an explicit reference: the real app sees all three."""
+    boto_client("ssm").put_parameter(
+        Name="/kptboard/prod/secret_key_base", Value=KEY, Type="SecureString"
+    )
+    sm = boto_client("secretsmanager")
+    sm.create_secret(
+        Name="kptboard/prod/database",
+        SecretString=json.dumps({"username": "kptboard", "password": "pa$$ 'w0rd'", "port": 5432}),
+    )
+    sm.create_secret(Name="shared/smtp", SecretString=json.dumps({"password": "smtp-pw"}))
+    env = base_env(moto.url) | {
+        "PARAMETER_STORE_PREFIX": "/kptboard/prod",
+        "SECRETS_MANAGER_PREFIX": "kptboard/prod",
+        "SMTP_PASSWORD": "secretsmanager:shared/smtp:password",
+    }
+    app = RailsApp([sys.executable, str(ENTRYPOINT)], env, tmp_path / "rails.log")
+    try:
+        app.wait_ready()
+        assert app.get_json("/secret")["secret_key_base_sha256"] == sha(KEY)
+        assert app.get_json("/env/DATABASE_PASSWORD")["sha256"] == sha("pa$$ 'w0rd'")
+        assert app.get_json("/env/DATABASE_USERNAME")["sha256"] == sha("kptboard")
+        assert app.get_json("/env/DATABASE_PORT")["sha256"] == sha("5432")
+        assert app.get_json("/env/SMTP_PASSWORD")["sha256"] == sha("smtp-pw")
+    finally:
+        app.stop()
