@@ -264,10 +264,26 @@ def _cmd_encrypt(*, key_id: str, name: str) -> int:
     check_settable(name, origin="--name")
     environ = dict(os.environ)
     settings, log = _setup(environ)
-    plaintext = sys.stdin.buffer.read()
+    if sys.stdin.isatty():
+        import getpass
+
+        # Typed at a terminal: read without echo, so the plaintext never shows.
+        plaintext = getpass.getpass(f"plaintext for {name} (not echoed): ").encode()
+    else:
+        plaintext = sys.stdin.buffer.read()
+        if plaintext.endswith(b"\n"):
+            log.warning(
+                "the plaintext ends with a newline, which is kept in the value",
+                name=name,
+                hint="pipe it with printf '%s' to leave the newline out",
+            )
     clients = Clients(environ=environ, timeout=settings.timeout, log=log)
     value = envelope.encrypt_value(
-        plaintext, key_id=key_id, name=name, botocore_session=clients.session()
+        plaintext,
+        key_id=key_id,
+        name=name,
+        botocore_session=clients.session(),
+        timeout=settings.timeout,
     )
     sys.stdout.write(value + "\n")
     return 0

@@ -170,13 +170,15 @@ def finalize(
     if any(r.value.reveal().startswith("aesdk:") for r in (*loaded, *references)):
         from agent import envelope
 
-        session = clients.session()
-        loaded = envelope.decrypt_records(
-            loaded, key_arns=settings.kms_key_arns, botocore_session=session, log=log
+        # One call, so that every aesdk: value decrypts concurrently.
+        decrypted = envelope.decrypt_records(
+            [*loaded, *references],
+            key_arns=settings.kms_key_arns,
+            botocore_session=clients.session(),
+            log=log,
+            timeout=settings.timeout,
         )
-        references = envelope.decrypt_records(
-            references, key_arns=settings.kms_key_arns, botocore_session=session, log=log
-        )
+        loaded, references = decrypted[: len(loaded)], decrypted[len(loaded) :]
     merged = merge(environ, loaded=loaded, references=references, override=settings.override)
     return Resolution(
         env=merged.env,
