@@ -111,6 +111,14 @@ def encrypt_value(
     plaintext: bytes, *, key_id: str, name: str, botocore_session: Any, timeout: float | None = None
 ) -> str:
     """Return ``aesdk:`` + base64 of an Encryption SDK message bound to variable ``name``."""
+    try:
+        text = plaintext.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"the plaintext for {name} is not UTF-8 text, which an environment variable needs"
+        ) from exc
+    if "\x00" in text:
+        raise DataError(f"the plaintext for {name} holds a NUL byte, which no variable can hold")
     sdk = _load_sdk()
     provider = _provider(sdk, key_ids=[key_id], botocore_session=botocore_session, timeout=timeout)
     client = _client(sdk)

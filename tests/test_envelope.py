@@ -228,11 +228,17 @@ def test_malformed_value_is_refused(kms: Kms, bad: str) -> None:
 
 @pytest.mark.parametrize("plaintext", [b"a\x00b", b"\xff\xfe"])
 def test_value_unusable_as_environment_is_refused(kms: Kms, plaintext: bytes) -> None:
-    value = envelope.encrypt_value(
-        plaintext, key_id=kms.key, name="TOKEN", botocore_session=kms.session
+    with pytest.raises(DataError, match="TOKEN"):
+        envelope.encrypt_value(
+            plaintext, key_id=kms.key, name="TOKEN", botocore_session=kms.session
+        )
+    sdk = envelope._load_sdk()
+    provider = envelope._provider(sdk, key_ids=[kms.key], botocore_session=kms.session, timeout=5)
+    message, _ = envelope._client(sdk).encrypt(
+        source=plaintext, key_provider=provider, encryption_context={"secrets-agent:name": "TOKEN"}
     )
-    with pytest.raises(DataError):
-        decrypt(kms, [record("TOKEN", value)])
+    with pytest.raises(DataError, match="TOKEN"):
+        decrypt(kms, [record("TOKEN", "aesdk:" + base64.b64encode(message).decode())])
 
 
 def test_first_failure_in_record_order_is_raised(kms: Kms) -> None:
