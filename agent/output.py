@@ -3,30 +3,60 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 
+from agent.errors import DataError
 from agent.model import Record
 
 MASK = "***"
 
+# python-dotenv expands ``${NAME}`` and ``${NAME:-default}`` in every quoting style, with no escape.
+_PY_INTERPOLATION = re.compile(r"\$\{[^}:]*(?::-[^}]*)?\}")
+# Ruby's dotenv (2.x) expands ``$NAME``, ``${NAME}`` and runs ``$(cmd)`` in double quotes;
+# python-dotenv reads ``\$`` as two characters, so no escape of ``$`` works for both. A ``$``
+# is safe in double quotes only when followed by one of these (or by nothing).
+_SAFE_AFTER_DOLLAR = frozenset(" \t\n\r!\"#$%&')*+,-./:;<=>?@[\\]^`|}~")
+# Ruby's dotenv turns ``\n`` / ``\r`` into a newline / CR before it unescapes ``\\``, and drops the
+# backslash of ``\$``: a backslash followed by n, r or $ cannot be double-quoted for both readers.
+_RUBY_BACKSLASH = re.compile(r"\\[nr$]")
+
+
+class DotenvUnrepresentable(ValueError):
+    """A value that Ruby's dotenv and python-dotenv cannot both read back unchanged."""
+
+
+def _double_quotable(value: str) -> bool:
+    if _RUBY_BACKSLASH.search(value):
+        return False
+    return all(value[i + 1] in _SAFE_AFTER_DOLLAR for i, ch in enumerate(value[:-1]) if ch == "$")
+
+
+def _single_quotable(value: str) -> bool:
+    # Ruby's dotenv reads single quotes verbatim; python-dotenv decodes \\ and \'. Neither
+    # reader takes a newline or CR inside single quotes.
+    return not any(c in value for c in "'\n\r") and "\\\\" not in value
+
 
 def _dotenv_quote(value: str) -> str:
-    """Double-quoted dotenv value that Ruby's dotenv and python-dotenv read back unchanged."""
-    out = []
-    for ch in value:
-        if ch == "\\":
-            out.append("\\\\")
-        elif ch == '"':
-            out.append('\\"')
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ch == "$":
-            out.append("\\$")
-        else:
-            out.append(ch)
-    return '"' + "".join(out) + '"'
+    """A dotenv value that Ruby's dotenv and python-dotenv both read back unchanged.
+
+    Double quotes with ``\\``, ``\"``, ``\n`` and ``\r`` escaped when they suffice; else single
+    quotes (verbatim in both readers); else DotenvUnrepresentable.
+    """
+    if value.endswith("\\") or _PY_INTERPOLATION.search(value):
+        raise DotenvUnrepresentable
+    if _double_quotable(value):
+        escaped = (
+            value.replace("\\", "\\\\")
+            .replace('"', '\\"')
+            .replace("\n", "\\n")
+            .replace("\r", "\\r")
+        )
+        return '"' + escaped + '"'
+    if _single_quotable(value):
+        return "'" + value + "'"
+    raise DotenvUnrepresentable
 
 
 def _shell_quote(value: str) -> str:
@@ -44,8 +74,20 @@ def render_env(records: Sequence[Record], *, fmt: str, reveal: bool) -> str:
         if fmt == "shell":
             lines.append(f"export {name}={_shell_quote(value)}")
         else:
-            lines.append(f"{name}={_dotenv_quote(value)}")
+            lines.append(f"{name}={_dotenv_value(name, value)}")
     return "".join(line + "\n" for line in lines)
+
+
+def _dotenv_value(name: str, value: str) -> str:
+    try:
+        return _dotenv_quote(value)
+    except DotenvUnrepresentable:
+        raise DataError(
+            f"variable {name} holds a value that dotenv readers cannot read back unchanged "
+            "(a ${...}, a $ before a name or '(', a backslash before n, r or $, "
+            "or a trailing backslash)",
+            hint="use env --format json or env --format shell for this configuration",
+        ) from None
 
 
 def render_check(records: Sequence[Record]) -> str:
