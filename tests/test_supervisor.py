@@ -7,9 +7,11 @@ The child is ``tests/bin/signal_echo.py``, which reports what it receives.
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -165,3 +167,145 @@ def test_command_that_cannot_start(impl: str, command: list[str], code: int) -> 
         ]
         assert len(errors) == 1, result.stderr
         assert command[0] in errors[0]
+
+
+# -- restarts and stops on changed secrets, with a watcher driven by a file ------------------
+
+FILE_WATCH = ROOT / "tests" / "bin" / "supervise_file_watch.py"
+
+
+def events(sup: Supervised) -> list[dict[str, object]]:
+    out = []
+    for line in sup.stderr().splitlines():
+        if line.startswith("{"):
+            out.append(json.loads(line))
+    return out
+
+
+def named(sup: Supervised, event: str) -> list[dict[str, object]]:
+    return [e for e in events(sup) if e.get("event") == event]
+
+
+@pytest.fixture
+def watched(tmp_path: Path) -> Iterator[object]:
+    started: list[Supervised] = []
+
+    def start(
+        *echo_args: str, on_change: str = "restart", stop_timeout: float = 5
+    ) -> tuple[Supervised, Path]:
+        out = tmp_path / "echo.log"
+        watch = tmp_path / "watch.json"
+        argv = [
+            sys.executable,
+            str(FILE_WATCH),
+            str(watch),
+            on_change,
+            str(stop_timeout),
+            "0.2",
+            sys.executable,
+            str(SIGNAL_ECHO),
+            "--out",
+            str(out),
+            "--env",
+            "TOKEN",
+            *echo_args,
+        ]
+        sup = launch(tmp_path, argv, pid1=False, env={**supervise_env(), "TOKEN": "v1"}, out=out)
+        started.append(sup)
+        sup.wait_line("ready")
+        return sup, watch
+
+    yield start
+    for sup in started:
+        sup.close()
+
+
+def test_change_restarts_the_command_with_the_new_environment(watched) -> None:  # type: ignore[no-untyped-def]
+    sup, watch = watched("--code", "7")
+    assert sup.wait_line("env TOKEN") == "env TOKEN=v1"
+    watch.write_text(json.dumps({"TOKEN": "v2"}))
+    sup.wait_line("ready", count=2)
+    assert sup.wait_line("env TOKEN", count=2) == "env TOKEN=v2"
+    lines = sup.lines()
+    # The old command was asked to stop with SIGTERM before the new one started.
+    assert (
+        lines.index("signal SIGTERM") < [i for i, x in enumerate(lines) if x.startswith("ready")][1]
+    )
+    # The stopped command's exit status (7) did not end the agent.
+    assert sup.proc.poll() is None
+    wait_until(lambda: named(sup, "command restarted"), timeout=5, what="restart log")
+    restarted = named(sup, "command restarted")[0]
+    assert restarted["changed"] == ["TOKEN"]
+    assert "v2" not in sup.stderr() and "v1" not in sup.stderr()
+    sup.kill(signal.SIGTERM)
+    assert sup.wait() == 7
+
+
+def test_same_values_do_not_restart(watched) -> None:  # type: ignore[no-untyped-def]
+    sup, watch = watched()
+    watch.write_text(json.dumps({"TOKEN": "v1"}))
+    wait_until(
+        lambda: any(e.get("same_values") for e in named(sup, "secrets checked")),
+        timeout=5,
+        what="a check that finds the same values",
+    )
+    assert len([x for x in sup.lines() if x.startswith("ready")]) == 1
+    assert not named(sup, "command restarted")
+    sup.kill(signal.SIGTERM)
+    assert sup.wait() == 0
+
+
+def test_failed_check_keeps_the_command_and_retries(watched) -> None:  # type: ignore[no-untyped-def]
+    sup, watch = watched()
+    watch.write_text(json.dumps({"broken": True, "TOKEN": "v2"}))
+    wait_until(
+        lambda: len(named(sup, "secrets check failed; command kept")) >= 2,
+        timeout=5,
+        what="two failed checks",
+    )
+    failure = named(sup, "secrets check failed; command kept")[0]
+    assert "same name" in str(failure["error"])
+    assert len([x for x in sup.lines() if x.startswith("ready")]) == 1
+    assert "signal SIGTERM" not in sup.lines()
+    watch.write_text(json.dumps({"TOKEN": "v3"}))
+    assert sup.wait_line("env TOKEN", count=2) == "env TOKEN=v3"
+    sup.kill(signal.SIGTERM)
+    assert sup.wait() == 0
+
+
+def test_stop_timeout_escalates_to_sigkill(watched) -> None:  # type: ignore[no-untyped-def]
+    sup, watch = watched("--ignore", "SIGTERM", stop_timeout=0.5)
+    watch.write_text(json.dumps({"TOKEN": "v2"}))
+    sup.wait_line("signal SIGTERM")
+    assert sup.wait_line("env TOKEN", count=2, timeout=10) == "env TOKEN=v2"
+    assert named(sup, "stop timeout expired")
+    sup.kill(signal.SIGKILL)
+
+
+def test_on_change_exit_stops_the_command_and_exits_zero(watched) -> None:  # type: ignore[no-untyped-def]
+    sup, watch = watched("--code", "7", on_change="exit")
+    watch.write_text(json.dumps({"TOKEN": "v2"}))
+    assert sup.wait() == 0
+    assert "signal SIGTERM" in sup.lines()
+    assert len([x for x in sup.lines() if x.startswith("ready")]) == 1
+
+
+def test_stop_signal_during_a_restart_stops_everything(watched) -> None:  # type: ignore[no-untyped-def]
+    sup, watch = watched("--code", "7", "--linger", "1.0")
+    watch.write_text(json.dumps({"TOKEN": "v2"}))
+    sup.wait_line("signal SIGTERM")  # the restart's stop has begun; the command lingers 1 s
+    sup.kill(signal.SIGTERM)
+    assert sup.wait() == 7
+    assert len([x for x in sup.lines() if x.startswith("ready")]) == 1
+
+
+def test_signals_are_forwarded_while_a_check_is_slow(watched) -> None:  # type: ignore[no-untyped-def]
+    sup, watch = watched()
+    watch.write_text(json.dumps({"sleep": 6, "broken": True}))
+    time.sleep(0.6)  # the check (every 0.2 s) is now sleeping in its thread
+    sent = time.monotonic()
+    sup.kill(signal.SIGUSR1)
+    sup.wait_line("signal SIGUSR1", timeout=10)
+    assert time.monotonic() - sent < 3, "a forwarded signal waited for the check"
+    sup.kill(signal.SIGTERM)
+    assert sup.wait(timeout=5) == 0
