@@ -15,7 +15,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from agent.errors import AgentError, UsageError
-from agent.references import looks_like_reference
+from agent.fastpath import needs_agent
 
 if TYPE_CHECKING:
     import argparse
@@ -32,20 +32,6 @@ class _Stopped(Exception):
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
         self.signum = signum
-
-
-def needs_agent(environ: Mapping[str, str]) -> bool:
-    """True when there is anything to resolve or any agent setting to honour."""
-    for key, value in environ.items():
-        if not value:
-            continue
-        if key in ("PARAMETER_STORE_PREFIX", "SECRETS_MANAGER_PREFIX") and value.strip():
-            return True
-        if key.startswith("SECRETS_AGENT_"):
-            return True
-        if looks_like_reference(value):
-            return True
-    return False
 
 
 def _fail(error: AgentError) -> int:

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from agent.errors import DataError
+from agent.fastpath import looks_like_reference
 
 _SSM_NAME = re.compile(r"[A-Za-z0-9_.\-/]{1,2048}\Z")
 _SSM_SELECTOR = re.compile(r"[A-Za-z0-9_.\-]{1,100}\Z")
@@ -20,7 +21,6 @@ _ARN = re.compile(
     r"arn:(?P<partition>aws(?:-[a-z]+)*):(?P<service>ssm|secretsmanager):"
     r"(?P<region>[a-z]{2}(?:-[a-z]+)+-\d+):(?P<account>\d{12}):(?P<rest>.+)\Z"
 )
-_ARN_START = re.compile(r"arn:[^:]*:(ssm|secretsmanager):")
 _B64 = re.compile(r"[A-Za-z0-9+/=\s]+\Z")
 
 
@@ -55,13 +55,6 @@ class AesdkRef:
 
 
 Ref = SsmRef | SecretRef | AesdkRef
-
-
-def looks_like_reference(value: str) -> bool:
-    """Cheap test used by the fast path: could ``value`` be a reference?"""
-    return value.startswith(("ssm:", "secretsmanager:", "aesdk:")) or (
-        value.startswith("arn:") and _ARN_START.match(value) is not None
-    )
 
 
 def _bad(what: str, hint: str) -> DataError:
@@ -114,7 +107,7 @@ def parse_reference(value: str) -> Ref | None:
         if not body or not _B64.match(body):
             raise _bad("an aesdk: value is not base64", "produce it with secrets-agent encrypt")
         return AesdkRef(ciphertext=body)
-    if value.startswith("arn:") and _ARN_START.match(value):
+    if value.startswith("arn:") and looks_like_reference(value):
         return _parse_arn(value)
     return None
 
