@@ -37,9 +37,9 @@ def merge(
         env[record.name] = record.value.reveal()
         applied.append(record)
     for record in loaded:
+        if record.name in ref_names:
+            continue  # the variable's own reference wins, with or without override
         if record.name in inherited and not override:
-            if record.name in ref_names:
-                continue
             kept.append(
                 Record(
                     name=record.name,
@@ -50,8 +50,6 @@ def merge(
                 )
             )
             continue
-        if record.name in ref_names:
-            applied = [r for r in applied if r.name != record.name]
         env[record.name] = record.value.reveal()
         applied.append(record)
     for record in applied:
