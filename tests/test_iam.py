@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from agent import iam
@@ -319,16 +319,17 @@ _NAME_CHARS = st.text(alphabet="abcdprodution0123456789_.-/", min_size=0, max_si
 @given(segments=st.lists(_SEGMENT, min_size=1, max_size=3), tail=_NAME_CHARS)
 def test_path_grant_never_reaches_a_sibling_path(segments: list[str], tail: str) -> None:
     path = "/" + "/".join(segments)
+    name = path + tail
+    assume(not name.endswith("/") and "//" not in name)  # SSM names never do
     needs = iam.Needs(home=HOME, ssm_path=path, service_keys=(CMK,))
     doc = iam.policy_document(needs)
-    name = path + tail
     wanted = name == path or name.startswith(path + "/")
     target = iam.parameter_arn(HOME, name)
     assert allows(doc, Check("ssm:GetParametersByPath", target)) == wanted
     # The SecureString key statement is bounded the same way (descendants only).
     context = {"kms:ViaService": f"ssm.{REGION}.amazonaws.com",
                "kms:EncryptionContext:PARAMETER_ARN": target}
-    below = name.startswith(path + "/") and len(name) > len(path) + 1
+    below = name.startswith(path + "/")
     assert allows(doc, Check("kms:Decrypt", CMK, context)) == below
 
 
