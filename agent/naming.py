@@ -74,7 +74,8 @@ def normalize_path(path: str) -> str:
 
 
 def key_under_path(path: str, name: str) -> str | None:
-    """The key of parameter ``name`` below normalised ``path``, or None when not below it."""
+    """The key of parameter ``name`` below ``path`` (trailing ``/`` optional), or None."""
+    path = normalize_path(path)
     base = "/" if path == "/" else path + "/"
     if not name.startswith(base):
         return None
