@@ -134,7 +134,7 @@ class _Check:
         try:
             self.result = self.watcher.poll()
         except AgentError as exc:
-            self.error = exc.line()
+            self.error = exc.line().removeprefix("secrets-agent: ")
         except Exception as exc:  # noqa: BLE001 - a bug in a check must not end the command
             self.error = f"unexpected {type(exc).__name__} during the check"
         finally:

@@ -1,0 +1,191 @@
+"""Supervise mode against a real moto server: a rotated secret restarts the command with the
+new value; nothing changed or a broken change keeps it; ``SECRETS_AGENT_ON_CHANGE=exit`` exits 0.
+
+The agent runs through the real entrypoint with a 1 s interval; the child is signal_echo.py,
+which reports the variables it was started with.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import base_env
+from tests.moto_server import MotoServer
+from tests.supervised import SIGNAL_ECHO, Supervised, agent_argv, launch, wait_until
+
+INTERVAL = 1.0
+STOP_TIMEOUT = 3.0
+# Two jittered intervals, the stop timeout and a generous margin for a loaded machine.
+WITHIN = 2 * INTERVAL * 1.2 + STOP_TIMEOUT + 10
+
+
+def events(sup: Supervised, name: str) -> list[dict[str, Any]]:
+    out = []
+    for line in sup.stderr().splitlines():
+        if line.startswith("{"):
+            event = json.loads(line)
+            if event.get("event") == name:
+                out.append(event)
+    return out
+
+
+def starts(sup: Supervised) -> int:
+    return len([line for line in sup.lines() if line.startswith("ready")])
+
+
+@pytest.fixture
+def agent(moto: MotoServer, tmp_path: Path) -> Iterator[Any]:
+    started: list[Supervised] = []
+
+    def start(extra_env: dict[str, str], *report: str, **settings: str) -> Supervised:
+        env = base_env(moto.url)
+        env.update(
+            SECRETS_AGENT_WATCH_INTERVAL=str(INTERVAL),
+            SECRETS_AGENT_STOP_TIMEOUT=str(STOP_TIMEOUT),
+            SECRETS_AGENT_LOG_LEVEL="debug",
+            SECRETS_AGENT_LOG_FORMAT="json",
+        )
+        env.update(settings)
+        env.update(extra_env)
+        out = tmp_path / f"echo-{len(started)}.log"
+        command = [sys.executable, str(SIGNAL_ECHO), "--out", str(out), "--code", "3"]
+        for name in report:
+            command += ["--env", name]
+        sup = launch(tmp_path, agent_argv(command), pid1=False, env=env, out=out)
+        started.append(sup)
+        try:
+            sup.wait_line("ready", timeout=30)
+        except AssertionError:
+            raise AssertionError(sup.stderr()) from None
+        return sup
+
+    yield start
+    for sup in started:
+        sup.close()
+
+
+def assert_no_values(sup: Supervised, *values: str) -> None:
+    text = sup.stderr()
+    for value in values:
+        assert value not in text
+
+
+def test_ssm_parameter_new_version_restarts_with_new_value(agent: Any, boto_client: Any) -> None:
+    ssm = boto_client("ssm")
+    ssm.put_parameter(Name="/app/prod/api_token", Value="token-one", Type="SecureString")
+    ssm.put_parameter(Name="/app/prod/other", Value="stays", Type="String")
+    sup = agent({"PARAMETER_STORE_PREFIX": "/app/prod"}, "API_TOKEN", "OTHER")
+    assert "env API_TOKEN=token-one" in sup.lines()
+
+    ssm.put_parameter(
+        Name="/app/prod/api_token", Value="token-two", Type="SecureString", Overwrite=True
+    )
+    changed = time.monotonic()
+    assert sup.wait_line("env API_TOKEN", count=2, timeout=WITHIN) == "env API_TOKEN=token-two"
+    assert time.monotonic() - changed < WITHIN
+    assert sup.lines().count("env OTHER=stays") == 2
+    # The restart stopped the old command with SIGTERM; its exit (3) did not end the agent.
+    assert "signal SIGTERM" in sup.lines()
+    assert sup.proc.poll() is None
+    wait_until(lambda: events(sup, "command restarted"), timeout=5, what="restart log")
+    assert events(sup, "command restarted")[0]["changed"] == ["API_TOKEN"]
+    assert_no_values(sup, "token-one", "token-two", "stays")
+    sup.kill(signal.SIGTERM)
+    assert sup.wait() == 3
+
+
+def test_ssm_reference_new_version_restarts(agent: Any, boto_client: Any) -> None:
+    ssm = boto_client("ssm")
+    ssm.put_parameter(Name="/shared/smtp_password", Value="smtp-one", Type="SecureString")
+    sup = agent({"SMTP_PASSWORD": "ssm:/shared/smtp_password"}, "SMTP_PASSWORD")
+    assert "env SMTP_PASSWORD=smtp-one" in sup.lines()
+    ssm.put_parameter(
+        Name="/shared/smtp_password", Value="smtp-two", Type="SecureString", Overwrite=True
+    )
+    line = sup.wait_line("env SMTP_PASSWORD", count=2, timeout=WITHIN)
+    assert line == "env SMTP_PASSWORD=smtp-two"
+    assert_no_values(sup, "smtp-one", "smtp-two")
+
+
+def test_secrets_manager_new_current_version_restarts(agent: Any, boto_client: Any) -> None:
+    sm = boto_client("secretsmanager")
+    sm.create_secret(
+        Name="kptboard/prod/database",
+        SecretString=json.dumps({"username": "app", "password": "pw-one"}),
+    )
+    sup = agent(
+        {"SECRETS_MANAGER_PREFIX": "kptboard/prod"}, "DATABASE_PASSWORD", "DATABASE_USERNAME"
+    )
+    assert "env DATABASE_PASSWORD=pw-one" in sup.lines()
+    sm.put_secret_value(
+        SecretId="kptboard/prod/database",
+        SecretString=json.dumps({"username": "app", "password": "pw-two"}),
+    )
+    line = sup.wait_line("env DATABASE_PASSWORD", count=2, timeout=WITHIN)
+    assert line == "env DATABASE_PASSWORD=pw-two"
+    assert sup.lines().count("env DATABASE_USERNAME=app") == 2
+    wait_until(lambda: events(sup, "command restarted"), timeout=5, what="restart log")
+    assert events(sup, "command restarted")[0]["changed"] == ["DATABASE_PASSWORD"]
+    assert_no_values(sup, "pw-one", "pw-two")
+
+
+def test_nothing_changed_means_no_restart(agent: Any, boto_client: Any) -> None:
+    boto_client("ssm").put_parameter(Name="/app/prod/api_token", Value="same", Type="String")
+    sup = agent({"PARAMETER_STORE_PREFIX": "/app/prod"}, "API_TOKEN")
+    wait_until(lambda: len(events(sup, "secrets checked")) >= 3, timeout=15, what="three checks")
+    assert starts(sup) == 1
+    assert "signal SIGTERM" not in sup.lines()
+    assert not events(sup, "command restarted")
+    sup.kill(signal.SIGTERM)
+    assert sup.wait() == 3
+
+
+def test_broken_change_keeps_the_running_command(agent: Any, boto_client: Any) -> None:
+    ssm = boto_client("ssm")
+    ssm.put_parameter(Name="/app/prod/api_token", Value="token-one", Type="SecureString")
+    sup = agent({"PARAMETER_STORE_PREFIX": "/app/prod"}, "API_TOKEN")
+    # A new parameter that maps to the same variable name: the new environment is invalid.
+    ssm.put_parameter(Name="/app/prod/api-token", Value="token-clash", Type="SecureString")
+    wait_until(
+        lambda: len(events(sup, "secrets check failed; command kept")) >= 2,
+        timeout=WITHIN,
+        what="two failed checks",
+    )
+    failure = events(sup, "secrets check failed; command kept")[0]
+    assert "API_TOKEN" in failure["error"] or "api" in failure["error"]
+    assert starts(sup) == 1
+    assert "signal SIGTERM" not in sup.lines()
+    assert sup.proc.poll() is None
+    assert_no_values(sup, "token-one", "token-clash")
+    # Fixing the data lets the next check pass again, still without a restart.
+    ssm.delete_parameter(Name="/app/prod/api-token")
+    checked = len(events(sup, "secrets checked"))
+    wait_until(
+        lambda: len(events(sup, "secrets checked")) > checked + 1,
+        timeout=WITHIN,
+        what="successful checks after the fix",
+    )
+    assert starts(sup) == 1
+
+
+def test_on_change_exit_stops_the_command_and_exits_zero(agent: Any, boto_client: Any) -> None:
+    ssm = boto_client("ssm")
+    ssm.put_parameter(Name="/app/prod/api_token", Value="token-one", Type="SecureString")
+    sup = agent(
+        {"PARAMETER_STORE_PREFIX": "/app/prod"}, "API_TOKEN", SECRETS_AGENT_ON_CHANGE="exit"
+    )
+    ssm.put_parameter(
+        Name="/app/prod/api_token", Value="token-two", Type="SecureString", Overwrite=True
+    )
+    assert sup.wait(timeout=WITHIN) == 0, sup.stderr()
+    assert "signal SIGTERM" in sup.lines()
+    assert starts(sup) == 1
+    assert_no_values(sup, "token-one", "token-two")
