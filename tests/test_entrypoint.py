@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import subprocess
 import sys
@@ -431,3 +432,26 @@ def test_demo_runs(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "SECRET_KEY_BASE" in proc.stdout and "DATABASE_URL" in proc.stdout
     assert "demo-secret-key-base" not in proc.stdout + proc.stderr
+
+
+def test_sigterm_during_resolution_stops_at_once(tmp_path: Path, hanging_endpoint: str) -> None:
+    """A stop signal while the first fetch hangs ends the agent; the command never starts."""
+    out = tmp_path / "ran"
+    env = base_env(hanging_endpoint) | {
+        "PARAMETER_STORE_PREFIX": "/app",
+        "SECRETS_AGENT_TIMEOUT": "60",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, str(ENTRYPOINT), "touch", str(out)],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1.5)
+    start = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=10)
+    assert time.monotonic() - start < 5
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert not out.exists()
+    assert "signal" in err
