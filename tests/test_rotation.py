@@ -7,6 +7,7 @@ which reports the variables it was started with.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import signal
 import sys
@@ -189,3 +190,62 @@ def test_on_change_exit_stops_the_command_and_exits_zero(agent: Any, boto_client
     assert "signal SIGTERM" in sup.lines()
     assert starts(sup) == 1
     assert_no_values(sup, "token-one", "token-two")
+
+
+def test_rails_restarts_with_rotated_secret_key_base(
+    moto: MotoServer, boto_client: Any, tmp_path: Path
+) -> None:
+    """Real Rails (puma, production) under supervise mode: rotating SECRET_KEY_BASE in SSM
+    restarts the app, which then serves with the new key."""
+    from tests.conftest import ENTRYPOINT
+    from tests.rails_app import RailsApp
+
+    key_one, key_two = "a1" * 64, "b2" * 64
+    ssm = boto_client("ssm")
+    ssm.put_parameter(Name="/kptboard/prod/secret_key_base", Value=key_one, Type="SecureString")
+    env = base_env(moto.url)
+    env.update(
+        PARAMETER_STORE_PREFIX="/kptboard/prod",
+        SECRETS_AGENT_WATCH_INTERVAL=str(INTERVAL),
+        SECRETS_AGENT_STOP_TIMEOUT="20",
+        SECRETS_AGENT_LOG_FORMAT="json",
+    )
+    app = RailsApp([sys.executable, str(ENTRYPOINT)], env, tmp_path / "rails.log")
+    try:
+        app.wait_ready()
+        first = app.get_json("/secret")
+        assert first["secret_key_base_sha256"] == hashlib.sha256(key_one.encode()).hexdigest()
+        # Supervised: puma is the agent's child, not the agent itself.
+        assert first["pid"] != app.proc.pid
+
+        ssm.put_parameter(
+            Name="/kptboard/prod/secret_key_base",
+            Value=key_two,
+            Type="SecureString",
+            Overwrite=True,
+        )
+        wanted = hashlib.sha256(key_two.encode()).hexdigest()
+        seen: list[Any] = []
+
+        def serves_new_key() -> bool:
+            try:
+                status, body = app.get("/secret")
+            except OSError:
+                return False  # between the old puma and the new one
+            if status == 200:
+                seen.append(json.loads(body))
+            return bool(seen) and seen[-1]["secret_key_base_sha256"] == wanted
+
+        wait_until(serves_new_key, timeout=90, what=f"the new key: {app.log()}")
+        assert seen[-1]["pid"] != first["pid"]
+        assert app.proc.poll() is None
+        app.proc.send_signal(signal.SIGTERM)
+        code = app.stop()
+    finally:
+        if app.proc.poll() is None:
+            app.stop()
+    # puma re-raises SIGTERM after a graceful stop: the agent reports it as 128+15.
+    assert code in (0, 128 + signal.SIGTERM), app.log()
+    log = app.log()
+    assert key_one not in log and key_two not in log
+    assert '"event":"command restarted"' in log
