@@ -34,6 +34,9 @@ _KEY_ARN = re.compile(
     r"(?P<account>\d{12}):(?P<kind>key|alias)/(?P<id>.+)\Z"
 )
 _SECRET_SUFFIX = re.compile(r"-[A-Za-z0-9]{6}\Z")
+# What a prefix may hold; anything else (``*``, ``?``, ``$``) would widen or break a pattern.
+_SSM_PREFIX = re.compile(r"[A-Za-z0-9_.\-/]{1,2048}\Z")
+_SECRET_PREFIX = re.compile(r"[A-Za-z0-9/_+=.@\-]{1,512}\Z")
 _SEPARATOR_ENDINGS = (".", "/", "-", "_")
 
 
@@ -252,7 +255,7 @@ def _region(value: str | None, *, what: str) -> str:
 
 def _check_service_key(arn: str, regions: set[str]) -> str:
     match = _KEY_ARN.match(arn)
-    if match is None or match["kind"] == "alias":
+    if match is None or match["kind"] == "alias" or not re.fullmatch(r"[A-Za-z0-9-]+", match["id"]):
         hint = "give the key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID)"
         if match is not None and match["id"].startswith("aws/"):
             hint = "AWS managed keys (aws/ssm, aws/secretsmanager) need no statement: leave it out"
@@ -303,6 +306,15 @@ def needs_from_environment(
             secrets.append((where, ref.secret_id))
     ssm_prefix = settings.parameter_store_prefix
     sm_prefix = settings.secrets_manager_prefix
+    for var, value, pattern in (
+        ("PARAMETER_STORE_PREFIX", ssm_prefix, _SSM_PREFIX),
+        ("SECRETS_MANAGER_PREFIX", sm_prefix, _SECRET_PREFIX),
+    ):
+        if value is not None and not pattern.match(value):
+            raise ConfigError(
+                f"{var} holds characters no parameter or secret name can hold",
+                hint=f"fix {var}; a wildcard in it would widen the policy",
+            )
     any_prefix = bool(ssm_prefix or sm_prefix)
     if aesdk_vars and not settings.kms_key_arns:
         raise ConfigError(
@@ -347,7 +359,7 @@ def render_json(needs: Needs) -> str:
 
 def _summary(environ: Mapping[str, str], needs: Needs) -> str:
     parts = [
-        f"{var}={environ[var]}"
+        f"{var}={json.dumps(environ[var])}"
         for var in ("PARAMETER_STORE_PREFIX", "SECRETS_MANAGER_PREFIX")
         if environ.get(var)
     ]

@@ -199,6 +199,13 @@ def test_aesdk_keys_bind_the_variable_names_when_they_are_all_known() -> None:
             "eu-west-1",
         ),
         ({"PARAMETER_STORE_PREFIX": "/a"}, {"account_id": "12345"}, "12-digit"),
+        ({"PARAMETER_STORE_PREFIX": "/kptboard/*"}, {}, "wildcard"),
+        ({"SECRETS_MANAGER_PREFIX": "kptboard/pro?"}, {}, "SECRETS_MANAGER_PREFIX"),
+        (
+            {"PARAMETER_STORE_PREFIX": "/a"},
+            {"kms_key_arns": [f"arn:aws:kms:{REGION}:{ACCOUNT}:key/*"]},
+            "not a KMS key ARN",
+        ),
         ({"PARAMETER_STORE_PREFIX": "/a", "AWS_REGION": ""}, {}, "AWS_REGION"),
     ],
 )
