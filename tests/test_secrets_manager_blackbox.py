@@ -100,6 +100,36 @@ def test_nothing_under_the_prefix_is_66_naming_it(
     assert "kptboard/prod" in one_error_line(run.stderr)
 
 
+def test_deleted_and_binary_secrets_under_the_prefix(
+    tmp_path: Path, moto: MotoServer, boto_client: Any
+) -> None:
+    sm = boto_client("secretsmanager")
+    sm.create_secret(Name="app/old_token", SecretString="gone")
+    sm.delete_secret(SecretId="app/old_token")
+    sm.create_secret(Name="app/cert", SecretBinary="-----BEGIN X-----\né\n".encode())
+    env = base_env(moto.url) | {"SECRETS_MANAGER_PREFIX": "app"}
+    run = run_agent(tmp_path, env)
+    assert run.returncode == 0, run.stderr
+    assert run.child_env is not None
+    assert run.child_env["CERT"] == "-----BEGIN X-----\né\n"
+    assert "OLD_TOKEN" not in run.child_env
+
+    sm.create_secret(Name="app/blob", SecretBinary=b"\xff\xfe" + CANARY.encode())
+    run = run_agent(tmp_path, env)
+    assert run.returncode == 65, run.stderr
+    assert not run.ran
+    assert "app/blob" in one_error_line(run.stderr)
+    assert CANARY not in run.stderr
+
+
+def test_prefix_that_cannot_start_a_secret_name_is_78(tmp_path: Path, moto: MotoServer) -> None:
+    env = base_env(moto.url) | {"SECRETS_MANAGER_PREFIX": "kptboard prod"}
+    run = run_agent(tmp_path, env)
+    assert run.returncode == 78, run.stderr
+    assert not run.ran
+    assert "SECRETS_MANAGER_PREFIX" in one_error_line(run.stderr)
+
+
 @pytest.mark.parametrize(
     ("body", "exit_code"),
     [

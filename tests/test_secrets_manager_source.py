@@ -10,6 +10,8 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
+from hypothesis import given
+from hypothesis import strategies as st
 from moto import mock_aws
 
 from agent.errors import (
@@ -24,6 +26,7 @@ from agent.logs import Logger
 from agent.model import Item
 from agent.references import SecretRef, parse_reference
 from agent.sources import secrets_manager as sm
+from agent.sources.secrets_manager_values import expand
 
 REGION = "us-east-1"
 CANARY = "canary-Zq9-value"
@@ -381,6 +384,30 @@ def test_per_secret_batch_errors_fail_closed_naming_the_secret(
     assert "'app/b'" in info.value.message
 
 
+def test_batch_error_given_by_arn_names_the_secret(
+    stubbed: tuple[Any, Stubber], log: Logger
+) -> None:
+    client, stub = stubbed
+    stub.add_response(
+        "batch_get_secret_value",
+        {
+            "SecretValues": [],
+            "Errors": [
+                {
+                    "SecretId": _entry("app/b", "")["ARN"],
+                    "ErrorCode": "AccessDeniedException",
+                    "Message": "not authorized",
+                }
+            ],
+        },
+        _batch_params("app/"),
+    )
+    with pytest.raises(AccessDeniedError) as info:
+        sm.load_prefix(client, "app", log=log)
+    assert "'app/b'" in info.value.message
+    assert "secretsmanager:GetSecretValue" in info.value.message
+
+
 def test_invalid_request_entry_falls_back_to_listing(
     stubbed: tuple[Any, Stubber], log: Logger
 ) -> None:
@@ -638,3 +665,35 @@ def test_reference_reads_awscurrent_after_stage_move(aws: Any, log: Logger) -> N
     )
     items = sm.resolve_refs(lambda _r: aws, _refs(T="secretsmanager:app/token"), log=log)
     assert (items["T"].value.reveal(), items["T"].version) == ("new", new)
+
+
+# ---------------------------------------------------------------- value shaping (properties)
+
+_scalars = st.one_of(
+    st.text(),
+    st.integers(min_value=-(10**30), max_value=10**30),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.booleans(),
+)
+_keys = st.from_regex(r"[A-Za-z][A-Za-z0-9_.\-]{0,15}", fullmatch=True)
+
+
+@given(st.dictionaries(_keys, _scalars, max_size=8))
+def test_expanded_values_are_strings_and_json_scalars_as_written(body: dict[str, object]) -> None:
+    text = json.dumps(body)
+    got = expand(text, name="p/s", key="s", log=Logger(stream=io.StringIO()))
+    expected = [
+        (f"s/{k}", f"p/s:{k}", v if isinstance(v, str) else json.dumps(v)) for k, v in body.items()
+    ]
+    assert got == expected
+
+
+@given(st.text())
+def test_text_that_is_not_a_json_object_passes_unchanged(text: str) -> None:
+    try:
+        is_object = isinstance(json.loads(text), dict)
+    except ValueError:
+        is_object = False
+    if not is_object:
+        got = expand(text, name="p/s", key="s", log=Logger(stream=io.StringIO()))
+        assert got == [("s", "p/s", text)]
