@@ -55,7 +55,7 @@ def seed(url: str, count: int) -> None:
         region_name=REGION,
         endpoint_url=url,
         aws_access_key_id="testing",
-        aws_secret_access_key="testing",
+        aws_secret_access_key="testing",  # noqa: S106 - moto test credentials
     )
     for i in range(count):
         ssm.put_parameter(
