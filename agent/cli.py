@@ -21,9 +21,9 @@ if TYPE_CHECKING:
     import argparse
 
     from agent.clients import Clients
-    from agent.config import Settings
     from agent.logs import Logger
     from agent.resolve import Plan, Resolution
+    from agent.settings import Settings
 
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
 
@@ -130,8 +130,8 @@ def main(argv: Sequence[str]) -> int:
 
 
 def _setup(environ: Mapping[str, str]) -> tuple[Settings, Logger]:
-    from agent.config import load_settings
     from agent.logs import Logger
+    from agent.settings import load_settings
 
     settings = load_settings(environ)
     return settings, Logger(level=settings.log_level, fmt=settings.log_format)

@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.clients import Clients, Deadline
-from agent.config import Settings
 from agent.environment import merge
 from agent.errors import AgentError, DataError, ServiceError
 from agent.logs import Logger
 from agent.model import Item, Record, Secret
 from agent.naming import check_settable, records_from_items
 from agent.references import AesdkRef, Ref, SecretRef, SsmRef, find_references
+from agent.settings import Settings
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,130 @@
+"""The agent's settings as a plain frozen value, loaded without importing pydantic.
+
+Importing pydantic-settings costs 0.15-0.25 s on a small container CPU: more than botocore and
+more than the whole Python start. The agent reads ten variables, so the hot path parses the
+usual, well-formed values here with the standard library, and hands anything else (a bad
+value, or an unusual spelling such as ``1e2`` or ``1_000``) to ``agent.config``, whose
+pydantic model stays the reference for what is valid and for the error message. A test checks
+that both agree wherever this module answers on its own.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Literal
+
+# The same pattern as agent.config._KMS_KEY_ARN (a test keeps them equal).
+_KMS_KEY_ARN = r"arn:aws(-[a-z]+)*:kms:[a-z]{2}(-[a-z]+)+-\d+:\d{12}:key/[A-Za-z0-9-]+"
+_NUMBER = re.compile(r"[0-9]{1,6}(\.[0-9]{1,6})?\Z")
+_BOOLS = {
+    "true": True,
+    "1": True,
+    "yes": True,
+    "on": True,
+    "false": False,
+    "0": False,
+    "no": False,
+    "off": False,
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Field names, types and defaults as in ``agent.config.Settings``."""
+
+    parameter_store_prefix: str | None = None
+    secrets_manager_prefix: str | None = None
+    override: bool = False
+    timeout: float = 30.0
+    watch_interval: float = 0.0
+    on_change: Literal["restart", "exit"] = "restart"
+    stop_timeout: float = 10.0
+    kms_key_arns: tuple[str, ...] = ()
+    log_format: Literal["json", "text"] | None = None
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @property
+    def supervise(self) -> bool:
+        return self.watch_interval > 0
+
+
+class _Unsure(Exception):
+    """This module does not decide; the pydantic model does."""
+
+
+def _prefix(value: str) -> str | None:
+    return value.strip() or None
+
+
+def _bool(value: str) -> bool:
+    try:
+        return _BOOLS[value.lower()]
+    except KeyError:
+        raise _Unsure from None
+
+
+def _number(value: str, *, low: float, high: float, low_open: bool) -> float:
+    if not _NUMBER.match(value):
+        raise _Unsure
+    number = float(value)
+    if number > high or number < low or (low_open and number == low):
+        raise _Unsure
+    return number
+
+
+def _choice(value: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise _Unsure
+    return value
+
+
+def _arns(value: str) -> tuple[str, ...]:
+    arns = tuple(part.strip() for part in value.split(",") if part.strip())
+    if not all(re.fullmatch(_KMS_KEY_ARN, arn) for arn in arns):
+        raise _Unsure
+    return arns
+
+
+def parse_settings(environ: Mapping[str, str]) -> Settings:
+    """Settings from well-formed values only; raises ``_Unsure`` for anything else."""
+
+    def get(name: str) -> str | None:
+        value = environ.get(name)
+        return value if value else None  # an empty variable counts as unset
+
+    values: dict[str, object] = {}
+    if (v := get("PARAMETER_STORE_PREFIX")) is not None:
+        values["parameter_store_prefix"] = _prefix(v)
+    if (v := get("SECRETS_MANAGER_PREFIX")) is not None:
+        values["secrets_manager_prefix"] = _prefix(v)
+    if (v := get("SECRETS_AGENT_OVERRIDE")) is not None:
+        values["override"] = _bool(v)
+    if (v := get("SECRETS_AGENT_TIMEOUT")) is not None:
+        values["timeout"] = _number(v, low=0, high=3600, low_open=True)
+    if (v := get("SECRETS_AGENT_WATCH_INTERVAL")) is not None:
+        values["watch_interval"] = _number(v, low=0, high=86400, low_open=False)
+    if (v := get("SECRETS_AGENT_ON_CHANGE")) is not None:
+        values["on_change"] = _choice(v, ("restart", "exit"))
+    if (v := get("SECRETS_AGENT_STOP_TIMEOUT")) is not None:
+        values["stop_timeout"] = _number(v, low=0, high=3600, low_open=False)
+    if (v := get("SECRETS_AGENT_KMS_KEY_ARNS")) is not None:
+        values["kms_key_arns"] = _arns(v)
+    if (v := get("SECRETS_AGENT_LOG_FORMAT")) is not None:
+        values["log_format"] = _choice(v, ("json", "text"))
+    if (v := get("SECRETS_AGENT_LOG_LEVEL")) is not None:
+        values["log_level"] = _choice(v, ("debug", "info", "warning", "error"))
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def load_settings(environ: Mapping[str, str]) -> Settings:
+    """Build Settings from ``environ`` only; a bad value is a ConfigError naming the variable."""
+    try:
+        return parse_settings(environ)
+    except _Unsure:
+        pass
+    from agent.config import load_settings as load_reference
+
+    reference = load_reference(environ)  # raises the ConfigError for a bad value
+    return Settings(**{f.name: getattr(reference, f.name) for f in fields(Settings)})
