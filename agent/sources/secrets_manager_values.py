@@ -1,6 +1,6 @@
 """Pure shaping of Secrets Manager values: text from a response, JSON objects into variables.
 
-Decisions (README "Secrets Manager values"):
+Decisions (docs/secrets-manager.md):
 
 - ``SecretString`` is used as is; ``SecretBinary`` is used when it is valid UTF-8, else 65.
 - A value that parses as a JSON **object** is expanded, one variable per key; any other value
