@@ -27,6 +27,11 @@ STAR_ONLY_ACTIONS = frozenset(
 #: algorithm suite adds.
 AESDK_CONTEXT_KEYS = ("aws-crypto-public-key", "secrets-agent:name")
 
+DESCRIBE_NOTE = (
+    "Name-prefix mode: ssm:DescribeParameters accepts only \"*\" and reveals every parameter "
+    "name (not value) in the account and region; a path prefix (/app/env) avoids it."
+)
+
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+\Z")
 _ACCOUNT = re.compile(r"\d{12}\Z")
 _KEY_ARN = re.compile(
@@ -337,8 +342,9 @@ def needs_from_environment(
         parameters=tuple(parameters),
         secrets_prefix=sm_prefix,
         secrets=tuple(secrets),
-        aesdk_keys=settings.kms_key_arns if (aesdk_vars or any_prefix) else (),
-        aesdk_names=None if any_prefix else tuple(aesdk_vars),
+        # A parameter or secret may hold an aesdk: value too, bound to the variable it sets.
+        aesdk_keys=settings.kms_key_arns,
+        aesdk_names=None if any_prefix else tuple(sorted(refs)),
         service_keys=service_keys,
     )
 
@@ -383,5 +389,8 @@ def render_for_environment(
     if fmt == "terraform":
         from agent.iam_terraform import render_terraform
 
-        return render_terraform(policy_document(needs), summary=_summary(environ, needs))
+        notes = [DESCRIBE_NOTE] if needs.ssm_name_prefix else []
+        return render_terraform(
+            policy_document(needs), summary=_summary(environ, needs), notes=notes
+        )
     raise ConfigError(f"unknown policy format {fmt!r}", hint="use --format json or terraform")

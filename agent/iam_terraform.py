@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from agent.iam import ACCOUNT_PLACEHOLDER, TF_ACCOUNT
 
@@ -59,7 +59,9 @@ def _hcl_attributes(obj: Mapping[str, object], indent: str) -> list[str]:
     return lines
 
 
-def render_terraform(doc: Mapping[str, object], *, summary: str) -> str:
+def render_terraform(
+    doc: Mapping[str, object], *, summary: str, notes: Sequence[str] = ()
+) -> str:
     """A ``locals`` block holding ``jsonencode({...})``: paste it, then attach the local."""
     lines = [
         f"# Least privilege for secrets-agent: {summary}.",
@@ -68,6 +70,7 @@ def render_terraform(doc: Mapping[str, object], *, summary: str) -> str:
         "#     role   = aws_iam_role.app_task.id",
         "#     policy = local.secrets_agent_policy",
         "#   }",
+        *(f"# {note}" for note in notes),
     ]
     if ACCOUNT_PLACEHOLDER in json.dumps(doc):
         lines += ["", 'data "aws_caller_identity" "secrets_agent" {}']

@@ -172,9 +172,15 @@ def test_aesdk_keys_bind_the_variable_names_when_they_are_all_known() -> None:
     assert loaded["DecryptAesdkValues"]["Condition"]["Null"] == {
         "kms:EncryptionContext:secrets-agent:name": "false"
     }
-    # Keys configured but nothing that could hold an aesdk: value: no statement.
-    refs_only = render({"A": "ssm:/x/y", "SECRETS_AGENT_KMS_KEY_ARNS": KEY})
-    assert "DecryptAesdkValues" not in by_sid(refs_only)
+    # A referenced parameter or secret may hold an aesdk: value bound to its variable.
+    refs = by_sid(
+        render({"A": "ssm:/x/y", "B": "secretsmanager:b", "SECRETS_AGENT_KMS_KEY_ARNS": KEY})
+    )
+    assert refs["DecryptAesdkValues"]["Condition"]["StringEquals"] == {
+        "kms:EncryptionContext:secrets-agent:name": ["A", "B"]
+    }
+    # Without keys, an aesdk: value is a configuration error for the agent: nothing to grant.
+    assert "DecryptAesdkValues" not in by_sid(render({"A": "ssm:/x/y"}))
 
 
 @pytest.mark.parametrize(
@@ -571,11 +577,12 @@ def _seed(boto_client: Callable[..., Any], moto_url: str, tmp_path: Path) -> dic
     env = base_env(moto_url)
     env["SECRETS_AGENT_KMS_KEY_ARNS"] = key
     values = {"key": key, "other_arn": other["ARN"]}
-    for var in ("TOKEN", "PROD_TOKEN"):
+    for var in ("TOKEN", "PROD_TOKEN", "SEALED"):
         enc = run_agent(tmp_path, env, ["encrypt", "--key-id", key, "--name", var], stdin="t0k")
         assert enc.returncode == 0, enc.stderr
         values[var] = enc.stdout.strip()
     ssm.put_parameter(Name="/kptboard/prod/prod_token", Value=values["PROD_TOKEN"], Type="String")
+    ssm.put_parameter(Name="/shared/sealed", Value=values["SEALED"], Type="String")
     return values
 
 
@@ -590,10 +597,18 @@ def _configs(v: Mapping[str, str]) -> dict[str, dict[str, str]]:
             "C": "secretsmanager:kptboard/other:password",
             "D": v["other_arn"],
             "TOKEN": v["TOKEN"],
+            "SEALED": "ssm:/shared/sealed",
             **keys,
         },
         "sm-prefix": {"SECRETS_MANAGER_PREFIX": "kptboard/prod"},
         "sm-prefix-fallback": {"SECRETS_MANAGER_PREFIX": "kptboard/stage"},
+        "everything": {
+            "PARAMETER_STORE_PREFIX": "/kptboard/prod",
+            "SECRETS_MANAGER_PREFIX": "kptboard/prod",
+            "C": "secretsmanager:kptboard/other:password",
+            "SEALED": "ssm:/shared/sealed",
+            **keys,
+        },
     }
 
 
@@ -652,3 +667,12 @@ def test_the_evaluator_can_fail_a_run_whose_policy_is_too_narrow(
     wrong = json.loads(iam.render_for_environment(
         {**env, "PARAMETER_STORE_PREFIX": "/kptboard/production"}, fmt="json", account_id=ACCOUNT))
     assert checks and not all(allows(wrong, c) for c in checks)
+
+
+def test_terraform_output_warns_about_describe_parameters_in_name_prefix_mode_only() -> None:
+    def tf(prefix: str) -> str:
+        env = {"AWS_REGION": REGION, "PARAMETER_STORE_PREFIX": prefix}
+        return iam.render_for_environment(env, fmt="terraform", account_id=ACCOUNT)
+
+    assert "DescribeParameters accepts only" in tf("kptboard-rails")
+    assert "DescribeParameters" not in tf("/kptboard/prod")
