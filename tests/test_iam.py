@@ -637,7 +637,10 @@ def test_every_recorded_aws_operation_is_allowed_by_the_policy_rendered_for_its_
                "SECRETS_AGENT_LOG_LEVEL": "debug", "SECRETS_AGENT_LOG_FORMAT": "json"}
         run = run_agent(tmp_path, env)
         assert run.returncode == 0 and run.ran, f"{name}: {run.stderr}"
-        policy = json.loads(iam.render_for_environment(env, fmt="json", account_id=ACCOUNT))
+        text = iam.render_for_environment(env, fmt="json", account_id=ACCOUNT)
+        policy = json.loads(text)
+        assert parliament_findings(text) == [], name
+        assert static_problems(policy, regions=[REGION]) == [], name
         calls = aws_calls(run.stderr)
         assert calls, f"{name}: no aws call was logged"
         checks = [c for call in calls for c in checks_for(call, lookup)]
