@@ -8,9 +8,12 @@ check runs in a worker thread so that a slow AWS call never delays a signal. On 
 command is stopped (``SIGTERM``, then ``SIGKILL`` to its process group after the stop timeout)
 and started again with the new environment, or, with ``on_change="exit"``, the agent returns 0.
 
-The command is started with ``posix_spawn``: an empty signal mask, default dispositions for
-every signal, and its own process group (given the terminal's foreground when the agent had
-it, as tini does). A command that cannot be started raises ``CommandNotFoundError`` (127) or
+Choices, where tini is the model: signals go to the command only, not its group; the command
+runs in its own process group (``agent.spawn``). An outside ``SIGTERM``/``SIGINT`` is only
+forwarded: the orchestrator owns that grace period (ECS ``stopTimeout``), so the agent does not
+SIGKILL on its own then. One arriving while a restart is under way cancels the restart, and the
+agent then exits with the command's status. The status of a command stopped for a restart is
+not the agent's. A command that cannot be started raises ``CommandNotFoundError`` (127) or
 ``CommandNotExecutableError`` (126), on the first start as on a restart.
 
 Logs carry the pid, ``argv[0]``, signal names, exit statuses and changed *names*: never the
@@ -22,19 +25,14 @@ from __future__ import annotations
 import os
 import random
 import signal
-import stat
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from typing import Literal, Protocol, runtime_checkable
 
-from agent.errors import (
-    AgentError,
-    CommandNotExecutableError,
-    CommandNotFoundError,
-    UsageError,
-)
+from agent.errors import AgentError, UsageError
 from agent.logs import Level, Logger
+from agent.spawn import exit_code, give_terminal, owns_terminal, set_subreaper, spawn_command
 
 FORWARDED: tuple[signal.Signals, ...] = (
     signal.SIGTERM,
@@ -47,11 +45,7 @@ FORWARDED: tuple[signal.Signals, ...] = (
 )
 STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
 WAITED = frozenset({*FORWARDED, signal.SIGCHLD})
-# Every signal whose disposition can be set: the command starts with all of them at SIG_DFL
-# (Python itself ignores SIGPIPE and SIGXFSZ, and ignored dispositions survive exec).
-DEFAULTED = frozenset(signal.Signals) - {signal.SIGKILL, signal.SIGSTOP}
 JITTER = 0.15
-PR_SET_CHILD_SUBREAPER = 36
 _SAFETY_WAKE = 5.0
 
 
@@ -72,50 +66,6 @@ class DescribesChanges(Protocol):
     (for example ``"SECRET_KEY_BASE ssm:/app/secret_key_base 3->4"``)."""
 
     last_changes: Sequence[str]
-
-
-def find_command(name: str, path: str | None) -> str:
-    """Resolve ``name`` as ``execvp`` would: 127 when nothing is found, 126 when only
-    something that cannot be executed is."""
-    if not name:
-        raise CommandNotFoundError("empty command name", hint="give the command to run")
-    if "/" in name:
-        candidates = [name]
-    else:
-        dirs = (path if path is not None else os.defpath).split(os.pathsep)
-        candidates = [os.path.join(d or ".", name) for d in dirs]
-    unusable = ""
-    for candidate in candidates:
-        try:
-            mode = os.stat(candidate).st_mode
-        except OSError:
-            continue
-        if stat.S_ISREG(mode) and os.access(candidate, os.X_OK):
-            return candidate
-        unusable = unusable or candidate
-    if unusable:
-        raise CommandNotExecutableError(
-            f"{unusable}: not an executable file", hint="check the command's permissions"
-        )
-    where = "" if "/" in name else " in PATH"
-    raise CommandNotFoundError(f"{name}: not found{where}", hint="check the command and PATH")
-
-
-def set_subreaper() -> bool:
-    """Make orphaned descendants ours to reap even when we are not PID 1 (like ``tini -s``)."""
-    import ctypes
-
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return int(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) == 0
-    except (OSError, AttributeError):
-        return False
-
-
-def exit_code(status: int) -> int:
-    """A wait status as a shell reports it: the exit code, or 128+N for signal N."""
-    code = os.waitstatus_to_exitcode(status)
-    return 128 - code if code < 0 else code
 
 
 class _Check:
@@ -190,7 +140,7 @@ class Supervisor:
                 stop_timeout=self.stop_timeout,
                 watching=self.watcher is not None,
             )
-            self.owns_tty = _owns_terminal()
+            self.owns_tty = owns_terminal()
             self.start(self.env)
             while True:
                 code = self.step()
@@ -223,28 +173,11 @@ class Supervisor:
 
     # -- the command ------------------------------------------------------------------------
     def start(self, env: Mapping[str, str]) -> None:
-        path = find_command(self.argv[0], env.get("PATH", os.environ.get("PATH")))
-        try:
-            pid = os.posix_spawn(
-                path,
-                self.argv,
-                env,
-                setpgroup=0,
-                setsigmask=set(),
-                setsigdef=DEFAULTED,
-            )
-        except FileNotFoundError as exc:
-            raise CommandNotFoundError(
-                f"{self.argv[0]}: {exc.strerror}", hint="check the command and its interpreter"
-            ) from exc
-        except OSError as exc:
-            raise CommandNotExecutableError(
-                f"{self.argv[0]}: {exc.strerror}", hint="check the command's permissions"
-            ) from exc
+        pid = spawn_command(self.argv, env)
         self.child = pid
         self.env = dict(env)
         if self.owns_tty:
-            _give_terminal(pid)
+            give_terminal(pid)
         self.next_check = time.monotonic() + self.jittered()
         self.log.info("command started", pid=pid, command=self.argv[0])
 
@@ -357,23 +290,6 @@ class Supervisor:
 
 def _changed_names(old: Mapping[str, str], new: Mapping[str, str]) -> list[str]:
     return sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
-
-
-def _owns_terminal() -> bool:
-    try:
-        return os.isatty(0) and os.tcgetpgrp(0) == os.getpgrp()
-    except OSError:
-        return False
-
-
-def _give_terminal(pid: int) -> None:
-    """Make the command's process group the terminal's foreground, as tini does, so that
-    ``docker run -it ... rails console`` reads the terminal and gets ^C itself."""
-    signal.signal(signal.SIGTTOU, signal.SIG_IGN)  # we may be in the background by now
-    try:
-        os.tcsetpgrp(0, pid)
-    except OSError:
-        pass
 
 
 def supervise(

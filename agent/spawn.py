@@ -1,0 +1,106 @@
+"""Process plumbing for supervise mode: find and start the command, subreaping, terminals.
+
+The command is started with ``posix_spawn``: an empty signal mask (a mask is inherited
+through exec, and the supervisor blocks the signals it reads with ``sigtimedwait``), every
+signal at its default disposition (CPython ignores SIGPIPE and SIGXFSZ, and an ignored
+disposition survives exec), and its own process group, as under tini. A command that cannot
+be started raises ``CommandNotFoundError`` (127) or ``CommandNotExecutableError`` (126).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+from collections.abc import Mapping, Sequence
+
+from agent.errors import CommandNotExecutableError, CommandNotFoundError
+
+# Every signal whose disposition can be set. (glibc 2.36's posix_spawn itself leaves its two
+# internal signals, 32 and 33, ignored in the child; they are not the application's to use.)
+DEFAULTED = frozenset(signal.Signals) - {signal.SIGKILL, signal.SIGSTOP}
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def find_command(name: str, path: str | None) -> str:
+    """Resolve ``name`` as ``execvp`` would: 127 when nothing is found, 126 when only
+    something that cannot be executed is."""
+    if not name:
+        raise CommandNotFoundError("empty command name", hint="give the command to run")
+    if "/" in name:
+        candidates = [name]
+    else:
+        dirs = (path if path is not None else os.defpath).split(os.pathsep)
+        candidates = [os.path.join(d or ".", name) for d in dirs]
+    unusable = ""
+    for candidate in candidates:
+        try:
+            mode = os.stat(candidate).st_mode
+        except OSError:
+            continue
+        if stat.S_ISREG(mode) and os.access(candidate, os.X_OK):
+            return candidate
+        unusable = unusable or candidate
+    if unusable:
+        raise CommandNotExecutableError(
+            f"{unusable}: not an executable file", hint="check the command's permissions"
+        )
+    where = "" if "/" in name else " in PATH"
+    raise CommandNotFoundError(f"{name}: not found{where}", hint="check the command and PATH")
+
+
+def spawn_command(argv: Sequence[str], env: Mapping[str, str]) -> int:
+    """Start ``argv`` (looked up in ``env``'s PATH) with a clean signal state; return its pid."""
+    path = find_command(argv[0], env.get("PATH", os.environ.get("PATH")))
+    try:
+        return os.posix_spawn(
+            path,
+            list(argv),
+            env,
+            setpgroup=0,
+            setsigmask=set(),  # given explicitly: leaving it out keeps the supervisor's mask
+            setsigdef=DEFAULTED,
+        )
+    except FileNotFoundError as exc:  # a script's interpreter is missing
+        raise CommandNotFoundError(
+            f"{argv[0]}: {exc.strerror}", hint="check the command and its interpreter"
+        ) from exc
+    except OSError as exc:  # ENOEXEC, EACCES on a mount, E2BIG, ...
+        raise CommandNotExecutableError(
+            f"{argv[0]}: {exc.strerror}", hint="check the command and the size of its environment"
+        ) from exc
+
+
+def set_subreaper() -> bool:
+    """Make orphaned descendants ours to reap even when we are not PID 1 (like ``tini -s``)."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def exit_code(status: int) -> int:
+    """A wait status as a shell reports it: the exit code, or 128+N for signal N."""
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
+def owns_terminal() -> bool:
+    """True when stdin is a terminal whose foreground process group is ours."""
+    try:
+        return os.isatty(0) and os.tcgetpgrp(0) == os.getpgrp()
+    except OSError:
+        return False
+
+
+def give_terminal(pid: int) -> None:
+    """Make the command's process group the terminal's foreground, as tini does, so that
+    ``docker run -it ... rails console`` reads the terminal and gets ^C itself."""
+    signal.signal(signal.SIGTTOU, signal.SIG_IGN)  # after a restart we are in the background
+    try:
+        os.tcsetpgrp(0, pid)
+    except OSError:
+        pass
