@@ -392,3 +392,21 @@ def test_error_mapping_describe_parameters(
         with pytest.raises(AgentError) as info:
             ssm.load_name_prefix(client, "kptboard-rails", log=log)
     assert info.value.exit_code == exit_code
+
+
+def test_arn_reference_of_the_answering_account_resolves(client: Any) -> None:
+    FakeStore({"/app/db": {"": "mine"}}).attach(client)
+    ref = SsmRef(name="/app/db", region="us-east-1", partition="aws", account="123456789012")
+    assert ssm.resolve_refs(client, {"DB": ref})["DB"].value.reveal() == "mine"
+
+
+def test_arn_reference_of_another_account_is_refused(client: Any) -> None:
+    # Read by name, the parameter comes from the task's own account: never pass it off as
+    # the other account's parameter.
+    FakeStore({"/app/db": {"": "same name, wrong account"}}).attach(client)
+    ref = SsmRef(name="/app/db", region="us-east-1", partition="aws", account="999999999999")
+    with pytest.raises(NotFoundError) as info:
+        ssm.resolve_refs(client, {"DB": ref})
+    assert "DB" in info.value.message
+    assert "999999999999" in info.value.message
+    assert "wrong account" not in info.value.line()

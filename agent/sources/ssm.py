@@ -174,4 +174,23 @@ def resolve_refs(client: Any, refs: Mapping[str, SsmRef]) -> dict[str, Item]:
     """Variable -> Item for SSM references that share one client (one region)."""
     queries = sorted({ref.query for ref in refs.values()})
     found = get_by_names(client, queries)
+    for var, ref in refs.items():
+        _check_account(var, ref, found[ref.query])
     return {var: _item(found[ref.query], key=None) for var, ref in refs.items()}
+
+
+def _check_account(var: str, ref: SsmRef, param: Mapping[str, Any]) -> None:
+    """An ARN reference is read by name, so in the task's own account: refuse another's.
+
+    Without this, ``arn:aws:ssm:REGION:OTHER_ACCOUNT:parameter/x`` would silently give the
+    task account's own ``/x``.
+    """
+    arn_parts = str(param.get("ARN") or "").split(":")
+    if ref.account is None or len(arn_parts) < 6 or arn_parts[4] == ref.account:
+        return
+    raise NotFoundError(
+        f"variable {var} references SSM parameter {ref.name!r} of account {ref.account}, "
+        f"but account {arn_parts[4]} answered",
+        hint="reference a parameter of the task's own account (cross-account SSM ARNs "
+        "are not supported)",
+    )
