@@ -249,3 +249,17 @@ def test_rails_restarts_with_rotated_secret_key_base(
     log = app.log()
     assert key_one not in log and key_two not in log
     assert '"event":"command restarted"' in log
+
+
+def test_new_version_with_the_same_value_restarts_nothing(agent: Any, boto_client: Any) -> None:
+    ssm = boto_client("ssm")
+    ssm.put_parameter(Name="/app/prod/api_token", Value="same", Type="SecureString")
+    sup = agent({"PARAMETER_STORE_PREFIX": "/app/prod"}, "API_TOKEN")
+    ssm.put_parameter(Name="/app/prod/api_token", Value="same", Type="SecureString", Overwrite=True)
+    wait_until(
+        lambda: any(e.get("same_values") for e in events(sup, "secrets checked")),
+        timeout=WITHIN,
+        what="a check that sees version 2 with the same value",
+    )
+    assert starts(sup) == 1
+    assert "signal SIGTERM" not in sup.lines()

@@ -376,3 +376,13 @@ def test_ctrl_c_reaches_the_command(impl: str, tmp_path: Path) -> None:
     # The terminal sends SIGINT to its foreground group, the command's. (A duplicate from a
     # supervisor sharing that group could not be seen reliably: pending signals coalesce.)
     assert out.read_text().splitlines().count("signal SIGINT") == 1
+
+
+def test_exits_with_the_command_while_orphans_live_on(run) -> None:  # type: ignore[no-untyped-def]
+    sup = run("--orphan", "30", "--exit", "4")
+    orphan = sup.wait_line("orphan pid=")
+    try:
+        assert sup.wait(timeout=10) == 4, sup.stderr()
+    finally:
+        if not sup.pid1:  # as PID 1, the kernel killed it with the namespace
+            os.kill(int(sup.field(orphan, "pid")), signal.SIGKILL)
