@@ -369,7 +369,9 @@ def _summary(environ: Mapping[str, str], needs: Needs) -> str:
         for var in ("PARAMETER_STORE_PREFIX", "SECRETS_MANAGER_PREFIX")
         if environ.get(var)
     ]
-    count = len(needs.parameters) + len(needs.secrets) + len(needs.aesdk_names or ())
+    from agent.references import find_references
+
+    count = len(find_references(environ))
     if count:
         parts.append(f"{count} reference(s)")
     return ", ".join(parts) + f", region {needs.home.region}"
