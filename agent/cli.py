@@ -99,11 +99,18 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str]) -> int:
     """Run one subcommand; return the exit code."""
-    parser = _parser()
-    try:
-        args = parser.parse_args(list(argv))
-    except SystemExit as exc:
-        return 64 if exc.code not in (0, None) else 0
+    parser: argparse.ArgumentParser | None = None
+    if list(argv[:2]) == ["exec", "--"]:
+        # The entrypoint's own form needs no argparse (5 ms of imports before the command).
+        from types import SimpleNamespace
+
+        args: Any = SimpleNamespace(subcommand="exec", command=list(argv[1:]))
+    else:
+        parser = _parser()
+        try:
+            args = parser.parse_args(list(argv))
+        except SystemExit as exc:
+            return 64 if exc.code not in (0, None) else 0
     try:
         if args.subcommand == "exec":
             command = list(args.command)
@@ -118,7 +125,8 @@ def main(argv: Sequence[str]) -> int:
             return _cmd_iam(args)
         if args.subcommand == "encrypt":
             return _cmd_encrypt(key_id=args.key_id, name=args.name)
-        parser.print_usage(sys.stderr)
+        if parser is not None:
+            parser.print_usage(sys.stderr)
         return 64
     except AgentError as error:
         return _fail(error)
