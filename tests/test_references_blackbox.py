@@ -142,12 +142,13 @@ def test_reference_and_prefix_together(tmp_path: Path, moto: MotoServer, boto_cl
     run = run_agent(tmp_path, env)
     assert run.returncode == 0, run.stderr
     assert run.child_env is not None
-    # The reference is the variable's own value: it wins unless override is asked for.
+    # A reference is the variable's own, explicit source: it wins over a prefix value of the
+    # same name, with or without SECRETS_AGENT_OVERRIDE (which is about plain inherited values).
     assert run.child_env["DATABASE_URL"] == "from-reference"
     assert run.child_env["API_KEY"] == "key"
     env["SECRETS_AGENT_OVERRIDE"] = "true"
     run = run_agent(tmp_path, env)
-    assert run.child_env is not None and run.child_env["DATABASE_URL"] == "from-prefix"
+    assert run.child_env is not None and run.child_env["DATABASE_URL"] == "from-reference"
     check = run_agent(tmp_path, env, ["check"])
     assert any(line.split()[:2] == ["DATABASE_URL", "ssm"] for line in check.stdout.splitlines()), (
         check.stdout
