@@ -390,3 +390,13 @@ def test_exits_with_the_command_while_orphans_live_on(run) -> None:  # type: ign
     finally:
         if not sup.pid1:  # as PID 1, the kernel killed it with the namespace
             os.kill(int(sup.field(orphan, "pid")), signal.SIGKILL)
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGUSR1", "SIGHUP"])
+def test_signal_from_inside_reaches_the_command(run, signame: str) -> None:  # type: ignore[no-untyped-def]
+    # As PID 1, a signal sent from inside the namespace (``docker exec CONTAINER kill 1``)
+    # reaches the supervisor only if it waits for it (blocked, or a handler); the kernel
+    # drops one whose disposition is the default.
+    sup = run("--signal-parent", signame, "--exit-on", signame, "--code", "9")
+    sup.wait_line(f"signal {signame}")
+    assert sup.wait() == 9, sup.stderr()

@@ -13,7 +13,8 @@ Writes one line per event to --out (appended, flushed; default stdout):
 Options: --exit N (exit at once), --kill-self SIG (die of SIG), --exit-on SIG (repeatable,
 default SIGTERM and SIGINT; exit with --code N after it arrives), --ignore SIG (repeatable,
 keep running through it), --linger S (seconds to wait after a stop signal before exiting),
---orphan S (double-fork a grandchild that reports its new parent, then exits after S seconds).
+--orphan S (double-fork a grandchild that reports its new parent, then exits after S seconds),
+--signal-parent SIG (send SIG to the supervisor, as ``kill 1`` from ``docker exec`` would).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ def main() -> int:
     parser.add_argument("--code", type=int, default=0)
     parser.add_argument("--linger", type=float, default=0.0)
     parser.add_argument("--orphan", type=float)
+    parser.add_argument("--signal-parent")
     args = parser.parse_args()
 
     fd = 1
@@ -78,6 +80,8 @@ def main() -> int:
 
     if args.orphan is not None:
         spawn_orphan(emit, args.orphan)
+    if args.signal_parent:
+        os.kill(os.getppid(), getattr(signal, args.signal_parent))
     if args.exit is not None:
         emit(f"exit {args.exit}")
         return int(args.exit)
