@@ -250,10 +250,12 @@ class Supervisor:
                 stop_timeout=self.stop_timeout,
                 signal="SIGKILL",
             )
-            try:
-                os.killpg(self.child, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            # Its process group (puma's workers too), and itself in case it left that group.
+            for kill in (os.killpg, os.kill):
+                try:
+                    kill(self.child, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
         if self.check is not None and self.check.done.is_set():
             check, self.check = self.check, None
             self.next_check = now + self.jittered()

@@ -28,6 +28,7 @@ from tests.supervised import (
     Supervised,
     children,
     launch,
+    proc_stat,
     supervise_env,
     unshare_works,
     wait_until,
@@ -281,12 +282,18 @@ def test_failed_check_keeps_the_command_and_retries(watched) -> None:  # type: i
 
 
 def test_stop_timeout_escalates_to_sigkill(watched) -> None:  # type: ignore[no-untyped-def]
-    sup, watch = watched("--ignore", "SIGTERM", stop_timeout=0.5)
+    # The command ignores SIGTERM and has a descendant in its process group (as puma's
+    # workers are): after the stop timeout both are killed, and the new command starts.
+    sup, watch = watched("--ignore", "SIGTERM", "--orphan", "60", stop_timeout=0.5)
+    worker = int(sup.field(sup.wait_line("orphan pid="), "pid"))
     watch.write_text(json.dumps({"TOKEN": "v2"}))
     sup.wait_line("signal SIGTERM")
     assert sup.wait_line("env TOKEN", count=2, timeout=10) == "env TOKEN=v2"
     assert named(sup, "stop timeout expired")
-    sup.kill(signal.SIGKILL)
+    wait_until(lambda: proc_stat(worker) is None, timeout=5, what="the old descendant to die")
+    # Clean up the new command and its own descendant the same way.
+    os.killpg(int(sup.field(sup.wait_line("ready", count=2), "pid")), signal.SIGKILL)
+    assert sup.wait() == 128 + signal.SIGKILL
 
 
 def test_on_change_exit_stops_the_command_and_exits_zero(watched) -> None:  # type: ignore[no-untyped-def]
