@@ -7,13 +7,14 @@ own environment variables (``AWS_ENDPOINT_URL``, ``AWS_ENDPOINT_URL_SSM``, crede
 from __future__ import annotations
 
 import functools
+import json
 import os
 import threading
 import time
 from collections.abc import Mapping
 from typing import Any
 
-from agent.errors import ConfigError
+from agent.errors import ConfigError, ServiceError
 from agent.logs import Logger
 
 # Identifying request parameters worth a debug line; never a value-bearing one.
@@ -76,8 +77,12 @@ class Clients:
             if self._session is None:
                 import botocore.session
 
+                from agent.model_lookup import speed_up
+
                 self._session = botocore.session.get_session()
+                speed_up(self._session)  # ~20 ms less CPU per client; see model_lookup
                 self._session.set_config_variable("retry_mode", "standard")
+                self._session.register("before-parse", _reject_malformed)
                 # KMS clients come from the Encryption SDK, not from get(): observe them here.
                 self._session.register("before-parameter-build.kms", self._on_sdk_call)
             return self._session
@@ -136,6 +141,29 @@ class Clients:
     def _on_send(self, request: Any, **_: Any) -> None:
         with self._lock:
             self.attempts += 1
+
+
+def _reject_malformed(operation_model: Any, response_dict: Mapping[str, Any], **_: Any) -> None:
+    """Fail on a 2xx JSON-protocol answer whose body is not a JSON object.
+
+    botocore parses such a body as an empty result: a GetParametersByPath page without
+    parameters and without NextToken, which would end a load early with a partial environment.
+    The body is never quoted: it may hold values.
+    """
+    status = int(response_dict.get("status_code") or 0)
+    body = response_dict.get("body") or b""
+    if status >= 300 or not body or operation_model.service_model.resolved_protocol != "json":
+        return
+    try:
+        parsed = json.loads(body)
+    except (ValueError, RecursionError):
+        parsed = None
+    if not isinstance(parsed, dict):
+        raise ServiceError(
+            f"{operation_model.service_model.service_name} {operation_model.name} answered "
+            f"HTTP {status} with a body that is not valid JSON ({len(body)} bytes)",
+            hint="retry; check any proxy or VPC endpoint between the task and AWS",
+        )
 
 
 class Deadline:

@@ -11,7 +11,9 @@ It sits between a client and a real moto server on 127.0.0.1 and, following a
 * ``truncate``  the real response, with a ``Content-Length`` larger than the bytes sent,
   then the connection is closed,
 * ``slow``      wait ``slow_seconds`` before forwarding (longer than the client's read
-  timeout, to exercise it).
+  timeout, to exercise it),
+* ``garbled``   the real response cut to its first half, with a matching ``Content-Length``:
+  a complete HTTP answer whose body is not valid JSON (and holds part of the real values).
 
 Which requests fail: after ``after`` requests forwarded untouched, the next ``first_n``
 requests (deterministic), then each later one with probability ``rate`` (seeded).
@@ -50,7 +52,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Self
 
-KINDS = ("throttle", "500", "reset", "truncate", "slow")
+KINDS = ("throttle", "500", "reset", "truncate", "slow", "garbled")
 # Hop-by-hop headers, and the ones the proxy writes itself.
 NOT_FORWARDED = frozenset(
     {
@@ -267,6 +269,8 @@ def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                     self._reset()
                 elif kind == "truncate":
                     self._forward(body, truncate=True)
+                elif kind == "garbled":
+                    self._forward(body, garble=True)
                 elif kind == "slow":
                     proxy._sleep(proxy._plan.slow_seconds)
                     self._forward(body)
@@ -290,7 +294,7 @@ def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             self.close_connection = True
             sock.close()
 
-        def _forward(self, body: bytes, *, truncate: bool = False) -> None:
+        def _forward(self, body: bytes, *, truncate: bool = False, garble: bool = False) -> None:
             conn = http.client.HTTPConnection(proxy.upstream_host, proxy.upstream_port, timeout=60)
             try:
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in NOT_FORWARDED}
@@ -321,6 +325,8 @@ def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 self.wfile.flush()
                 self.close_connection = True
                 return
+            if garble:
+                payload = payload[: len(payload) // 2]
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)

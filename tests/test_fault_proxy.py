@@ -79,6 +79,7 @@ def test_moto_api_is_forwarded_and_not_counted(seeded: MotoServer) -> None:
         ("reset", "ConnectionClosedError"),
         ("truncate", "ConnectionClosedError"),
         ("slow", "ReadTimeoutError"),
+        ("garbled", "ResponseParserError"),
     ],
 )
 def test_each_fault_is_the_failure_botocore_expects(

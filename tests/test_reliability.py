@@ -230,6 +230,29 @@ def test_one_failing_request_fails_everything(
     assert outcome.seconds < 2 + MARGIN
 
 
+@pytest.mark.parametrize(
+    ("target", "after"),
+    [
+        ("GetParametersByPath", 1),
+        ("GetParameters", 0),
+        ("BatchGetSecretValue", 0),
+        ("GetSecretValue", 0),
+    ],
+)
+def test_a_garbled_answer_fails_closed(
+    proxy: FaultProxy, world: World, tmp_path: Path, target: str, after: int
+) -> None:
+    """A 2xx answer whose body is cut short but well framed. botocore alone parses it as an
+    empty result, which ended the path load after page 1 and started the command with 10 of
+    25 variables; the agent now rejects the answer (not retried: it is not a transient error
+    botocore knows)."""
+    plan = FaultPlan(first_n=1, after=after, kinds=("garbled",), targets=(target,))
+    outcome = run_through(proxy, world, tmp_path, plan, timeout=10)
+    assert outcome.stats["faults"] == 1
+    line = assert_failed_closed(outcome)
+    assert "not valid JSON" in line
+
+
 @pytest.mark.parametrize("kind", FAST_KINDS)
 def test_a_failing_page_is_retried_not_skipped(
     proxy: FaultProxy, ssm_world: World, tmp_path: Path, kind: str
