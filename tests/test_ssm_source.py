@@ -410,3 +410,61 @@ def test_arn_reference_of_another_account_is_refused(client: Any) -> None:
     assert "DB" in info.value.message
     assert "999999999999" in info.value.message
     assert "wrong account" not in info.value.line()
+
+
+def _client_error(code: str, status: int) -> Exception:
+    from botocore.exceptions import ClientError
+
+    return ClientError(
+        {"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}},
+        "GetParameters",
+    )
+
+
+def _other_errors() -> list[tuple[str, Exception, int]]:
+    from botocore.exceptions import (
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        NoRegionError,
+        ReadTimeoutError,
+    )
+
+    return [
+        ("no credentials", NoCredentialsError(), 77),
+        ("no region", NoRegionError(), 78),
+        ("refused", EndpointConnectionError(endpoint_url="https://ssm"), 69),
+        ("connect timeout", ConnectTimeoutError(endpoint_url="https://ssm"), 69),
+        ("read timeout", ReadTimeoutError(endpoint_url="https://ssm"), 69),
+        ("anything else", RuntimeError("boom"), 69),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "exit_code"),
+    [
+        ("ExpiredTokenException", 400, 77),
+        ("UnrecognizedClientException", 400, 77),
+        ("", 403, 77),
+        ("KMSAccessDeniedException", 400, 77),
+        ("ParameterVersionNotFound", 400, 66),
+        ("ValidationException", 400, 65),
+        ("ServiceUnavailable", 503, 69),
+        ("InternalServerError", 500, 69),
+    ],
+)
+def test_map_aws_error_client_errors(code: str, status: int, exit_code: int) -> None:
+    from agent.sources.errors import map_aws_error
+
+    mapped = map_aws_error(_client_error(code, status), action="ssm:GetParameters", resource="R")
+    assert mapped.exit_code == exit_code
+
+
+def test_map_aws_error_other_errors() -> None:
+    from agent.sources.errors import map_aws_error
+
+    for what, exc, exit_code in _other_errors():
+        mapped = map_aws_error(exc, action="ssm:GetParameters", resource="SSM path '/app'")
+        assert mapped.exit_code == exit_code, what
+    kept = NotFoundError("x")
+    assert map_aws_error(kept, action="a", resource="r") is kept
