@@ -42,7 +42,8 @@ def _dotenv_quote(value: str) -> str:
     """A dotenv value that Ruby's dotenv and python-dotenv both read back unchanged.
 
     Double quotes with ``\\``, ``\"``, ``\n`` and ``\r`` escaped when they suffice; else single
-    quotes (verbatim in both readers); else DotenvUnrepresentable.
+    quotes (verbatim in both readers); else DotenvUnrepresentable. Ruby's dotenv 2.8 and later
+    expand the ``\\n`` escape only with ``DOTENV_LINEBREAK_MODE=legacy``.
     """
     if value.endswith("\\") or _PY_INTERPOLATION.search(value):
         raise DotenvUnrepresentable

@@ -101,7 +101,15 @@ def read_with_ruby(text: str, tmp_path: Path) -> dict[str, str]:
         capture_output=True,
         check=True,
         timeout=60,
-        env={"LANG": "C.UTF-8", "PATH": "/usr/bin:/bin", "HOME": "/nonexistent-home"},
+        # Ruby's dotenv 2.8 and later read "\n" in double quotes as backslash-n unless
+        # DOTENV_LINEBREAK_MODE=legacy (2.4, Debian's, always expands it): multi-line values
+        # need it there. The variable changes nothing else, and nothing at all in 2.4.
+        env={
+            "LANG": "C.UTF-8",
+            "PATH": "/usr/bin:/bin",
+            "HOME": "/nonexistent-home",
+            "DOTENV_LINEBREAK_MODE": "legacy",
+        },
     )
     data: dict[str, str] = json.loads(proc.stdout.decode("utf-8"))
     return data
