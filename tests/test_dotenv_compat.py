@@ -15,6 +15,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from agent.errors import DataError
 from agent.model import Record, Secret
@@ -154,12 +156,24 @@ def test_unrepresentable_value_is_fine_when_masked(name: str) -> None:
 
 
 def _random_values(seed: int, count: int) -> dict[str, str]:
-    alphabet = [*"aZ09_ $${}()`'\"\\\n\r\t#=:-.!é✓", "\\n", "${", "$(", "\\$"]
+    alphabet = [*"aZ09_ $${}()`'\"\\\n\r\t#=:-.!é✓\x0b\x0c\x1c\x85\u2028\ufeff", "\\n", "${", "$("]
     rng = random.Random(seed)
     return {
         f"V{i}": "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
         for i in range(count)
     }
+
+
+@given(st.text().filter(lambda v: "\x00" not in v))
+@example("\\")
+@example("${}")
+@example("$\u212a")  # Kelvin sign: Ruby's case-insensitive [A-Z] may take it for a name
+def test_any_value_is_refused_or_read_back_by_python_dotenv(value: str) -> None:
+    try:
+        text = render_env(_records({"V": value}), fmt="dotenv", reveal=True)
+    except DataError:
+        return
+    assert read_with_python(text) == {"V": value}
 
 
 def _render_representable(values: dict[str, str]) -> tuple[str, dict[str, str]]:
