@@ -282,3 +282,24 @@ def test_reference_items_are_refused() -> None:
     ref = Item(source="ssm", source_name="/x", value=Secret("v"), version="1", key=None)
     with pytest.raises(ValueError):
         records_from_items([ref])
+
+
+KEYS = st.text(alphabet=st.sampled_from("abAB01_.-/é"), max_size=8)
+
+
+@given(st.lists(KEYS, max_size=8))
+def test_records_from_items_gives_unique_settable_names_or_data_error(keys: list[str]) -> None:
+    items = [item(f"/app/{k}", k, f"value-{i}") for i, k in enumerate(keys)]
+    try:
+        records = records_from_items(items)
+    except DataError as exc:
+        assert "value-" not in exc.line()
+        return
+    names = [r.name for r in records]
+    assert len(names) == len(set(names)) == len(items)
+    for record in records:
+        assert POSIX.match(record.name)
+        assert not is_protected(record.name)
+        assert record.name == variable_name(
+            next(i.key for i in items if i.source_name == record.source_name) or ""
+        )

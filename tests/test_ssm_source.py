@@ -14,6 +14,8 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.session import get_session
 from botocore.stub import Stubber
+from hypothesis import given
+from hypothesis import strategies as st
 
 from agent.errors import AgentError, DataError, NotFoundError
 from agent.logs import Logger
@@ -468,3 +470,23 @@ def test_map_aws_error_other_errors() -> None:
         assert mapped.exit_code == exit_code, what
     kept = NotFoundError("x")
     assert map_aws_error(kept, action="a", resource="r") is kept
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([f"/n{i}" for i in range(15)]),
+            st.sampled_from(["", ":1", ":2", ":live"]),
+        ),
+        unique=True,
+        max_size=60,
+    )
+)
+def test_batches_property(pairs: list[tuple[str, str]]) -> None:
+    queries = [name + sel for name, sel in pairs]
+    batches = ssm._batches(queries)
+    assert sorted(q for b in batches for q in b) == sorted(queries)
+    for batch in batches:
+        assert 1 <= len(batch) <= 10
+        bases = [q.split(":", 1)[0] for q in batch]
+        assert len(bases) == len(set(bases))
