@@ -130,9 +130,24 @@ class Supervised:
         return self.stderr_path.read_text(encoding="utf-8", errors="replace")
 
     def close(self) -> None:
+        """Stop the supervisor, and make sure no command it started outlives the test."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(timeout=10)
+        if self.pid1:
+            return  # the namespace died with its PID 1, and everything in it
+        for line in self.lines():
+            if line.startswith("ready pid="):
+                pid = int(self.field(line, "pid"))
+                try:
+                    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+                except OSError:
+                    continue
+                if b"signal_echo" in cmdline:
+                    try:
+                        os.killpg(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
 
 
 def launch(
