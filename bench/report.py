@@ -26,6 +26,11 @@ def median_rss_mib(result: dict[str, Any], approach: str, count: int) -> float |
     return statistics.median(r[1] for r in rows) / 1024 if rows else None
 
 
+def median_cpu_ms(result: dict[str, Any], approach: str, count: int) -> float | None:
+    rows = result["samples"].get(approach, {}).get(str(count), [])
+    return statistics.median(r[2] for r in rows) * 1000 if rows else None
+
+
 def runs(result: dict[str, Any], approach: str, count: int) -> int:
     return len(result["samples"].get(approach, {}).get(str(count), []))
 
@@ -36,8 +41,8 @@ def count_label(count: int) -> str:
 
 def table(result: dict[str, Any]) -> list[str]:
     lines = [
-        "| parameters | approach | median ms | x agent | peak RSS MiB | runs |",
-        "|---:|---|---:|---:|---:|---:|",
+        "| parameters | approach | median ms | x agent | CPU ms | peak RSS MiB | runs |",
+        "|---:|---|---:|---:|---:|---:|---:|",
     ]
     for count in result["counts"]:
         agent = median_ms(result, "agent", count)
@@ -49,7 +54,8 @@ def table(result: dict[str, Any]) -> list[str]:
             rss = median_rss_mib(result, approach, count)
             lines.append(
                 f"| {count_label(count)} | {LABELS[approach]} | {ms:.0f} | {ratio} | "
-                f"{rss:.1f} | {runs(result, approach, count)} |"
+                f"{median_cpu_ms(result, approach, count):.0f} | {rss:.1f} | "
+                f"{runs(result, approach, count)} |"
             )
     return lines
 
@@ -105,8 +111,10 @@ def markdown(result: dict[str, Any], chart: bool) -> str:
         f"- date: {v['date']}, commit {v['commit']}, {v['cpus']} CPUs, kernel {v['kernel']}",
         f"- every Python command ran on the real interpreter {v['python']} (no pyenv shim);",
         f"  boto3 {v['boto3']}, botocore {v['botocore']}; {v['aws_cli']}",
-        "- moto server on 127.0.0.1, SecureString parameters `/bench/pN/param-000...`; child `/bin/true`",
-        "- median wall time of interleaved runs; peak RSS = `ru_maxrss` of the process tree (`wait4`)",
+        "- moto server on 127.0.0.1, SecureString parameters `/bench/pN/param-000...`;"
+        " child `/bin/true`",
+        "- median wall time of interleaved runs;"
+        " peak RSS = `ru_maxrss` of the process tree (`wait4`)",
         "",
         *(["![start-up time and memory](chart.png)", ""] if chart else []),
         *table(result),
@@ -132,12 +140,18 @@ def draw_chart(result: dict[str, Any], path: Path) -> None:
     xs = list(range(len(counts)))
     fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(11, 4.2))
     for approach in result["approaches"]:
-        pts = [(x, median_ms(result, approach, c), median_rss_mib(result, approach, c))
-               for x, c in zip(xs, counts)]
+        pts = [
+            (x, median_ms(result, approach, c), median_rss_mib(result, approach, c))
+            for x, c in zip(xs, counts, strict=True)
+        ]
         pts = [p for p in pts if p[1] is not None]
         style = "--" if approach == "floor" else "-"
-        ax_t.plot([p[0] for p in pts], [p[1] for p in pts], style, marker="o", label=LABELS[approach])
-        ax_m.plot([p[0] for p in pts], [p[2] for p in pts], style, marker="o", label=LABELS[approach])
+        ax_t.plot(
+            [p[0] for p in pts], [p[1] for p in pts], style, marker="o", label=LABELS[approach]
+        )
+        ax_m.plot(
+            [p[0] for p in pts], [p[2] for p in pts], style, marker="o", label=LABELS[approach]
+        )
     for ax in (ax_t, ax_m):
         ax.set_xticks(xs, [count_label(c) for c in counts])
         ax.set_xlabel("SSM parameters loaded")
