@@ -53,9 +53,23 @@ def merge(
         env[record.name] = record.value.reveal()
         applied.append(record)
     for record in applied:
-        if "\x00" in record.value.reveal():
-            raise DataError(
-                f"{record.source} {record.source_name!r} (variable {record.name}) holds a NUL byte",
-                hint="an environment variable cannot hold NUL; store the value another way",
-            )
+        _check_value(record)
     return Merged(env=env, applied=tuple(applied), kept=tuple(kept))
+
+
+def _check_value(record: Record) -> None:
+    """A value execve can pass: no NUL, and encodable (a JSON ``\\ud800`` escape is not)."""
+    value = record.value.reveal()
+    where = f"{record.source} {record.source_name!r} (variable {record.name})"
+    if "\x00" in value:
+        raise DataError(
+            f"{where} holds a NUL byte",
+            hint="an environment variable cannot hold NUL; store the value another way",
+        )
+    try:
+        value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raise DataError(
+            f"{where} holds a lone UTF-16 surrogate, which no environment variable can hold",
+            hint="store the value as valid Unicode text",
+        ) from None

@@ -157,3 +157,19 @@ def test_any_value_without_nul_passes_unchanged(value: str, override: bool) -> N
     )
     assert merged.env["NEW"] == value
     assert merged.env["OLD"] == (value if override else "o")
+
+
+@pytest.mark.parametrize("value", ["\ud800", "ok \udbff end", "\udfff"])
+def test_lone_surrogate_is_a_data_error_not_a_crash_at_exec(value: str) -> None:
+    # json.loads('"\\ud800"') gives such a string: a JSON secret can hold one.
+    with pytest.raises(DataError) as info:
+        merge({}, loaded=[rec("K", value, source_name="app/json:k")], references=[], override=False)
+    assert "app/json:k" in info.value.message
+    assert "surrogate" in info.value.message
+
+
+def test_undecodable_inherited_bytes_survive() -> None:
+    # os.environ holds undecodable bytes as \udc80-\udcff: they are bytes, not an error.
+    value = b"caf\xe9".decode("utf-8", "surrogateescape")
+    merged = merge({"A": value}, loaded=[rec("B", value)], references=[], override=False)
+    assert merged.env["A"] == merged.env["B"] == value
