@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from agent.config import load_settings
 from agent.errors import ConfigError
@@ -161,3 +163,32 @@ def test_settings_are_frozen() -> None:
     s = load_settings({})
     with pytest.raises(Exception):  # noqa: B017 - pydantic's frozen-instance error
         s.timeout = 1  # type: ignore[misc]
+
+
+VARIABLES = [
+    "PARAMETER_STORE_PREFIX",
+    "SECRETS_MANAGER_PREFIX",
+    "SECRETS_AGENT_OVERRIDE",
+    "SECRETS_AGENT_TIMEOUT",
+    "SECRETS_AGENT_WATCH_INTERVAL",
+    "SECRETS_AGENT_ON_CHANGE",
+    "SECRETS_AGENT_STOP_TIMEOUT",
+    "SECRETS_AGENT_KMS_KEY_ARNS",
+    "SECRETS_AGENT_LOG_FORMAT",
+    "SECRETS_AGENT_LOG_LEVEL",
+]
+
+
+@given(st.dictionaries(st.sampled_from(VARIABLES), st.text(max_size=30)))
+@example({"SECRETS_AGENT_TIMEOUT": "1e309"})
+@example({"SECRETS_AGENT_WATCH_INTERVAL": "-0"})
+@example({"SECRETS_AGENT_KMS_KEY_ARNS": ",,,"})
+def test_any_values_give_settings_or_a_config_error(environ: dict[str, str]) -> None:
+    try:
+        settings = load_settings(environ)
+    except ConfigError as exc:
+        assert any(var in exc.message for var in environ)
+        return
+    assert 0 < settings.timeout <= 3600
+    assert 0 <= settings.watch_interval <= 86400
+    assert 0 <= settings.stop_timeout <= 3600
