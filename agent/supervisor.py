@@ -139,6 +139,8 @@ class Supervisor:
                 on_change=self.on_change,
                 stop_timeout=self.stop_timeout,
                 watching=self.watcher is not None,
+                # Any other thread that does not block the forwarded signals could take one.
+                threads=threading.active_count(),
             )
             self.owns_tty = owns_terminal()
             self.start(self.env)
