@@ -697,3 +697,12 @@ def test_text_that_is_not_a_json_object_passes_unchanged(text: str) -> None:
     if not is_object:
         got = expand(text, name="p/s", key="s", log=Logger(stream=io.StringIO()))
         assert got == [("s", "p/s", text)]
+
+
+def test_an_object_nested_past_the_recursion_limit_is_65_and_a_deep_array_one_value() -> None:
+    quiet = Logger(stream=io.StringIO())
+    deep_object = '{"a":' * 5000 + "1" + "}" * 5000
+    with pytest.raises(DataError, match="nested too deeply"):
+        expand(deep_object, name="p/s", key="s", log=quiet)
+    deep_array = "[" * 5000 + "]" * 5000
+    assert expand(deep_array, name="p/s", key="s", log=quiet) == [("s", "p/s", deep_array)]

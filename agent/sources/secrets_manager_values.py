@@ -12,6 +12,8 @@ Decisions (docs/secrets-manager.md):
 - A reference with a JSON key needs the value to be a JSON object (else 65); a missing key is 66;
   a ``null``, nested object or array under the key is 65.
 - ``NaN``/``Infinity`` are not JSON: such a value is not expanded.
+- An object nested past the parser's recursion limit is 65 (it holds nested objects); an array
+  nested that deep is one value, like any array.
 
 Error messages name secrets and keys, never values, and never chain an exception whose text
 could quote part of a value.
@@ -44,6 +46,10 @@ class _NotJson(Exception):
     pass
 
 
+class _TooDeep(Exception):
+    """Nested past the parser's recursion limit: JSON containers inside containers."""
+
+
 def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
@@ -58,7 +64,8 @@ def _constant(token: str) -> Any:
 
 
 def parse_json(text: str) -> Any:
-    """The parsed value; raises _NotJson when ``text`` is not strict JSON, _Duplicate on a key."""
+    """The parsed value; raises _NotJson when ``text`` is not strict JSON, _Duplicate on a key,
+    _TooDeep when containers nest past the recursion limit."""
     try:
         return json.loads(
             text,
@@ -67,7 +74,9 @@ def parse_json(text: str) -> Any:
             parse_constant=_constant,
             object_pairs_hook=_pairs,
         )
-    except (ValueError, RecursionError) as exc:
+    except RecursionError:
+        raise _TooDeep from None
+    except ValueError as exc:
         raise _NotJson from exc
 
 
@@ -118,6 +127,13 @@ def expand(text: str, *, name: str, key: str, log: Logger) -> list[tuple[str, st
         raise DataError(
             f"secret {name!r} has JSON key {exc.key!r} twice", hint="remove the duplicate key"
         ) from None
+    except _TooDeep:
+        if text.lstrip().startswith("{"):
+            raise DataError(
+                f"secret {name!r} is a JSON object nested too deeply to expand",
+                hint="flatten the secret's JSON",
+            ) from None
+        return [(key, name, text)]
     except _NotJson:
         stripped = text.strip()
         if stripped.startswith("{") and stripped.endswith("}"):
@@ -149,6 +165,11 @@ def scalar_of(text: str, json_key: str, *, origin: str) -> str:
     except _Duplicate as exc:
         raise DataError(
             f"{origin}: the secret has JSON key {exc.key!r} twice", hint="remove the duplicate key"
+        ) from None
+    except _TooDeep:
+        raise DataError(
+            f"{origin} names JSON key {json_key!r}, but the secret's JSON nests too deeply",
+            hint="flatten the secret's JSON",
         ) from None
     except _NotJson:
         raise DataError(
