@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -14,6 +15,7 @@ from pydantic_settings import (
 )
 
 from agent.errors import ConfigError
+from agent.settings import KMS_KEY_ARN, PREFIX_CHARS
 
 _ALIASES = {
     "parameter_store_prefix": "PARAMETER_STORE_PREFIX",
@@ -27,8 +29,6 @@ _ALIASES = {
     "log_format": "SECRETS_AGENT_LOG_FORMAT",
     "log_level": "SECRETS_AGENT_LOG_LEVEL",
 }
-
-_KMS_KEY_ARN = r"arn:aws(-[a-z]+)*:kms:[a-z]{2}(-[a-z]+)+-\d+:\d{12}:key/[A-Za-z0-9-]+"
 
 
 def _env(field: str) -> Any:
@@ -90,7 +90,7 @@ class Settings(BaseSettings):
         import re
 
         for arn in value:
-            if not re.fullmatch(_KMS_KEY_ARN, arn):
+            if not re.fullmatch(KMS_KEY_ARN, arn):
                 raise ValueError(
                     "each entry must be a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID)"
                 )
@@ -98,11 +98,19 @@ class Settings(BaseSettings):
 
     @field_validator("parameter_store_prefix", "secrets_manager_prefix")
     @classmethod
-    def _strip(cls, value: str | None) -> str | None:
+    def _strip(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
             return None
         value = value.strip()
+        allowed = PREFIX_CHARS[info.field_name or ""]
+        if value and not re.fullmatch(allowed, value):
+            raise ValueError(f"a prefix may hold only the characters {allowed[:-1]}]")
         return value or None
+
+    @field_validator("on_change", "log_format", "log_level", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @property
     def supervise(self) -> bool:

@@ -15,8 +15,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Literal
 
-# The same pattern as agent.config._KMS_KEY_ARN (a test keeps them equal).
-_KMS_KEY_ARN = r"arn:aws(-[a-z]+)*:kms:[a-z]{2}(-[a-z]+)+-\d+:\d{12}:key/[A-Za-z0-9-]+"
+# Shared with agent.config, which validates the same variables with pydantic.
+PREFIX_CHARS = {
+    "parameter_store_prefix": r"[A-Za-z0-9_.\-/]+",
+    "secrets_manager_prefix": r"[A-Za-z0-9/_+=.@\-]+",
+}
+KMS_KEY_ARN = (
+    r"arn:aws(-[a-z]+)*:kms:[a-z]{2}(-[a-z]+)+-\d+:\d{12}:key/[A-Za-z0-9-]+"
+)
 _NUMBER = re.compile(r"[0-9]{1,6}(\.[0-9]{1,6})?\Z")
 _BOOLS = {
     "true": True,
@@ -54,8 +60,11 @@ class _Unsure(Exception):
     """This module does not decide; the pydantic model does."""
 
 
-def _prefix(value: str) -> str | None:
-    return value.strip() or None
+def _prefix(value: str, field: str) -> str | None:
+    value = value.strip()
+    if value and not re.fullmatch(PREFIX_CHARS[field], value):
+        raise _Unsure
+    return value or None
 
 
 def _bool(value: str) -> bool:
@@ -82,7 +91,7 @@ def _choice(value: str, choices: tuple[str, ...]) -> str:
 
 def _arns(value: str) -> tuple[str, ...]:
     arns = tuple(part.strip() for part in value.split(",") if part.strip())
-    if not all(re.fullmatch(_KMS_KEY_ARN, arn) for arn in arns):
+    if not all(re.fullmatch(KMS_KEY_ARN, arn) for arn in arns):
         raise _Unsure
     return arns
 
@@ -96,9 +105,9 @@ def parse_settings(environ: Mapping[str, str]) -> Settings:
 
     values: dict[str, object] = {}
     if (v := get("PARAMETER_STORE_PREFIX")) is not None:
-        values["parameter_store_prefix"] = _prefix(v)
+        values["parameter_store_prefix"] = _prefix(v, "parameter_store_prefix")
     if (v := get("SECRETS_MANAGER_PREFIX")) is not None:
-        values["secrets_manager_prefix"] = _prefix(v)
+        values["secrets_manager_prefix"] = _prefix(v, "secrets_manager_prefix")
     if (v := get("SECRETS_AGENT_OVERRIDE")) is not None:
         values["override"] = _bool(v)
     if (v := get("SECRETS_AGENT_TIMEOUT")) is not None:
@@ -106,15 +115,15 @@ def parse_settings(environ: Mapping[str, str]) -> Settings:
     if (v := get("SECRETS_AGENT_WATCH_INTERVAL")) is not None:
         values["watch_interval"] = _number(v, low=0, high=86400, low_open=False)
     if (v := get("SECRETS_AGENT_ON_CHANGE")) is not None:
-        values["on_change"] = _choice(v, ("restart", "exit"))
+        values["on_change"] = _choice(v.strip().lower(), ("restart", "exit"))
     if (v := get("SECRETS_AGENT_STOP_TIMEOUT")) is not None:
         values["stop_timeout"] = _number(v, low=0, high=3600, low_open=False)
     if (v := get("SECRETS_AGENT_KMS_KEY_ARNS")) is not None:
         values["kms_key_arns"] = _arns(v)
     if (v := get("SECRETS_AGENT_LOG_FORMAT")) is not None:
-        values["log_format"] = _choice(v, ("json", "text"))
+        values["log_format"] = _choice(v.strip().lower(), ("json", "text"))
     if (v := get("SECRETS_AGENT_LOG_LEVEL")) is not None:
-        values["log_level"] = _choice(v, ("debug", "info", "warning", "error"))
+        values["log_level"] = _choice(v.strip().lower(), ("debug", "info", "warning", "error"))
     return Settings(**values)  # type: ignore[arg-type]
 
 

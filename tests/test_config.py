@@ -72,6 +72,15 @@ VALID: list[tuple[str, str, str, object]] = [
     ("SECRETS_AGENT_LOG_FORMAT", "text", "log_format", "text"),
     ("SECRETS_AGENT_LOG_LEVEL", "debug", "log_level", "debug"),
     ("SECRETS_AGENT_LOG_LEVEL", "warning", "log_level", "warning"),
+    ("SECRETS_AGENT_LOG_LEVEL", "INFO", "log_level", "info"),
+    ("SECRETS_AGENT_ON_CHANGE", "Exit ", "on_change", "exit"),
+    ("PARAMETER_STORE_PREFIX", "/kptboard/prod/", "parameter_store_prefix", "/kptboard/prod/"),
+    (
+        "SECRETS_MANAGER_PREFIX",
+        "kptboard/prod+x@y=z",
+        "secrets_manager_prefix",
+        "kptboard/prod+x@y=z",
+    ),
     ("SECRETS_AGENT_LOG_LEVEL", "error", "log_level", "error"),
 ]
 
@@ -100,7 +109,7 @@ INVALID = [
     ("SECRETS_AGENT_WATCH_INTERVAL", "86401"),
     ("SECRETS_AGENT_WATCH_INTERVAL", "1m"),
     ("SECRETS_AGENT_ON_CHANGE", "reload"),
-    ("SECRETS_AGENT_ON_CHANGE", "RESTART "),
+    ("SECRETS_AGENT_ON_CHANGE", "reboot"),
     ("SECRETS_AGENT_STOP_TIMEOUT", "-0.1"),
     ("SECRETS_AGENT_STOP_TIMEOUT", "3601"),
     ("SECRETS_AGENT_STOP_TIMEOUT", "ten"),
@@ -112,6 +121,9 @@ INVALID = [
     ("SECRETS_AGENT_LOG_FORMAT", "yaml"),
     ("SECRETS_AGENT_LOG_LEVEL", "verbose"),
     ("SECRETS_AGENT_LOG_LEVEL", "trace"),
+    ("PARAMETER_STORE_PREFIX", "/kptboard/prod env"),
+    ("PARAMETER_STORE_PREFIX", "kptboard:rails"),
+    ("SECRETS_MANAGER_PREFIX", "kptboard/prod*"),
 ]
 
 

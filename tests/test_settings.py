@@ -111,10 +111,6 @@ def test_defaults_and_field_names_match_the_model() -> None:
     assert {f.name for f in dataclasses.fields(fast.Settings)} == set(config.Settings.model_fields)
 
 
-def test_kms_pattern_is_the_models() -> None:
-    assert fast._KMS_KEY_ARN == config._KMS_KEY_ARN
-
-
 def test_well_formed_values_do_not_import_pydantic() -> None:
     code = (
         "import sys\n"
