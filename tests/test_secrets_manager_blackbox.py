@@ -352,3 +352,53 @@ def test_values_never_reach_any_output_at_debug(
         run = run_agent(tmp_path, env, args)
         assert run.returncode == 0, run.stderr
         assert CANARY not in run.stdout + run.stderr, args
+
+
+def _rotate_by_stage_move(sm: Any, secret_id: str, value: str) -> str:
+    """Rotation as a rotation Lambda does it: AWSPENDING, then move AWSCURRENT onto it."""
+    stages = sm.describe_secret(SecretId=secret_id)["VersionIdsToStages"]
+    current = next(v for v, s in stages.items() if "AWSCURRENT" in s)
+    pending = sm.put_secret_value(
+        SecretId=secret_id, SecretString=value, VersionStages=["AWSPENDING"]
+    )["VersionId"]
+    sm.update_secret_version_stage(
+        SecretId=secret_id,
+        VersionStage="AWSCURRENT",
+        MoveToVersionId=pending,
+        RemoveFromVersionId=current,
+    )
+    return str(pending)
+
+
+def test_supervise_mode_restarts_on_a_stage_move_rotation(
+    tmp_path: Path, moto: MotoServer, boto_client: Any
+) -> None:
+    import sys
+
+    from tests.supervised import SIGNAL_ECHO, agent_argv, launch
+
+    sm = boto_client("secretsmanager")
+    sm.create_secret(Name="app/db", SecretString=json.dumps({"password": "pw-one"}))
+    sm.create_secret(Name="shared/token", SecretString="tok-one")
+    env = base_env(moto.url) | {
+        "SECRETS_MANAGER_PREFIX": "app",
+        "TOKEN": "secretsmanager:shared/token",
+        "SECRETS_AGENT_WATCH_INTERVAL": "1",
+        "SECRETS_AGENT_STOP_TIMEOUT": "3",
+    }
+    out = tmp_path / "echo.log"
+    command = [sys.executable, str(SIGNAL_ECHO), "--out", str(out), "--code", "3"]
+    command += ["--env", "DB_PASSWORD", "--env", "TOKEN"]
+    sup = launch(tmp_path, agent_argv(command), pid1=False, env=env, out=out)
+    try:
+        sup.wait_line("ready", timeout=30)
+        assert "env DB_PASSWORD=pw-one" in sup.lines() and "env TOKEN=tok-one" in sup.lines()
+        _rotate_by_stage_move(sm, "app/db", json.dumps({"password": "pw-two"}))
+        assert sup.wait_line("env DB_PASSWORD", count=2, timeout=30) == "env DB_PASSWORD=pw-two"
+        _rotate_by_stage_move(sm, "shared/token", "tok-two")
+        assert sup.wait_line("env TOKEN", count=3, timeout=30) == "env TOKEN=tok-two"
+        assert sup.proc.poll() is None
+        for value in ("pw-one", "pw-two", "tok-one", "tok-two"):
+            assert value not in sup.stderr()
+    finally:
+        sup.close()
