@@ -152,6 +152,30 @@ def test_nested_json_under_the_prefix_is_65(
     assert CANARY not in run.stderr + run.stdout
 
 
+@pytest.mark.parametrize(
+    ("name", "value", "needle"),
+    [
+        ("app/ld", json.dumps({"preload": CANARY}), "LD_PRELOAD"),
+        ("app/aws", json.dumps({"secret_access_key": CANARY}), "AWS_SECRET_ACCESS_KEY"),
+        ("app/path", CANARY, "PATH"),
+        ("app/1password", CANARY, "digit"),
+        ("app/db", json.dumps({"url": CANARY, "URL": CANARY}), "DB_URL"),
+    ],
+    ids=["json-key-ld", "json-key-aws", "plain-path", "digit", "json-keys-collide"],
+)
+def test_protected_invalid_or_colliding_names_from_secrets_are_65(
+    tmp_path: Path, moto: MotoServer, boto_client: Any, name: str, value: str, needle: str
+) -> None:
+    boto_client("secretsmanager").create_secret(Name=name, SecretString=value)
+    env = base_env(moto.url) | {"SECRETS_MANAGER_PREFIX": "app"}
+    run = run_agent(tmp_path, env)
+    assert run.returncode == 65, run.stderr
+    assert not run.ran
+    line = one_error_line(run.stderr)
+    assert needle in line and name in line
+    assert CANARY not in run.stderr + run.stdout
+
+
 def test_every_reference_form(tmp_path: Path, moto: MotoServer, boto_client: Any) -> None:
     sm = boto_client("secretsmanager")
     first = sm.create_secret(
