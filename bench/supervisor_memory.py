@@ -5,9 +5,10 @@ one change check (wall time, CPU time, API calls), on a local moto server.
     python3 bench/supervisor_memory.py [--params 30] [--seconds 8] [--rounds 3]
 
 Scenarios, interleaved round by round: the agent supervising with an SSM path prefix loaded
-(checked every second), the agent as a plain init (nothing loaded, no AWS SDK imported), and
-``tini -s`` for reference. The command is ``sleep``. API calls are counted by a pass-through
-proxy in front of moto; check times come from the agent's own debug events.
+(checked every second), the same plus a Secrets Manager prefix, the agent as a plain init
+(nothing loaded, no AWS SDK imported), and ``tini -s`` for reference. The command is
+``sleep``. API calls are counted by a pass-through proxy in front of moto; check times come
+from the agent's own debug events.
 """
 
 from __future__ import annotations
@@ -47,19 +48,28 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def seed(url: str, count: int) -> None:
+def seed(url: str, count: int, secrets: int) -> None:
     import boto3
 
-    ssm = boto3.client(
-        "ssm",
-        region_name=REGION,
-        endpoint_url=url,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",  # noqa: S106 - moto test credentials
-    )
+    def client(service: str) -> Any:
+        return boto3.client(
+            service,
+            region_name=REGION,
+            endpoint_url=url,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",  # noqa: S106 - moto test credentials
+        )
+
+    ssm = client("ssm")
     for i in range(count):
         ssm.put_parameter(
             Name=f"/bench/prod/value_{i:03d}", Value=f"v{i}-" + "x" * 60, Type="SecureString"
+        )
+    sm = client("secretsmanager")
+    for i in range(secrets):
+        sm.create_secret(
+            Name=f"bench/prod/secret_{i:02d}",
+            SecretString=json.dumps({"user": f"u{i}", "password": "p" * 32}),
         )
 
 
@@ -80,9 +90,11 @@ def run_one(kind: str, proxy: FaultProxy, seconds: float, tmp: Path) -> dict[str
         argv = ["tini", "-s", "--", *command]
     else:
         argv = [sys.executable, str(ENTRYPOINT), *command]
-        env["SECRETS_AGENT_WATCH_INTERVAL"] = "1" if kind == "agent+ssm" else "600"
-        if kind == "agent+ssm":
+        env["SECRETS_AGENT_WATCH_INTERVAL"] = "600" if kind == "agent-plain-init" else "1"
+        if kind in ("agent+ssm", "agent+ssm+sm"):
             env["PARAMETER_STORE_PREFIX"] = "/bench/prod"
+        if kind == "agent+ssm+sm":
+            env["SECRETS_MANAGER_PREFIX"] = "bench/prod"
     log = tmp / f"{kind}-{time.monotonic_ns()}.log"
     with log.open("wb") as fh:
         proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=fh)
@@ -122,14 +134,17 @@ def run_one(kind: str, proxy: FaultProxy, seconds: float, tmp: Path) -> dict[str
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--params", type=int, default=30)
+    parser.add_argument("--secrets", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    kinds = ["agent+ssm", "agent-plain-init"] + (["tini"] if shutil.which("tini") else [])
+    kinds = ["agent+ssm", "agent+ssm+sm", "agent-plain-init"] + (
+        ["tini"] if shutil.which("tini") else []
+    )
     server = start_moto()
     results: dict[str, list[dict[str, Any]]] = {k: [] for k in kinds}
     try:
-        seed(server.url, args.params)
+        seed(server.url, args.params, args.secrets)
         with FaultProxy(server.url) as proxy, tempfile.TemporaryDirectory() as tmp:
             for _ in range(args.rounds):
                 for kind in kinds:
@@ -138,7 +153,8 @@ def main() -> int:
         server.stop()
 
     print(
-        f"{args.params} SSM SecureStrings under one path, {args.rounds} rounds of "
+        f"{args.params} SSM SecureStrings under one path (+{args.secrets} Secrets Manager JSON "
+        f"secrets for agent+ssm+sm), interval 1 s, {args.rounds} rounds of "
         f"{args.seconds:.0f} s idle each, medians"
     )
     print(
@@ -157,8 +173,8 @@ def main() -> int:
             f"{(statistics.median(times) if times else float('nan')):>10.1f}"
             f"{(calls / checks if checks else 0):>12.2f}"
         )
-    targets = [r["by_target"] for r in results["agent+ssm"]]
-    print("API calls during the idle windows of agent+ssm:", targets)
+    for kind in ("agent+ssm", "agent+ssm+sm"):
+        print(f"API calls in the idle windows of {kind}:", [r["by_target"] for r in results[kind]])
     return 0
 
 

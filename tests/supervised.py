@@ -104,7 +104,7 @@ class Supervised:
         except FileNotFoundError:
             return []
 
-    def wait_line(self, prefix: str, *, timeout: float = 10, count: int = 1) -> str:
+    def wait_line(self, prefix: str, *, timeout: float = 20, count: int = 1) -> str:
         found: list[str] = []
 
         def look() -> bool:
