@@ -6,7 +6,6 @@ own environment variables (``AWS_ENDPOINT_URL``, ``AWS_ENDPOINT_URL_SSM``, crede
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import threading
@@ -83,8 +82,10 @@ class Clients:
                 speed_up(self._session)  # ~20 ms less CPU per client; see model_lookup
                 self._session.set_config_variable("retry_mode", "standard")
                 self._session.register("before-parse", _reject_malformed)
-                # KMS clients come from the Encryption SDK, not from get(): observe them here.
-                self._session.register("before-parameter-build.kms", self._on_sdk_call)
+                # On the session, so that every client is observed and counted, the
+                # Encryption SDK's KMS clients included (they do not come from get()).
+                self._session.register("before-parameter-build", self._on_call)
+                self._session.register("before-send", self._on_send)
             return self._session
 
     def get(self, service: str, region: str | None = None) -> Any:
@@ -105,29 +106,14 @@ class Clients:
                     user_agent_extra="secrets-agent",
                 )
                 client = session.create_client(service, config=config)
-                events = client.meta.events
-                events.register(
-                    "before-parameter-build", functools.partial(self._on_call, region=region)
-                )
-                events.register("before-send", self._on_send)
                 self._clients[key] = client
             return client
 
-    def _on_call(self, params: Mapping[str, Any], model: Any, *, region: str, **_: Any) -> None:
-        with self._lock:
-            self.calls += 1
-        if self._log.enabled("debug"):
-            self._log.debug(
-                "aws call",
-                service=model.service_model.service_name,
-                operation=model.name,
-                region=region,
-                params={k: params[k] for k in _LOGGED_PARAMS if k in params},
-            )
-
-    def _on_sdk_call(
+    def _on_call(
         self, params: Mapping[str, Any], model: Any, context: Mapping[str, Any], **_: Any
     ) -> None:
+        with self._lock:
+            self.calls += 1
         if self._log.enabled("debug"):
             logged = {**params, **_context_keys(params)}
             self._log.debug(

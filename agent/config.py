@@ -104,7 +104,11 @@ class Settings(BaseSettings):
         value = value.strip()
         allowed = PREFIX_CHARS[info.field_name or ""]
         if value and not re.fullmatch(allowed, value):
-            raise ValueError(f"a prefix may hold only the characters {allowed[:-1]}]")
+            shown = "_.-/" if info.field_name == "parameter_store_prefix" else "/_+=.@-"
+            raise ValueError(
+                f"a prefix holds only letters, digits and {shown} as AWS names do "
+                "(no spaces, ':' or wildcards such as '*')"
+            )
         return value or None
 
     @field_validator("on_change", "log_format", "log_level", mode="before")
@@ -130,6 +134,6 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         var = str(loc[0])
         var = _ALIASES.get(var, var)
         raise ConfigError(
-            f"{var} is invalid: {first.get('msg', 'bad value')}",
+            f"{var} is invalid: {str(first.get('msg', 'bad value')).removeprefix('Value error, ')}",
             hint=f"fix or unset {var}",
         ) from None
