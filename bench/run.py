@@ -137,7 +137,7 @@ def base_env(url: str) -> dict[str, str]:
 
 
 def command(
-    approach: str, count: int, env: dict[str, str], child: list[str]
+    approach: str, count: int, env: dict[str, str], child: list[str], *, agent: Path = ENTRYPOINT
 ) -> tuple[list[str], dict[str, str]]:
     env = dict(env)
     if count:
@@ -145,8 +145,8 @@ def command(
     if approach == "floor":
         return [PY, "-c", "pass"], env
     if approach == "agent":
-        env["PYTHONPATH"] = str(ROOT)
-        return [PY, str(ENTRYPOINT), *child], env
+        env["PYTHONPATH"] = str(agent.parent.parent)
+        return [PY, str(agent), *child], env
     if approach == "plain_boto3":
         return [PY, str(BENCH / "plain_boto3.py"), *child], env
     if approach == "shell":
@@ -189,14 +189,19 @@ def fail(what: str, code: int, errlog: str) -> None:
 
 
 def verify(
-    approaches: Sequence[str], counts: Sequence[int], env: dict[str, str], errlog: str
+    approaches: Sequence[str],
+    counts: Sequence[int],
+    env: dict[str, str],
+    errlog: str,
+    *,
+    agent: Path,
 ) -> None:
     """Untimed: each approach must hand the child exactly the expected variables."""
     for count in counts:
         for approach in approaches:
             if approach == "floor" or (approach == "shell" and count > SHELL_VERIFY_MAX):
                 continue
-            argv, cenv = command(approach, count, env, [PY, "-c", CHECKER, str(count)])
+            argv, cenv = command(approach, count, env, [PY, "-c", CHECKER, str(count)], agent=agent)
             *_, code = run_once(argv, cenv, errlog)
             if code != 0:
                 fail(f"verification of {approach} with {count} parameters", code, errlog)
@@ -220,7 +225,7 @@ def measure(args: argparse.Namespace, env: dict[str, str], errlog: str) -> dict[
             for approach in order:
                 if approach == "shell" and r not in shell_rounds[count]:
                     continue
-                argv, cenv = command(approach, count, env, CHILD)
+                argv, cenv = command(approach, count, env, CHILD, agent=args.agent)
                 wall, rss, cpu, code = run_once(argv, cenv, errlog)
                 if code != 0:
                     fail(f"{approach} with {count} parameters", code, errlog)
@@ -229,7 +234,7 @@ def measure(args: argparse.Namespace, env: dict[str, str], errlog: str) -> dict[
     return samples
 
 
-def idle_rss(approach: str, count: int, env: dict[str, str]) -> dict[str, int]:
+def idle_rss(approach: str, count: int, env: dict[str, str], *, agent: Path) -> dict[str, int]:
     """VmRSS/VmHWM (KiB) of a process that stays up after loading: the agent in supervise
     mode, the plain boto3 script holding, or a bare interpreter."""
     ready = ["/bin/sh", "-c", "echo ready; exec sleep 600"]
@@ -237,7 +242,7 @@ def idle_rss(approach: str, count: int, env: dict[str, str]) -> dict[str, int]:
         argv = [PY, "-c", "import signal; print('ready', flush=True); signal.pause()"]
         cenv = dict(env)
     else:
-        argv, cenv = command(approach, count, env, ready)
+        argv, cenv = command(approach, count, env, ready, agent=agent)
     if approach == "agent":
         cenv["SECRETS_AGENT_WATCH_INTERVAL"] = "3600"
     if approach == "plain_boto3":
@@ -309,6 +314,12 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--no-chart", action="store_true")
     p.add_argument("--no-idle", action="store_true", help="skip the supervise-mode memory probe")
+    p.add_argument(
+        "--agent",
+        type=Path,
+        default=ENTRYPOINT,
+        help="the agent's docker-entrypoint.py (e.g. of a `git archive` snapshot)",
+    )
     args = p.parse_args(argv)
     args.counts = [int(c) for c in args.counts.split(",")]
     args.approaches = [a for a in args.approaches.split(",") if a]
@@ -336,14 +347,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         errlog = str(Path(tmp) / "stderr")
         seed(url, [c for c in args.counts if c])
         env = base_env(url)
-        verify(args.approaches, args.counts, env, errlog)
+        verify(args.approaches, args.counts, env, errlog, agent=args.agent)
         samples = measure(args, env, errlog)
         idle: dict[str, dict[str, int]] = {}
         if not args.no_idle:
             for approach in ("floor", "agent", "plain_boto3"):
                 if approach in args.approaches:
                     idle[approach] = idle_rss(
-                        approach, 10 if 10 in args.counts else max(args.counts), env
+                        approach,
+                        10 if 10 in args.counts else max(args.counts),
+                        env,
+                        agent=args.agent,
                     )
     result = {
         "versions": versions(),
