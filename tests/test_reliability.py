@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import json
 import re
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import AgentRun, base_env, run_agent
+from tests.conftest import ENTRYPOINT, ROOT, AgentRun, base_env, run_agent
 from tests.fault_proxy import FaultPlan, FaultProxy
 from tests.moto_server import MotoServer
 
@@ -286,3 +289,48 @@ def test_env_and_check_are_complete_through_faults(
     names = {re.split(r"[=\s]", line, maxsplit=1)[0] for line in outcome.run.stdout.splitlines()}
     assert set(world.expected) <= names
     assert_retries_logged(outcome)
+
+
+def test_a_refused_connection_exits_69_within_the_timeout(world: World, tmp_path: Path) -> None:
+    """Nothing listens on the endpoint: connection errors are retried, then 69."""
+    from tests.moto_server import free_port
+
+    env = base_env(f"http://127.0.0.1:{free_port()}")
+    env.update(world.settings)
+    env["SECRETS_AGENT_TIMEOUT"] = "3"
+    started = time.monotonic()
+    run = run_agent(tmp_path, env)
+    outcome = Outcome(run, time.monotonic() - started, {})
+    line = assert_failed_closed(outcome)
+    assert outcome.seconds < 3 + MARGIN
+    assert "AWS unavailable" in line
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_ends_a_fetch_stuck_in_backoff(
+    proxy: FaultProxy, world: World, tmp_path: Path, signum: int
+) -> None:
+    """ECS stops a task whose agent is still retrying: it must go at once, not after the
+    30 s budget, and start nothing."""
+    proxy.set_plan(FaultPlan(rate=1.0, kinds=("throttle",)))
+    env = base_env(proxy.url)
+    env.update(world.settings)
+    env["SECRETS_AGENT_LOG_FORMAT"] = "json"
+    marker = tmp_path / "command-started"
+    proc = subprocess.Popen(
+        [sys.executable, str(ENTRYPOINT), "/bin/touch", str(marker)],
+        env=env,
+        cwd=str(ROOT),
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 20
+    while proxy.stats()["faults"] < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proxy.stats()["faults"] >= 2, "the agent never reached the throttled service"
+    sent = time.monotonic()
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=30)
+    assert time.monotonic() - sent < 3
+    assert proc.returncode == 128 + signum, err
+    assert not marker.exists()
+    assert b"Traceback" not in err
