@@ -318,8 +318,7 @@ class ResolveWatcher:
                 log=self._log,
             )
             self._fingerprint = new
-            self.last_changes = changes
-            self._log.info("secrets changed", changes=changes)
+            self.last_changes = changes  # the supervisor logs them
             return result.env
 
         value: Mapping[str, str] | None = run_bounded(
