@@ -79,7 +79,6 @@ def test_moto_api_is_forwarded_and_not_counted(seeded: MotoServer) -> None:
         ("reset", "ConnectionClosedError"),
         ("truncate", "ConnectionClosedError"),
         ("slow", "ReadTimeoutError"),
-        ("garbled", "ResponseParserError"),
     ],
 )
 def test_each_fault_is_the_failure_botocore_expects(
@@ -111,6 +110,17 @@ def test_each_fault_is_retried_by_botocore(seeded: MotoServer, kind: str) -> Non
         stats = proxy.stats()
     assert stats["requests"] == 2
     assert stats["faults"] == 1
+
+
+def test_garbled_is_read_by_plain_botocore_as_an_empty_result(seeded: MotoServer) -> None:
+    """Why the agent checks bodies itself: botocore parses a JSON-protocol body that is not
+    JSON as an empty result, without an error; a page loses its parameters and NextToken."""
+    with FaultProxy(seeded.url, FaultPlan(first_n=1, kinds=("garbled",))) as proxy:
+        resp = client(proxy.url).get_parameters_by_path(Path="/app")
+        assert "Parameters" not in resp
+        assert "NextToken" not in resp
+        assert resp["ResponseMetadata"]["HTTPStatusCode"] == 200
+        assert proxy.stats()["by_kind"] == {"garbled": 1}
 
 
 @pytest.mark.parametrize("service", ["secretsmanager", "kms"])
