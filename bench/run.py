@@ -343,6 +343,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     print(f"interpreter for every Python command: {PY}", file=sys.stderr)
     args.out.mkdir(parents=True, exist_ok=True)
+    found = versions()  # before the runs: the commit that was measured
     with tempfile.TemporaryDirectory() as tmp, moto_server(args.moto_url) as url:
         errlog = str(Path(tmp) / "stderr")
         seed(url, [c for c in args.counts if c])
@@ -360,7 +361,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         agent=args.agent,
                     )
     result = {
-        "versions": versions(),
+        "versions": found,
         "argv": list(sys.argv[1:] if argv is None else argv),
         "counts": args.counts,
         "approaches": args.approaches,
