@@ -50,7 +50,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 KINDS = ("throttle", "500", "reset", "truncate", "slow", "garbled")
 # Hop-by-hop headers, and the ones the proxy writes itself.
@@ -169,7 +169,7 @@ class FaultProxy:
         with self._lock:
             self._counters = _Counters()
 
-    def stats(self) -> dict[str, object]:
+    def stats(self) -> dict[str, Any]:
         with self._lock:
             c = self._counters
             return {

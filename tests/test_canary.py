@@ -241,39 +241,41 @@ def test_supervise_mode_and_a_changed_secret(
 # -- every failure ------------------------------------------------------------------------
 
 
-def put(boto_client: Any, name: str, value: str) -> None:
+def put(boto_client: Any, name: str, value: str) -> dict[str, str]:
+    """Seed an SSM parameter; no extra setting."""
     boto_client("ssm").put_parameter(Name=name, Value=value, Type="SecureString", Overwrite=True)
+    return {}
 
 
-def secret(boto_client: Any, name: str, value: str) -> None:
+def secret(boto_client: Any, name: str, value: str, **extra: str) -> dict[str, str]:
+    """Seed a secret; return the extra settings that go with it."""
     boto_client("secretsmanager").create_secret(Name=name, SecretString=value)
+    return extra
 
 
 FAILURES: dict[str, Any] = {
     # name -> (seed(boto_client, world) -> extra env, expected exit code)
-    "collision": (lambda b, w: put(b, "/can/app/secret.key.base", CANARY + "-2") or {}, 65),
-    "protected-name": (lambda b, w: put(b, "/can/app/ld_preload", CANARY) or {}, 65),
+    "collision": (lambda b, w: put(b, "/can/app/secret.key.base", CANARY + "-2"), 65),
+    "protected-name": (lambda b, w: put(b, "/can/app/ld_preload", CANARY), 65),
     "protected-reference": (lambda b, w: {"LD_PRELOAD": "ssm:/can/ref/db"}, 65),
-    "nul-ssm": (lambda b, w: put(b, "/can/app/nul", CANARY + "\x00" + CANARY) or {}, 65),
+    "nul-ssm": (lambda b, w: put(b, "/can/app/nul", CANARY + "\x00" + CANARY), 65),
     "nul-sm-json": (
-        lambda b, w: secret(b, "can/sm/nul", json.dumps({"k": CANARY + "\x00"})) or {},
+        lambda b, w: secret(b, "can/sm/nul", json.dumps({"k": CANARY + "\x00"})),
         65,
     ),
     "nested-json": (
-        lambda b, w: secret(b, "can/sm/nested", json.dumps({"k": {"x": CANARY}})) or {},
+        lambda b, w: secret(b, "can/sm/nested", json.dumps({"k": {"x": CANARY}})),
         65,
     ),
-    "array-json": (lambda b, w: secret(b, "can/sm/arr", json.dumps({"k": [CANARY]})) or {}, 65),
+    "array-json": (lambda b, w: secret(b, "can/sm/arr", json.dumps({"k": [CANARY]})), 65),
     "duplicate-json-key": (
-        lambda b, w: secret(b, "can/sm/dup", f'{{"k": "{CANARY}", "k": "{CANARY}"}}') or {},
+        lambda b, w: secret(b, "can/sm/dup", f'{{"k": "{CANARY}", "k": "{CANARY}"}}'),
         65,
     ),
     "json-key-missing": (lambda b, w: {"X": "secretsmanager:can/ref/api:nokey"}, 66),
     "json-key-into-text": (lambda b, w: {"X": "secretsmanager:can/sm/text:token"}, 65),
     "json-key-into-broken-json": (
-        lambda b, w: (
-            secret(b, "can/ref/broken", "{" + CANARY) or {"X": "secretsmanager:can/ref/broken:k"}
-        ),
+        lambda b, w: secret(b, "can/ref/broken", "{" + CANARY, X="secretsmanager:can/ref/broken:k"),
         65,
     ),
     "reference-to-nothing": (lambda b, w: {"X": "ssm:/can/ref/nothing"}, 66),

@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from agent.errors import DataError, NotFoundError
+from agent.fastpath import looks_like_reference
 from agent.logs import Logger
 from agent.model import Item, Secret
 from agent.naming import is_protected, records_from_items, variable_name
@@ -27,7 +28,6 @@ from agent.references import (
     SecretRef,
     SsmRef,
     find_references,
-    looks_like_reference,
     parse_reference,
 )
 from agent.sources.secrets_manager_values import expand, scalar_of
