@@ -89,7 +89,8 @@ def test_fifty_agents_through_30_percent_throttling_all_get_the_complete_environ
     assert max(resolve_seconds) < TIMEOUT
     retries = sum(int(e["retries"]) for e in events)
     calls = sum(int(e["calls"]) for e in events)
-    assert stats["by_kind"].get("throttle", 0) == retries
+    # Every throttled request was retried; on a starved machine a read timeout may add more.
+    assert retries >= stats["by_kind"].get("throttle", 0) > 0
     assert calls + retries == stats["requests"]
 
     figures = {
