@@ -293,6 +293,7 @@ def versions() -> dict[str, str]:
         "kernel": platform.release(),
         "commit": commit,
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "load_before": " ".join(f"{x:.1f}" for x in os.getloadavg()),
     }
 
 
@@ -301,7 +302,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--counts", default="0,1,10,50,200", help="parameter counts; 0 = no prefix")
-    p.add_argument("--runs", type=int, default=9, help="timed runs per approach and count")
+    p.add_argument("--runs", type=int, default=15, help="timed runs per approach and count")
     p.add_argument(
         "--shell-runs",
         default=",".join(f"{k}:{v}" for k, v in DEFAULT_SHELL_RUNS.items()),
@@ -360,6 +361,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         env,
                         agent=args.agent,
                     )
+    found["load_after"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
     result = {
         "versions": found,
         "argv": list(sys.argv[1:] if argv is None else argv),
