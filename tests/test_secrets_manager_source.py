@@ -270,15 +270,6 @@ def test_logs_name_secrets_and_versions_never_values(
     assert CANARY not in log_stream.getvalue()
 
 
-def test_versions_gives_awscurrent_version_per_secret(aws: Any) -> None:
-    aws.create_secret(Name="kptboard/prod/a", SecretString="1")
-    aws.create_secret(Name="kptboard/production/b", SecretString="1")
-    before = sm.versions(aws, "kptboard/prod")
-    new = aws.put_secret_value(SecretId="kptboard/prod/a", SecretString="2")["VersionId"]
-    assert list(before) == ["kptboard/prod/a"]
-    assert sm.versions(aws, "kptboard/prod") == {"kptboard/prod/a": new} != before
-
-
 # ---------------------------------------------------------------- prefix load (Stubber)
 
 

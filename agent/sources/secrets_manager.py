@@ -316,23 +316,3 @@ def resolve_refs(
                 version=None if version is None else str(version),
             )
     return out
-
-
-def versions(client: Any, prefix: str) -> dict[str, str]:
-    """Secret name -> AWSCURRENT VersionId under ``prefix``: ListSecrets pages, no value read."""
-    _check_prefix(prefix)
-    out: dict[str, str] = {}
-    for page in _pages(
-        client,
-        "list_secrets",
-        {"Filters": [{"Key": "name", "Values": [filter_value(prefix)]}], "MaxResults": LIST_PAGE},
-        action="secretsmanager:ListSecrets",
-        subject=f"the secrets under {prefix!r}",
-    ):
-        for meta in page.get("SecretList") or []:
-            name = str(meta["Name"])
-            if remainder(prefix, name) is None or meta.get("DeletedDate"):
-                continue
-            stages: Mapping[str, Sequence[str]] = meta.get("SecretVersionsToStages") or {}
-            out[name] = next((v for v, s in stages.items() if CURRENT in s), "")
-    return out
