@@ -63,7 +63,7 @@ _SECRET_PREFIX = re.compile(r"[A-Za-z0-9/_+=.@\-]{1,512}\Z")
 def _region(value: str | None, *, what: str) -> str:
     if not value or not REGION_PATTERN.match(value):
         raise ConfigError(
-            f"{what} is not an AWS region ({value!r})",
+            f"{what} is not set" if not value else f"{what} is not an AWS region ({value!r})",
             hint="set AWS_REGION or AWS_DEFAULT_REGION to the region the task runs in",
         )
     return value
