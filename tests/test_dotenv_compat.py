@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import random
 import shutil
 import subprocess
@@ -88,9 +89,18 @@ def _ruby_available() -> bool:
     return probe.returncode == 0
 
 
-needs_ruby_dotenv = pytest.mark.skipif(
-    not _ruby_available(), reason="Ruby's dotenv is not installed (apt-get install ruby-dotenv)"
-)
+@pytest.fixture(scope="module")
+def ruby_dotenv() -> None:
+    """Ruby's dotenv is one of the two readers under test: CI installs it, so there its
+    absence is a failure, not a skip."""
+    if _ruby_available():
+        return
+    if os.environ.get("CI"):
+        pytest.fail("Ruby's dotenv is missing: .ci/run must install ruby-dotenv")
+    pytest.skip("Ruby's dotenv is not installed (apt-get install ruby-dotenv)")
+
+
+needs_ruby_dotenv = pytest.mark.usefixtures("ruby_dotenv")
 
 
 def read_with_ruby(text: str, tmp_path: Path) -> dict[str, str]:
