@@ -184,7 +184,9 @@ def test_iam_policy(tmp_path: Path, world: World, fmt: str) -> None:
     args = ["iam-policy", "--format", fmt, "--kms-key-arn", world.key_arn]
     if fmt == "json":
         args += ["--account-id", ACCOUNT]
-    run = run_agent(tmp_path, world.env(), args)
+    # iam-policy reads no AWS service, only its environment: the canary must be there too,
+    # or this check could never fail.
+    run = run_agent(tmp_path, world.env(SECRET_KEY_BASE=CANARY + "-inherited"), args)
     assert run.returncode == 0, run.stderr
     assert_no_leak(run)
 
