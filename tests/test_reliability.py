@@ -330,7 +330,8 @@ def test_a_stop_signal_ends_a_fetch_stuck_in_backoff(
     sent = time.monotonic()
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=30)
-    assert time.monotonic() - sent < 3
+    # "At once" against the 30 s budget: a generous bound, not a latency figure.
+    assert time.monotonic() - sent < 10
     assert proc.returncode == 128 + signum, err
     assert not marker.exists()
     assert b"Traceback" not in err
