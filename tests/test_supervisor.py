@@ -314,15 +314,17 @@ def test_stop_signal_during_a_restart_stops_everything(watched) -> None:  # type
 
 
 def test_signals_are_forwarded_while_a_check_is_slow(watched) -> None:  # type: ignore[no-untyped-def]
+    # Each check sleeps 60 s: a signal or a stop that waited for it would take about that
+    # long, so generous bounds tell the two apart on a loaded machine.
     sup, watch = watched()
-    watch.write_text(json.dumps({"sleep": 6, "broken": True}))
+    watch.write_text(json.dumps({"sleep": 60, "broken": True}))
     time.sleep(0.6)  # the check (every 0.2 s) is now sleeping in its thread
     sent = time.monotonic()
     sup.kill(signal.SIGUSR1)
-    sup.wait_line("signal SIGUSR1", timeout=10)
-    assert time.monotonic() - sent < 3, "a forwarded signal waited for the check"
+    sup.wait_line("signal SIGUSR1", timeout=20)
+    assert time.monotonic() - sent < 20, "a forwarded signal waited for the check"
     sup.kill(signal.SIGTERM)
-    assert sup.wait(timeout=5) == 0
+    assert sup.wait(timeout=20) == 0
 
 
 # -- a terminal: `docker run -it IMAGE rails console` ------------------------------------------
