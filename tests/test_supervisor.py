@@ -364,9 +364,31 @@ def run_on_terminal(argv: list[str], tmp_path: Path, keys: bytes = b"") -> tuple
             time.sleep(0.5)  # room for a duplicate to arrive
             os.kill(pid, signal.SIGTERM)
             keys = b""
-    _, status = os.waitpid(pid, 0)
+    status = _wait_or_kill(pid, ready, grace=5)
     os.close(master)
+    assert status is not None, f"the supervisor did not exit: {output.decode(errors='replace')}"
     return os.waitstatus_to_exitcode(status), output.decode(errors="replace")
+
+
+def _wait_or_kill(pid: int, echo_log: Path, *, grace: float) -> int | None:
+    """The wait status of ``pid``; or, when it has not exited within ``grace`` seconds, kill it
+    and the command it started (a failure, not a hung test run) and return None."""
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    lines = echo_log.read_text().splitlines() if echo_log.exists() else []
+    for line in lines:
+        if line.startswith("ready pid="):
+            try:
+                os.killpg(int(line.split()[1].split("=")[1]), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    return None
 
 
 def test_command_gets_the_terminal_foreground(impl: str, tmp_path: Path) -> None:
