@@ -303,7 +303,9 @@ class ResolveWatcher:
         if self._plan.empty:
             return None
 
-        def check() -> Mapping[str, str] | None:
+        Change = tuple[dict[str, tuple[str | None, str]], Mapping[str, str], list[str]]
+
+        def check() -> Change | None:
             fetched = fetch(self._plan, self._clients, log=self._log)
             new = fetched.fingerprint()
             if new == self._fingerprint:
@@ -317,17 +319,20 @@ class ResolveWatcher:
                 clients=self._clients,
                 log=self._log,
             )
-            self._fingerprint = new
-            self.last_changes = changes  # the supervisor logs them
-            return result.env
+            return new, result.env, changes
 
-        value: Mapping[str, str] | None = run_bounded(
+        # Recorded here, not in the check's thread: a check that outlives the timeout keeps
+        # running, and must not mark a change as seen that nobody acted on.
+        change: Change | None = run_bounded(
             check,
             timeout=self._settings.timeout,
             what="checking for changed secrets",
             clients=self._clients,
         )
-        return value
+        if change is None:
+            return None
+        self._fingerprint, env, self.last_changes = change  # the supervisor logs the changes
+        return env
 
 
 def _describe_changes(

@@ -1,0 +1,66 @@
+"""Unit tests of agent.resolve's concurrency."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from agent import resolve
+from agent.errors import ServiceError
+from agent.logs import Logger
+from agent.model import Item, Secret
+from agent.settings import Settings
+
+
+class _Clients:
+    calls = 0
+    retries = 0
+
+
+def _fetched(value: str, version: str) -> resolve.Fetched:
+    item = Item("ssm", "/app/token", Secret(value), version, key="token")
+    return resolve.Fetched(prefix_items=(item,), ref_items={})
+
+
+def test_a_check_that_outlives_the_timeout_does_not_swallow_the_change(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A timed-out check keeps running in its thread; when it ends, it must not record the new
+    versions as seen, or the next check finds nothing changed and the rotation is missed."""
+    slow = threading.Event()
+    finished = threading.Event()
+
+    def fetch(plan: Any, clients: Any, *, log: Logger) -> resolve.Fetched:
+        if not slow.is_set():
+            slow.set()
+            time.sleep(0.6)  # longer than the 0.2 s timeout below
+            finished.set()
+        return _fetched("new", "2")
+
+    def finalize(plan: Any, fetched: resolve.Fetched, **_: Any) -> resolve.Resolution:
+        env = {"TOKEN": fetched.prefix_items[0].value.reveal()}
+        return resolve.Resolution(env=env, applied=(), kept=())
+
+    monkeypatch.setattr(resolve, "fetch", fetch)
+    monkeypatch.setattr(resolve, "finalize", finalize)
+    settings = Settings(parameter_store_prefix="/app", timeout=0.2, watch_interval=1)
+    plan = resolve.Plan(ssm_prefix="/app", sm_prefix=None, refs={})
+    watcher = resolve.ResolveWatcher(
+        plan,
+        settings=settings,
+        environ={},
+        clients=_Clients(),  # type: ignore[arg-type]
+        log=Logger(level="error", fmt="json"),
+        fingerprint=_fetched("old", "1").fingerprint(),
+    )
+    with pytest.raises(ServiceError):
+        watcher.poll()
+    assert finished.wait(10)
+    time.sleep(0.1)  # let the abandoned check return
+    new_env: Mapping[str, str] | None = watcher.poll()
+    assert new_env == {"TOKEN": "new"}
+    assert watcher.poll() is None  # seen once the supervisor had it
