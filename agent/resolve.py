@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,9 +110,18 @@ def _run_all(
 ) -> list[list[Item] | dict[str, Item]]:
     if len(tasks) <= 1:
         return [task() for task in tasks]
-    with ThreadPoolExecutor(max_workers=len(tasks)) as pool:
+    pool = ThreadPoolExecutor(max_workers=len(tasks))
+    try:
         futures: list[Future[list[Item] | dict[str, Item]]] = [pool.submit(t) for t in tasks]
+        # The first failure ends the wait: a slow or hanging source must not hide it (and turn
+        # an access denied into a timeout). The others' threads are left to finish on their own.
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        for future in futures:
+            if future in done and future.exception() is not None:
+                future.result()
         return [f.result() for f in futures]
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _ssm_prefix(clients: Clients, prefix: str, *, log: Logger) -> list[Item]:

@@ -1,4 +1,4 @@
-"""Unit tests of agent.resolve's concurrency."""
+"""Unit tests of agent.resolve's concurrency: the change watcher and the fetch fan-out."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from agent import resolve
-from agent.errors import ServiceError
+from agent.errors import AccessDeniedError, ServiceError
 from agent.logs import Logger
 from agent.model import Item, Secret
 from agent.settings import Settings
@@ -64,3 +64,27 @@ def test_a_check_that_outlives_the_timeout_does_not_swallow_the_change(
     new_env: Mapping[str, str] | None = watcher.poll()
     assert new_env == {"TOKEN": "new"}
     assert watcher.poll() is None  # seen once the supervisor had it
+
+
+def test_fetch_fails_on_the_first_error_without_waiting_for_a_slow_source(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    release = threading.Event()
+
+    def slow_ssm(clients: Any, prefix: str, *, log: Logger) -> list[Item]:
+        release.wait(10)
+        return []
+
+    def denied_sm(clients: Any, prefix: str, *, log: Logger) -> list[Item]:
+        raise AccessDeniedError("secretsmanager:BatchGetSecretValue was denied")
+
+    monkeypatch.setattr(resolve, "_ssm_prefix", slow_ssm)
+    monkeypatch.setattr(resolve, "_sm_prefix", denied_sm)
+    plan = resolve.Plan(ssm_prefix="/app", sm_prefix="app", refs={})
+    started = time.monotonic()
+    try:
+        with pytest.raises(AccessDeniedError):
+            resolve.fetch(plan, _Clients(), log=Logger(level="error", fmt="json"))  # type: ignore[arg-type]
+        assert time.monotonic() - started < 5  # not the 10 s the slow source would take
+    finally:
+        release.set()
