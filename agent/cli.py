@@ -35,9 +35,18 @@ class _Stopped(Exception):
 
 
 def _fail(error: AgentError) -> int:
-    sys.stderr.write(error.line() + "\n")
-    sys.stderr.flush()
+    _stderr(error.line())
     return error.exit_code
+
+
+def _stderr(line: str) -> None:
+    if sys.stderr is None:  # started with stderr closed
+        return
+    try:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
 
 
 def entrypoint_exec(command: Sequence[str]) -> NoReturn:
@@ -61,10 +70,11 @@ def entrypoint() -> NoReturn:
 
 def _exit(code: int) -> NoReturn:
     # os._exit: a resolution thread stuck on a hanging endpoint must not delay the exit.
+    from agent.execute import flush_std_streams
+
     try:
-        sys.stdout.flush()
+        flush_std_streams()
     finally:
-        sys.stderr.flush()
         os._exit(code)
 
 
@@ -131,9 +141,7 @@ def main(argv: Sequence[str]) -> int:
     except AgentError as error:
         return _fail(error)
     except _Stopped as stop:
-        sys.stderr.write(
-            f"secrets-agent: stopped by signal {stop.signum} before the command started\n"
-        )
+        _stderr(f"secrets-agent: stopped by signal {stop.signum} before the command started")
         return 128 + stop.signum
 
 

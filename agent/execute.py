@@ -23,11 +23,20 @@ def restore_signals() -> None:
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
 
 
+def flush_std_streams() -> None:
+    """Flush stdout and stderr; either may be closed (``sys.stdout`` is None under ``>&-``)."""
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+
+
 def exec_command(argv: Sequence[str], env: Mapping[str, str]) -> NoReturn:
     """``execvpe`` the command; raise 127/126 errors naming the command (never the env)."""
     restore_signals()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    flush_std_streams()
     try:
         os.execvpe(argv[0], list(argv), dict(env))
     except FileNotFoundError as exc:

@@ -35,7 +35,8 @@ class Logger:
         fmt: Literal["json", "text"] | None = None,
         stream: IO[str] | None = None,
     ) -> None:
-        self.stream = stream if stream is not None else sys.stderr
+        # sys.stderr is None when the agent was started with stderr closed: nothing is logged.
+        self.stream: IO[str] | None = stream if stream is not None else sys.stderr
         self.threshold = LEVELS.get(level, 20)
         if fmt is None:
             isatty = getattr(self.stream, "isatty", None)
@@ -46,7 +47,7 @@ class Logger:
         return LEVELS[level] >= self.threshold
 
     def log(self, level: Level, event: str, **fields: object) -> None:
-        if not self.enabled(level):
+        if not self.enabled(level) or self.stream is None:
             return
         if self.fmt == "json":
             obj: dict[str, object] = {
