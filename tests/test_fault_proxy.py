@@ -40,6 +40,13 @@ def client(url: str, service: str = "ssm", *, attempts: int = 1, read_timeout: f
     )
 
 
+# A slow fault outlasts the read timeout by far, and the read timeout leaves a loaded machine
+# room to forward a healthy request through the proxy: a timed-out healthy request would be
+# a wrong failure kind or an extra retry.
+READ_TIMEOUT = 3.0
+SLOW_SECONDS = 8.0
+
+
 @pytest.fixture
 def seeded(moto: MotoServer) -> MotoServer:
     ssm = client(moto.url, attempts=3, read_timeout=30)
@@ -86,10 +93,10 @@ def test_each_fault_is_the_failure_botocore_expects(
 ) -> None:
     from botocore.exceptions import ClientError
 
-    plan = FaultPlan(first_n=1, kinds=(kind,), slow_seconds=2.0)
+    plan = FaultPlan(first_n=1, kinds=(kind,), slow_seconds=SLOW_SECONDS)
     with FaultProxy(seeded.url, plan) as proxy:
         with pytest.raises(Exception) as info:
-            client(proxy.url, read_timeout=0.5).get_parameters_by_path(Path="/app")
+            client(proxy.url, read_timeout=READ_TIMEOUT).get_parameters_by_path(Path="/app")
         err = info.value
         if isinstance(err, ClientError):
             assert err.response["Error"]["Code"] == expected
@@ -102,9 +109,10 @@ def test_each_fault_is_the_failure_botocore_expects(
 
 @pytest.mark.parametrize("kind", ["throttle", "500", "reset", "truncate", "slow"])
 def test_each_fault_is_retried_by_botocore(seeded: MotoServer, kind: str) -> None:
-    plan = FaultPlan(first_n=1, kinds=(kind,), slow_seconds=2.0)
+    plan = FaultPlan(first_n=1, kinds=(kind,), slow_seconds=SLOW_SECONDS)
     with FaultProxy(seeded.url, plan) as proxy:
-        resp = client(proxy.url, attempts=3, read_timeout=0.5).get_parameters_by_path(Path="/app")
+        ssm = client(proxy.url, attempts=3, read_timeout=READ_TIMEOUT)
+        resp = ssm.get_parameters_by_path(Path="/app")
         assert [p["Name"] for p in resp["Parameters"]] == ["/app/one"]
         assert resp["ResponseMetadata"]["RetryAttempts"] == 1
         stats = proxy.stats()
