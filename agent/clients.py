@@ -130,7 +130,7 @@ class Clients:
 
 
 def _reject_malformed(operation_model: Any, response_dict: Mapping[str, Any], **_: Any) -> None:
-    """Fail on a 2xx JSON-protocol answer whose body is not a JSON object.
+    """Fail on a 2xx JSON-protocol answer whose body is not a JSON object (or is empty).
 
     botocore parses such a body as an empty result: a GetParametersByPath page without
     parameters and without NextToken, which would end a load early with a partial environment.
@@ -138,8 +138,10 @@ def _reject_malformed(operation_model: Any, response_dict: Mapping[str, Any], **
     """
     status = int(response_dict.get("status_code") or 0)
     body = response_dict.get("body") or b""
-    if status >= 300 or not body or operation_model.service_model.resolved_protocol != "json":
+    if status >= 300 or operation_model.service_model.resolved_protocol != "json":
         return
+    if not body and operation_model.output_shape is None:
+        return  # an operation without output may answer with no body
     try:
         parsed = json.loads(body)
     except (ValueError, RecursionError):

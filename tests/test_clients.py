@@ -1,0 +1,63 @@
+"""agent.clients against a local fake endpoint: answers that must fail rather than end a load."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from agent.clients import Clients
+from agent.errors import ServiceError
+from agent.logs import Logger
+from agent.sources import ssm
+
+
+class _EmptySecondPage(BaseHTTPRequestHandler):
+    """GetParametersByPath: page 1 holds one parameter and a NextToken; page 2 is an empty 200."""
+
+    def do_POST(self) -> None:
+        request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        body = b""
+        if "NextToken" not in request:
+            param = {"Name": "/app/a", "Value": "1", "Version": 1}
+            page = {"Parameters": [param], "NextToken": "2"}
+            body = json.dumps(page).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-amz-json-1.1")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def endpoint() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _EmptySecondPage)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_empty_2xx_body_is_an_error_not_the_last_page(
+    endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for var, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_CONFIG_FILE": "/dev/null",
+        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+        "AWS_ENDPOINT_URL": endpoint,
+    }.items():
+        monkeypatch.setenv(var, value)
+    log = Logger(level="error", fmt="json")
+    clients = Clients(environ={"AWS_REGION": "us-east-1"}, timeout=5, log=log)
+    with pytest.raises(ServiceError, match="not valid JSON"):
+        ssm.load_path(clients.get("ssm"), "/app", log=log)
