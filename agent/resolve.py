@@ -111,17 +111,22 @@ def _run_all(
     if len(tasks) <= 1:
         return [task() for task in tasks]
     pool = ThreadPoolExecutor(max_workers=len(tasks))
+    failed = True
     try:
         futures: list[Future[list[Item] | dict[str, Item]]] = [pool.submit(t) for t in tasks]
         # The first failure ends the wait: a slow or hanging source must not hide it (and turn
-        # an access denied into a timeout). The others' threads are left to finish on their own.
+        # an access denied into a timeout). The others' threads are then left to finish.
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)
         for future in futures:
             if future in done and future.exception() is not None:
                 future.result()
-        return [f.result() for f in futures]
+        results = [f.result() for f in futures]
+        failed = False
+        return results
     finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+        # On success, join the workers: supervise mode must start with no other thread that
+        # could take a signal meant for sigtimedwait.
+        pool.shutdown(wait=not failed, cancel_futures=True)
 
 
 def _ssm_prefix(clients: Clients, prefix: str, *, log: Logger) -> list[Item]:
