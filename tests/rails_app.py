@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import time
 import urllib.error
@@ -88,7 +89,34 @@ class RailsApp:
             code = self.proc.wait(timeout)
         finally:
             if self.proc.poll() is None:
+                # Supervised, puma is the agent's child in its own process group: kill it too,
+                # or a failed test leaves it running.
+                stragglers = descendants(self.proc.pid)
                 self.proc.kill()
                 self.proc.wait()
+                for pid in stragglers:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
             self._log.close()
         return code
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid``, from /proc (children before grandchildren)."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry)] = int(stat[stat.rindex(")") + 2 :].split()[1])
+    found: list[int] = []
+    frontier = [pid]
+    while frontier:
+        below = [child for child, parent in parents.items() if parent in frontier]
+        found += below
+        frontier = below
+    return found
