@@ -12,8 +12,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from tests.moto_server import MotoServer, start_moto
+
+# Timings belong in bench/: no 200 ms per-example deadline and no too-slow health check, which
+# a loaded 2-core CI machine can trip for reasons that have nothing to do with the code.
+hypothesis_settings.register_profile(
+    "suite", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+hypothesis_settings.load_profile("suite")
 
 ROOT = Path(__file__).resolve().parent.parent
 ENTRYPOINT = ROOT / "docker" / "docker-entrypoint.py"
