@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -213,7 +214,13 @@ def test_supervise_mode_and_a_changed_secret(
         SECRETS_AGENT_ON_CHANGE="exit",
         SECRETS_AGENT_STOP_TIMEOUT="5",
     )
-    sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    started = tmp_path / "sleeper.pid"
+    sleeper = [
+        sys.executable,
+        "-c",
+        "import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid())); time.sleep(60)",
+        str(started),
+    ]
     proc = subprocess.Popen(
         [sys.executable, str(ENTRYPOINT), *sleeper],
         env=env,
@@ -222,7 +229,12 @@ def test_supervise_mode_and_a_changed_secret(
         stderr=subprocess.PIPE,
     )
     try:
-        time.sleep(3)
+        # Rotate only once the command runs with the first value: a rotation before the
+        # first load would leave nothing to detect.
+        deadline = time.monotonic() + 30
+        while not started.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert started.exists(), "the command never started"
         boto_client("ssm").put_parameter(
             Name="/can/app/secret_key_base",
             Value=CANARY + "-rotated",
@@ -234,6 +246,13 @@ def test_supervise_mode_and_a_changed_secret(
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+        if started.exists():  # the agent was killed, or the rotation never stopped the sleeper
+            pid = started.read_text()
+            try:
+                if str(started).encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    os.kill(int(pid), signal.SIGKILL)
+            except (OSError, ValueError):
+                pass
     run = AgentRun(proc.returncode, out.decode(), err.decode(), None)
     assert proc.returncode == 0, run.stderr
     assert "secrets changed" in run.stderr
