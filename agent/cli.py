@@ -81,7 +81,12 @@ def _exit(code: int) -> NoReturn:
 def _parser() -> argparse.ArgumentParser:
     import argparse
 
-    parser = argparse.ArgumentParser(
+    class Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> NoReturn:
+            # One line, as for every other failure (argparse prints the usage, then the error).
+            self.exit(64, f"secrets-agent: usage: {message}; run {self.prog} --help\n")
+
+    parser = Parser(
         prog="secrets-agent",
         description="Resolve AWS secrets into the environment, then exec or supervise a command.",
     )
@@ -135,9 +140,7 @@ def main(argv: Sequence[str]) -> int:
             return _cmd_iam(args)
         if args.subcommand == "encrypt":
             return _cmd_encrypt(key_id=args.key_id, name=args.name)
-        if parser is not None:
-            parser.print_usage(sys.stderr)
-        return 64
+        raise UsageError("no subcommand given", hint="run secrets-agent --help")
     except AgentError as error:
         return _fail(error)
     except _Stopped as stop:
