@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -248,8 +249,14 @@ def test_unreachable_endpoint_is_69_within_timeout(tmp_path: Path) -> None:
     assert "SECRETS_AGENT_TIMEOUT" in run.stderr or "reach" in run.stderr
 
 
+@dataclass
+class Hanging:
+    url: str
+    held: list[socket.socket]  # the connections accepted so far
+
+
 @pytest.fixture
-def hanging_endpoint() -> Iterator[str]:
+def hanging_endpoint() -> Iterator[Hanging]:
     """A socket that accepts connections and never answers."""
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
@@ -268,7 +275,7 @@ def hanging_endpoint() -> Iterator[str]:
 
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    yield Hanging(f"http://127.0.0.1:{server.getsockname()[1]}", held)
     stop.set()
     thread.join()
     for conn in held:
@@ -276,8 +283,8 @@ def hanging_endpoint() -> Iterator[str]:
     server.close()
 
 
-def test_hanging_endpoint_is_69_within_timeout(tmp_path: Path, hanging_endpoint: str) -> None:
-    env = base_env(hanging_endpoint) | {
+def test_hanging_endpoint_is_69_within_timeout(tmp_path: Path, hanging_endpoint: Hanging) -> None:
+    env = base_env(hanging_endpoint.url) | {
         "PARAMETER_STORE_PREFIX": "/app",
         "SECRETS_AGENT_TIMEOUT": "2",
     }
@@ -434,10 +441,10 @@ def test_demo_runs(tmp_path: Path) -> None:
     assert "demo-secret-key-base" not in proc.stdout + proc.stderr
 
 
-def test_sigterm_during_resolution_stops_at_once(tmp_path: Path, hanging_endpoint: str) -> None:
+def test_sigterm_during_resolution_stops_at_once(tmp_path: Path, hanging_endpoint: Hanging) -> None:
     """A stop signal while the first fetch hangs ends the agent; the command never starts."""
     out = tmp_path / "ran"
-    env = base_env(hanging_endpoint) | {
+    env = base_env(hanging_endpoint.url) | {
         "PARAMETER_STORE_PREFIX": "/app",
         "SECRETS_AGENT_TIMEOUT": "60",
     }
@@ -447,7 +454,12 @@ def test_sigterm_during_resolution_stops_at_once(tmp_path: Path, hanging_endpoin
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(1.5)
+    # Signal once the agent's first request is stuck at the endpoint, however slow its start.
+    deadline = time.monotonic() + 30
+    while not hanging_endpoint.held and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert hanging_endpoint.held, "the agent never reached the endpoint"
+    time.sleep(0.2)  # the request is sent and botocore waits for the answer
     start = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=10)
