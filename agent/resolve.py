@@ -41,10 +41,18 @@ class Fetched:
     ref_items: Mapping[str, Item]
 
     def fingerprint(self) -> dict[str, tuple[str | None, str]]:
-        """source_name -> (version, value digest), for change detection."""
+        """source_name -> (version, value digest), for change detection.
+
+        A reference's entry names its variable too: one parameter or secret read twice (by a
+        prefix and a pinned reference, or latest and pinned) gives two entries, not one that
+        hides the other's changes.
+        """
         out: dict[str, tuple[str | None, str]] = {}
-        for item in (*self.prefix_items, *self.ref_items.values()):
+        for item in self.prefix_items:
             out[f"{item.source}:{item.source_name}"] = (item.version, item.value.fingerprint())
+        for var, item in self.ref_items.items():
+            key = f"{item.source}:{item.source_name} (variable {var})"
+            out[key] = (item.version, item.value.fingerprint())
         return out
 
 

@@ -88,3 +88,22 @@ def test_fetch_fails_on_the_first_error_without_waiting_for_a_slow_source(
         assert time.monotonic() - started < 5  # not the 10 s the slow source would take
     finally:
         release.set()
+
+
+def test_a_pinned_reference_does_not_hide_a_new_version_of_the_same_parameter() -> None:
+    """Two reads of one parameter (latest and pinned) are two entries of the fingerprint."""
+    pinned = Item("ssm", "/app/x", Secret("v1"), "1")
+
+    def fetched(latest: Item) -> resolve.Fetched:
+        prefix = Item("ssm", "/app/x", latest.value, latest.version, key="x")
+        return resolve.Fetched(
+            prefix_items=(prefix,), ref_items={"LATEST": latest, "PINNED": pinned}
+        )
+
+    before = fetched(Item("ssm", "/app/x", Secret("v1"), "1"))
+    after = fetched(Item("ssm", "/app/x", Secret("v2"), "2"))
+    assert before.fingerprint() != after.fingerprint()
+    only_prefix_changed = resolve.Fetched(
+        prefix_items=after.prefix_items, ref_items=before.ref_items
+    )
+    assert before.fingerprint() != only_prefix_changed.fingerprint()
