@@ -35,6 +35,8 @@ def flush_std_streams() -> None:
 
 def exec_command(argv: Sequence[str], env: Mapping[str, str]) -> NoReturn:
     """``execvpe`` the command; raise 127/126 errors naming the command (never the env)."""
+    if not argv[0]:
+        raise CommandNotFoundError("empty command name", hint="give the command to run")
     restore_signals()
     flush_std_streams()
     try:
@@ -46,6 +48,11 @@ def exec_command(argv: Sequence[str], env: Mapping[str, str]) -> NoReturn:
     except PermissionError as exc:
         raise CommandNotExecutableError(
             f"{argv[0]!r} is not executable", hint="check its permissions and mount options"
+        ) from exc
+    except ValueError as exc:  # what execve refuses before the kernel sees it
+        raise CommandNotExecutableError(
+            f"{argv[0]!r} cannot be executed (an argument or the environment is invalid)",
+            hint="check the command line",
         ) from exc
     except OSError as exc:
         if exc.errno == errno.E2BIG:

@@ -1,4 +1,4 @@
-"""Usage errors through the real CLI: exit 64 and one stderr line saying what to do."""
+"""Odd command lines through the real CLI: the right exit code and one stderr line."""
 
 from __future__ import annotations
 
@@ -22,3 +22,13 @@ def test_a_usage_error_is_64_and_one_line(tmp_path: Path, args: list[str]) -> No
     assert lines[0].startswith("secrets-agent: usage: ")
     assert "--help" in lines[0]
     assert run.stdout == ""
+
+
+@pytest.mark.parametrize(
+    "extra", [{}, {"SECRETS_AGENT_LOG_LEVEL": "error"}], ids=["fast-path", "agent"]
+)
+def test_an_empty_command_name_is_127_as_in_a_shell(tmp_path: Path, extra: dict[str, str]) -> None:
+    run = run_agent(tmp_path, base_env(None) | extra, command=["", "arg"])
+    assert run.returncode == 127
+    assert run.stderr.startswith("secrets-agent: command not found: "), run.stderr
+    assert len(run.stderr.splitlines()) == 1
