@@ -127,6 +127,10 @@ def main(argv: Sequence[str]) -> int:
         except SystemExit as exc:
             return 64 if exc.code not in (0, None) else 0
     try:
+        if args.subcommand not in (None, "exec") and sys.stdout is None:
+            raise UsageError("stdout is closed", hint=f"{args.subcommand} prints its result there")
+        if args.subcommand == "encrypt" and sys.stdin is None:
+            raise UsageError("stdin is closed", hint="pipe the plaintext to encrypt on stdin")
         if args.subcommand == "exec":
             command = list(args.command)
             if command and command[0] == "--":

@@ -53,3 +53,36 @@ def test_a_failure_keeps_its_exit_code_with_a_closed_stream(
     extra = {"SECRETS_AGENT_TIMEOUT": "-1"}
     assert _run(tmp_path, closed, extra, ["true"]) == 78
     assert _run(tmp_path, closed, {}, ["/nonexistent/command"]) == 127
+
+
+@pytest.mark.parametrize(
+    ("args", "closed"),
+    [
+        (["env"], 1),
+        (["check"], 1),
+        (["iam-policy"], 1),
+        (["encrypt", "--key-id", "arn:aws:kms:us-east-1:123456789012:key/k", "--name", "A"], 0),
+    ],
+    ids=["env", "check", "iam-policy", "encrypt-stdin"],
+)
+def test_a_subcommand_whose_stream_is_closed_fails_with_one_line(
+    tmp_path: Path, args: list[str], closed: int
+) -> None:
+    def close() -> None:
+        os.close(closed)
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "agent", *args],
+        env=base_env(None),
+        cwd=str(ROOT),
+        preexec_fn=close,
+        stdin=None if closed == 0 else subprocess.DEVNULL,
+        stdout=None if closed == 1 else subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        timeout=60,
+        check=False,
+    )
+    stderr = proc.stderr.decode()
+    assert proc.returncode == 64, stderr
+    assert stderr.startswith("secrets-agent: usage: "), stderr
+    assert "Traceback" not in stderr
