@@ -150,6 +150,11 @@ def main(argv: Sequence[str]) -> int:
     except _Stopped as stop:
         _stderr(f"secrets-agent: stopped by signal {stop.signum} before the command started")
         return 128 + stop.signum
+    except KeyboardInterrupt:
+        # SIGINT outside the resolution (whose handler raises _Stopped): at start-up, or while
+        # encrypt reads its plaintext.
+        _stderr(f"secrets-agent: interrupted by signal {signal.SIGINT.value}; nothing was done")
+        return 128 + signal.SIGINT.value
 
 
 def _setup(environ: Mapping[str, str]) -> tuple[Settings, Logger]:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import base_env, run_agent
+from tests.conftest import ROOT, base_env, run_agent
 
 
 @pytest.mark.parametrize(
@@ -32,3 +36,28 @@ def test_an_empty_command_name_is_127_as_in_a_shell(tmp_path: Path, extra: dict[
     assert run.returncode == 127
     assert run.stderr.startswith("secrets-agent: command not found: "), run.stderr
     assert len(run.stderr.splitlines()) == 1
+
+
+def test_an_interrupt_is_one_line_and_130(tmp_path: Path) -> None:
+    """^C while encrypt waits for its plaintext (or at any point before a command starts)."""
+    args = ["encrypt", "--key-id", "arn:aws:kms:us-east-1:123456789012:key/k", "--name", "A"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent", *args],
+        env=base_env(None),
+        cwd=str(ROOT),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        time.sleep(1.5)  # reading stdin by then; earlier would need the same answer
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    stderr = err.decode()
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert stderr.startswith("secrets-agent: "), stderr
+    assert len(stderr.splitlines()) == 1, stderr
+    assert out == b""
