@@ -282,7 +282,13 @@ def _cmd_encrypt(*, key_id: str, name: str) -> int:
         import getpass
 
         # Typed at a terminal: read without echo, so the plaintext never shows.
-        plaintext = getpass.getpass(f"plaintext for {name} (not echoed): ").encode()
+        try:
+            plaintext = getpass.getpass(f"plaintext for {name} (not echoed): ").encode()
+        except EOFError:
+            raise UsageError(
+                "no plaintext was typed (end of input)",
+                hint="type the value and press Enter, or pipe it in",
+            ) from None
     else:
         plaintext = sys.stdin.buffer.read()
         if plaintext.endswith(b"\n"):

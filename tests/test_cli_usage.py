@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import pty
+import select
 import signal
 import subprocess
 import sys
@@ -61,3 +64,31 @@ def test_an_interrupt_is_one_line_and_130(tmp_path: Path) -> None:
     assert stderr.startswith("secrets-agent: "), stderr
     assert len(stderr.splitlines()) == 1, stderr
     assert out == b""
+
+
+def test_end_of_input_at_the_encrypt_prompt_is_one_line_and_64() -> None:
+    """^D at the terminal prompt of encrypt (getpass raises EOFError)."""
+    argv = [sys.executable, "-m", "agent", "encrypt", "--key-id", "arn:aws:kms:us-east-1:1:key/k"]
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: its controlling terminal is the pty
+        os.chdir(ROOT)
+        os.execve(sys.executable, [*argv, "--name", "A"], base_env(None))
+    seen = b""
+    deadline = time.monotonic() + 30
+    while b"not echoed" not in seen and time.monotonic() < deadline:
+        if select.select([fd], [], [], 1)[0]:
+            seen += os.read(fd, 4096)
+    os.write(fd, b"\x04")
+    while True:
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        seen += data
+    _, status = os.waitpid(pid, 0)
+    text = seen.decode("utf-8", "replace")
+    assert os.waitstatus_to_exitcode(status) == 64, text
+    assert "Traceback" not in text
+    assert "secrets-agent: usage: " in text
