@@ -66,7 +66,7 @@ def _ssm(name: str, selector: str | None, **where: str | None) -> SsmRef:
         raise _bad("an ssm reference names an invalid parameter", "write ssm:NAME[:VERSION|:LABEL]")
     if selector is not None and not _SSM_SELECTOR.match(selector):
         raise _bad(
-            f"the ssm reference to {name!r} has an invalid version or label",
+            "an ssm reference has an invalid version or label",
             "write ssm:NAME[:VERSION|:LABEL]",
         )
     return SsmRef(name=name, selector=selector, **where)
@@ -75,7 +75,7 @@ def _ssm(name: str, selector: str | None, **where: str | None) -> SsmRef:
 def _secret_fields(secret_id: str, fields: list[str], **where: str | None) -> SecretRef:
     if len(fields) > 3 or not all(_SECRET_FIELD.match(f) for f in fields):
         raise _bad(
-            f"the secretsmanager reference to {secret_id!r} has too many fields",
+            "a secretsmanager reference has too many or invalid fields",
             "write secretsmanager:NAME[:JSON_KEY[:STAGE[:VERSION_ID]]]",
         )
     fields = fields + [""] * (3 - len(fields))

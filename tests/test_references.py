@@ -253,3 +253,15 @@ def test_reference_like_strings_never_raise_anything_but_data_error(prefix: str,
     except DataError:
         return
     assert ref is not None
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["ssm:s3cr3tpart:not a label!", "secretsmanager:s3cr3tpart:a:b:c:d", "ssm:s3cr3tpart x"],
+)
+def test_a_malformed_reference_error_quotes_no_part_of_the_value(value: str) -> None:
+    """A secret that merely starts like a reference must not leak through the error line."""
+    with pytest.raises(DataError) as info:
+        find_references({"API_TOKEN": value})
+    assert "API_TOKEN" in info.value.line()
+    assert "s3cr3tpart" not in info.value.line()
