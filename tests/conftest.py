@@ -81,6 +81,26 @@ def boto_client(moto: MotoServer) -> Any:
     return make
 
 
+def restricted_credentials(
+    boto_client: Any, moto: MotoServer, name: str, actions: list[str]
+) -> dict[str, str]:
+    """Create IAM user ``name`` allowed only ``actions`` (on "*"), turn moto's IAM enforcement
+    on, and return the environment variables that make the agent that user."""
+    iam = boto_client("iam")
+    iam.create_user(UserName=name)
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}],
+    }
+    iam.put_user_policy(UserName=name, PolicyName=name, PolicyDocument=json.dumps(policy))
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    moto.enforce_iam()
+    return {
+        "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
+    }
+
+
 @dataclass
 class AgentRun:
     returncode: int

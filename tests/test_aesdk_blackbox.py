@@ -12,7 +12,15 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ENTRYPOINT, REPORT_ENV, ROOT, AgentRun, base_env, run_agent
+from tests.conftest import (
+    ENTRYPOINT,
+    REPORT_ENV,
+    ROOT,
+    AgentRun,
+    base_env,
+    restricted_credentials,
+    run_agent,
+)
 from tests.moto_server import MotoServer, free_port
 
 CANARY = "cAnArY-51e0b7-never-in-output"
@@ -187,20 +195,8 @@ def test_missing_key_list_is_78(tmp_path: Path, moto: MotoServer, boto_client: A
 def test_kms_access_denied_is_77(tmp_path: Path, moto: MotoServer, boto_client: Any) -> None:
     key = make_key(boto_client)
     value = encrypt(tmp_path, moto, key, "SECRET_KEY_BASE")
-    iam = boto_client("iam")
-    iam.create_user(UserName="no-kms")
-    policy = {
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": ["kms:Encrypt"], "Resource": "*"}],
-    }
-    iam.put_user_policy(UserName="no-kms", PolicyName="p", PolicyDocument=json.dumps(policy))
-    creds = iam.create_access_key(UserName="no-kms")["AccessKey"]
-    moto.enforce_iam()
-    env = agent_env(moto, key) | {
-        "SECRET_KEY_BASE": value,
-        "AWS_ACCESS_KEY_ID": creds["AccessKeyId"],
-        "AWS_SECRET_ACCESS_KEY": creds["SecretAccessKey"],
-    }
+    creds = restricted_credentials(boto_client, moto, "no-kms", ["kms:Encrypt"])
+    env = agent_env(moto, key) | {"SECRET_KEY_BASE": value} | creds
     run = run_agent(tmp_path, env)
     assert_refused(run, 77, "SECRET_KEY_BASE", "kms:Decrypt")
 

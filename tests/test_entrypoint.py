@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ENTRYPOINT, ROOT, base_env, run_agent
+from tests.conftest import ENTRYPOINT, ROOT, base_env, restricted_credentials, run_agent
 from tests.moto_server import MotoServer
 
 HOSTILE = {
@@ -299,25 +299,8 @@ def test_hanging_endpoint_is_69_within_timeout(tmp_path: Path, hanging_endpoint:
 
 def test_access_denied_is_77(tmp_path: Path, moto: MotoServer, boto_client: Any) -> None:
     put(boto_client("ssm"), "/app/secret", "denied-value")
-    iam = boto_client("iam")
-    iam.create_user(UserName="no-ssm")
-    iam.put_user_policy(
-        UserName="no-ssm",
-        PolicyName="nothing-useful",
-        PolicyDocument=json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [{"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*"}],
-            }
-        ),
-    )
-    key = iam.create_access_key(UserName="no-ssm")["AccessKey"]
-    moto.enforce_iam()
-    env = base_env(moto.url) | {
-        "PARAMETER_STORE_PREFIX": "/app",
-        "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
-        "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
-    }
+    creds = restricted_credentials(boto_client, moto, "no-ssm", ["s3:ListBucket"])
+    env = base_env(moto.url) | {"PARAMETER_STORE_PREFIX": "/app"} | creds
     run = run_agent(tmp_path, env)
     assert run.returncode == 77, run.stderr
     assert not run.ran

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import base_env, run_agent
+from tests.conftest import base_env, restricted_credentials, run_agent
 from tests.moto_server import MotoServer
 
 CANARY = "sm-canary-7Qx"
@@ -322,41 +322,14 @@ def test_missing_batch_permission_is_77_naming_the_action(
     tmp_path: Path, moto: MotoServer, boto_client: Any
 ) -> None:
     boto_client("secretsmanager").create_secret(Name="app/db", SecretString=CANARY)
-    iam = boto_client("iam")
-    iam.create_user(UserName="get-only")
-    iam.put_user_policy(
-        UserName="get-only",
-        PolicyName="get-only",
-        PolicyDocument=json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": "*"}
-                ],
-            }
-        ),
-    )
-    key = iam.create_access_key(UserName="get-only")["AccessKey"]
-    moto.enforce_iam()
-    env = base_env(moto.url) | {
-        "SECRETS_MANAGER_PREFIX": "app",
-        "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
-        "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
-    }
+    creds = restricted_credentials(boto_client, moto, "get-only", ["secretsmanager:GetSecretValue"])
+    env = base_env(moto.url) | {"SECRETS_MANAGER_PREFIX": "app"} | creds
     run = run_agent(tmp_path, env)
     assert run.returncode == 77, run.stderr
     assert not run.ran
     assert "secretsmanager:BatchGetSecretValue" in one_error_line(run.stderr)
     # The same credentials may read a referenced secret: GetSecretValue is all a reference needs.
-    run = run_agent(
-        tmp_path,
-        base_env(moto.url)
-        | {
-            "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
-            "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
-            "TOKEN": "secretsmanager:app/db",
-        },
-    )
+    run = run_agent(tmp_path, base_env(moto.url) | creds | {"TOKEN": "secretsmanager:app/db"})
     assert run.returncode == 0, run.stderr
     assert run.child_env is not None and run.child_env["TOKEN"] == CANARY
 
