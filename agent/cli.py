@@ -155,6 +155,22 @@ def main(argv: Sequence[str]) -> int:
         # encrypt reads its plaintext.
         _stderr(f"secrets-agent: interrupted by signal {signal.SIGINT.value}; nothing was done")
         return 128 + signal.SIGINT.value
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, no traceback
+        # A bug. Its message could quote data (a value), so name only its type and where it was
+        # raised; the command was not started.
+        frame = exc.__traceback__
+        while frame is not None and frame.tb_next is not None:
+            frame = frame.tb_next
+        where = (
+            f" at {os.path.basename(frame.tb_frame.f_code.co_filename)}:{frame.tb_lineno}"
+            if frame is not None
+            else ""
+        )
+        _stderr(
+            f"secrets-agent: internal error: {type(exc).__name__}{where}; "
+            "the command was not started; please report this line"
+        )
+        return 70
 
 
 def _setup(environ: Mapping[str, str]) -> tuple[Settings, Logger]:

@@ -92,3 +92,20 @@ def test_end_of_input_at_the_encrypt_prompt_is_one_line_and_64() -> None:
     assert os.waitstatus_to_exitcode(status) == 64, text
     assert "Traceback" not in text
     assert "secrets-agent: usage: " in text
+
+
+def test_an_unexpected_exception_is_one_line_70_without_its_message(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bug's message may quote data: the agent prints its type and place, never the message."""
+    from agent import cli
+
+    def broken() -> int:
+        raise RuntimeError("value-canary-0f3a in a message")
+
+    monkeypatch.setattr(cli, "_cmd_check", broken)
+    assert cli.main(["check"]) == 70
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "internal error: RuntimeError at test_cli_usage.py:" in err
+    assert "value-canary-0f3a" not in err
