@@ -147,21 +147,21 @@ def test_first_invalid_variable_is_named_among_valid_ones() -> None:
         )
 
 
-@pytest.mark.parametrize(
-    "var",
-    [
-        "PARAMETER_STORE_PREFIX",
-        "SECRETS_MANAGER_PREFIX",
-        "SECRETS_AGENT_OVERRIDE",
-        "SECRETS_AGENT_TIMEOUT",
-        "SECRETS_AGENT_WATCH_INTERVAL",
-        "SECRETS_AGENT_ON_CHANGE",
-        "SECRETS_AGENT_STOP_TIMEOUT",
-        "SECRETS_AGENT_KMS_KEY_ARNS",
-        "SECRETS_AGENT_LOG_FORMAT",
-        "SECRETS_AGENT_LOG_LEVEL",
-    ],
-)
+VARIABLES = [
+    "PARAMETER_STORE_PREFIX",
+    "SECRETS_MANAGER_PREFIX",
+    "SECRETS_AGENT_OVERRIDE",
+    "SECRETS_AGENT_TIMEOUT",
+    "SECRETS_AGENT_WATCH_INTERVAL",
+    "SECRETS_AGENT_ON_CHANGE",
+    "SECRETS_AGENT_STOP_TIMEOUT",
+    "SECRETS_AGENT_KMS_KEY_ARNS",
+    "SECRETS_AGENT_LOG_FORMAT",
+    "SECRETS_AGENT_LOG_LEVEL",
+]
+
+
+@pytest.mark.parametrize("var", VARIABLES)
 def test_empty_string_is_unset(var: str) -> None:
     assert load_settings({var: ""}) == load_settings({})
 
@@ -175,20 +175,6 @@ def test_settings_are_frozen() -> None:
     s = load_settings({})
     with pytest.raises(Exception):  # noqa: B017 - pydantic's frozen-instance error
         s.timeout = 1  # type: ignore[misc]
-
-
-VARIABLES = [
-    "PARAMETER_STORE_PREFIX",
-    "SECRETS_MANAGER_PREFIX",
-    "SECRETS_AGENT_OVERRIDE",
-    "SECRETS_AGENT_TIMEOUT",
-    "SECRETS_AGENT_WATCH_INTERVAL",
-    "SECRETS_AGENT_ON_CHANGE",
-    "SECRETS_AGENT_STOP_TIMEOUT",
-    "SECRETS_AGENT_KMS_KEY_ARNS",
-    "SECRETS_AGENT_LOG_FORMAT",
-    "SECRETS_AGENT_LOG_LEVEL",
-]
 
 
 @given(st.dictionaries(st.sampled_from(VARIABLES), st.text(max_size=30)))
