@@ -43,6 +43,9 @@ def _context_keys(params: Mapping[str, Any]) -> dict[str, Any]:
     return {"EncryptionContext": shown}
 
 
+DEFAULT_MAX_ATTEMPTS = 10
+
+
 class Clients:
     """A small factory and cache of botocore clients, one per (service, region)."""
 
@@ -71,6 +74,19 @@ class Clients:
             )
         return str(region)
 
+    def max_attempts(self) -> int:
+        """``AWS_MAX_ATTEMPTS`` (boto's own variable) when set, else 10 (retries within the
+        SECRETS_AGENT_TIMEOUT budget, which bounds them anyway)."""
+        raw = self._environ.get("AWS_MAX_ATTEMPTS", "").strip()
+        if not raw:
+            return DEFAULT_MAX_ATTEMPTS
+        if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= 100:
+            raise ConfigError(
+                "AWS_MAX_ATTEMPTS must be a whole number from 1 to 100",
+                hint="unset it to use the default of 10 attempts",
+            )
+        return int(raw)
+
     def session(self) -> Any:
         with self._lock:
             if self._session is None:
@@ -81,7 +97,8 @@ class Clients:
                 self._session = botocore.session.get_session()
                 speed_up(self._session)  # ~20 ms less CPU per client; see model_lookup
                 self._session.set_config_variable("retry_mode", "standard")
-                self._session.register("before-parse", _reject_malformed)
+                self._session.register("before-parse", _retry_malformed)
+                self._session.register("after-call", _raise_if_malformed)
                 # On the session, so that every client is observed and counted, the
                 # Encryption SDK's KMS clients included (they do not come from get()).
                 self._session.register("before-parameter-build", self._on_call)
@@ -101,7 +118,7 @@ class Clients:
                     region_name=region,
                     connect_timeout=min(5.0, self._timeout),
                     read_timeout=min(10.0, self._timeout),
-                    retries={"mode": "standard", "total_max_attempts": 10},
+                    retries={"mode": "standard", "total_max_attempts": self.max_attempts()},
                     max_pool_connections=20,
                     user_agent_extra="secrets-agent",
                 )
@@ -129,29 +146,78 @@ class Clients:
             self.attempts += 1
 
 
-def _reject_malformed(operation_model: Any, response_dict: Mapping[str, Any], **_: Any) -> None:
-    """Fail on a 2xx JSON-protocol answer whose body is not a JSON object (or is empty).
+# The code botocore's standard retry mode treats as transient whatever the transport does.
+_TRANSIENT_CODE = "RequestTimeoutException"
+_MALFORMED = "SecretsAgentMalformedAnswer"
 
-    botocore parses such a body as an empty result: a GetParametersByPath page without
-    parameters and without NextToken, which would end a load early with a partial environment.
-    The body is never quoted: it may hold values.
+
+def _malformed(operation_model: Any, response_dict: Mapping[str, Any]) -> str | None:
+    """Why a 2xx JSON-protocol answer cannot be trusted, or None when it can.
+
+    A body shorter than its ``Content-Length`` (a cut connection; older urllib3 raised, newer
+    releases hand the short body on), an empty body where the operation has output, or a body
+    that is not one JSON object. botocore would parse the last two as an empty result: a
+    GetParametersByPath page without parameters and without NextToken, which would end a load
+    early with a partial environment.
     """
     status = int(response_dict.get("status_code") or 0)
+    service = operation_model.service_model
+    # resolved_protocol arrived in botocore 1.40; the metadata's protocol is the same before.
+    protocol = getattr(service, "resolved_protocol", None) or service.metadata.get("protocol")
+    if status >= 300 or protocol != "json":
+        return None
     body = response_dict.get("body") or b""
-    if status >= 300 or operation_model.service_model.resolved_protocol != "json":
-        return
-    if not body and operation_model.output_shape is None:
-        return  # an operation without output may answer with no body
+    headers = response_dict.get("headers") or {}
+    declared = headers.get("content-length")
+    if declared is not None and declared.strip().isdigit() and int(declared) != len(body):
+        return f"a body of {len(body)} bytes where {int(declared)} were announced"
+    if not body:
+        if operation_model.output_shape is None:
+            return None  # an operation without output may answer with no body
+        return "an empty body"
     try:
         parsed = json.loads(body)
     except (ValueError, RecursionError):
         parsed = None
     if not isinstance(parsed, dict):
-        raise ServiceError(
-            f"{operation_model.service_model.service_name} {operation_model.name} answered "
-            f"HTTP {status} with a body that is not valid JSON ({len(body)} bytes)",
-            hint="retry; check any proxy or VPC endpoint between the task and AWS",
-        )
+        return f"a body that is not valid JSON ({len(body)} bytes)"
+    return None
+
+
+def _retry_malformed(
+    operation_model: Any,
+    response_dict: dict[str, Any],
+    customized_response_dict: dict[str, Any],
+    **_: Any,
+) -> None:
+    """Make a malformed 2xx answer a transient error that botocore's own retry handles.
+
+    The answer is rewritten, before parsing, into an error whose code the standard retry mode
+    retries (the same backoff, attempt limit and retry quota as a dropped connection), and
+    marked. If the last attempt is malformed too, ``_raise_if_malformed`` turns the marked
+    result into a ServiceError naming the operation. The body is never quoted: it may hold
+    values.
+    """
+    reason = _malformed(operation_model, response_dict)
+    if reason is None:
+        return
+    reason = f"HTTP {response_dict.get('status_code')} with {reason}"
+    response_dict["status_code"] = 500
+    response_dict["headers"] = {"content-type": "application/x-amz-json-1.1"}
+    response_dict["body"] = json.dumps(
+        {"__type": _TRANSIENT_CODE, "message": "malformed answer"}
+    ).encode()
+    customized_response_dict[_MALFORMED] = reason
+
+
+def _raise_if_malformed(parsed: Mapping[str, Any], model: Any, **_: Any) -> None:
+    reason = parsed.get(_MALFORMED) if isinstance(parsed, Mapping) else None
+    if reason is None:
+        return
+    raise ServiceError(
+        f"{model.service_model.service_name} {model.name} answered {reason}, on every attempt",
+        hint="retry; check any proxy or VPC endpoint between the task and AWS",
+    )
 
 
 class Deadline:

@@ -253,6 +253,8 @@ def _kms_failure(exc: BaseException, *, subject: str, key: str, encrypting: bool
     """Map a KMS/botocore failure recorded during an SDK call, or the SDK's own error."""
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+    if isinstance(exc, AgentError):
+        return exc  # already mapped, e.g. a malformed answer on every attempt (agent.clients)
     on_key = f" with KMS key {key}" if key else ""
     action = "kms:GenerateDataKey" if encrypting else "kms:Decrypt"
     if isinstance(exc, ClientError):
@@ -288,7 +290,7 @@ def _kms_failure(exc: BaseException, *, subject: str, key: str, encrypting: bool
         )
     if isinstance(exc, BotoCoreError):
         return ServiceError(
-            f"KMS could not be reached during {subject} ({type(exc).__name__})",
+            f"{action} could not reach KMS during {subject} ({type(exc).__name__})",
             hint="check the network path to KMS (VPC endpoint, NAT, AWS_ENDPOINT_URL_KMS)",
         )
     if encrypting:

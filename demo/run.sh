@@ -4,11 +4,18 @@
 # the real entrypoint with a command that prints the names it received and a hash of each value.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-py=python3
-if ! $py -c 'import botocore, pydantic_settings, moto.server, flask' 2>/dev/null; then
-  echo "demo: installing the agent and moto[server] with pip" >&2
-  $py -m pip install -q --disable-pip-version-check -e . 'moto[server]' >&2
+# The agent and the moto server from the lock, in a virtualenv of the demo's own.
+venv=.venv-demo
+if [ ! -x "$venv/bin/python" ] || ! cmp -s requirements/test.lock "$venv/.lock"; then
+  echo "demo: installing the locked dependencies into $venv (about a minute, once)" >&2
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check --require-hashes --no-deps \
+    -r requirements/test.lock >&2
+  cp requirements/test.lock "$venv/.lock"
 fi
+py=$venv/bin/python
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 port=$($py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 $py -m moto.server -H 127.0.0.1 -p "$port" >/dev/null 2>&1 &
 moto_pid=$!
@@ -41,14 +48,14 @@ for k in ("SECRET_KEY_BASE", "DATABASE_URL", "SMTP_PASSWORD", "NOT_LOADED"):
 
 echo "== name-prefix mode: PARAMETER_STORE_PREFIX=kptboard-rails (the old blog's names)"
 PARAMETER_STORE_PREFIX=kptboard-rails SECRETS_AGENT_LOG_FORMAT=text \
-  docker/docker-entrypoint.py $py -c "$show"
+  $py docker/docker-entrypoint.py $py -c "$show"
 echo "== path mode: PARAMETER_STORE_PREFIX=/kptboard/prod"
 PARAMETER_STORE_PREFIX=/kptboard/prod SECRETS_AGENT_LOG_FORMAT=text \
-  docker/docker-entrypoint.py $py -c "$show"
+  $py docker/docker-entrypoint.py $py -c "$show"
 echo "== check (names, sources, versions; never values)"
 PARAMETER_STORE_PREFIX=/kptboard/prod SECRETS_AGENT_LOG_LEVEL=warning $py -m agent check
 echo "== a wrong prefix fails closed (exit 66) and the command never runs"
 set +e
 PARAMETER_STORE_PREFIX=kptboard SECRETS_AGENT_LOG_FORMAT=text \
-  docker/docker-entrypoint.py echo "this never prints"
+  $py docker/docker-entrypoint.py echo "this never prints"
 echo "  exit code: $?"

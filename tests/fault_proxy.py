@@ -13,7 +13,8 @@ It sits between a client and a real moto server on 127.0.0.1 and, following a
 * ``slow``      wait ``slow_seconds`` before forwarding (longer than the client's read
   timeout, to exercise it),
 * ``garbled``   the real response cut to its first half, with a matching ``Content-Length``:
-  a complete HTTP answer whose body is not valid JSON (and holds part of the real values).
+  a complete HTTP answer whose body is not valid JSON (and holds part of the real values),
+* ``empty``     the real status and headers with an empty body (``Content-Length: 0``).
 
 Which requests fail: after ``after`` requests forwarded untouched, the next ``first_n``
 requests (deterministic), then each later one with probability ``rate`` (seeded).
@@ -52,7 +53,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Self
 
-KINDS = ("throttle", "500", "reset", "truncate", "slow", "garbled")
+KINDS = ("throttle", "500", "reset", "truncate", "slow", "garbled", "empty")
 # Hop-by-hop headers, and the ones the proxy writes itself.
 NOT_FORWARDED = frozenset(
     {
@@ -271,6 +272,8 @@ def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                     self._forward(body, truncate=True)
                 elif kind == "garbled":
                     self._forward(body, garble=True)
+                elif kind == "empty":
+                    self._forward(body, empty=True)
                 elif kind == "slow":
                     proxy._sleep(proxy._plan.slow_seconds)
                     self._forward(body)
@@ -294,7 +297,9 @@ def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             self.close_connection = True
             sock.close()
 
-        def _forward(self, body: bytes, *, truncate: bool = False, garble: bool = False) -> None:
+        def _forward(
+            self, body: bytes, *, truncate: bool = False, garble: bool = False, empty: bool = False
+        ) -> None:
             conn = http.client.HTTPConnection(proxy.upstream_host, proxy.upstream_port, timeout=60)
             try:
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in NOT_FORWARDED}
@@ -327,6 +332,8 @@ def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 return
             if garble:
                 payload = payload[: len(payload) // 2]
+            if empty:
+                payload = b""
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)

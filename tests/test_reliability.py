@@ -2,7 +2,10 @@
 execs with the complete environment or exits 69 without starting the command.
 
 The real entrypoint runs against the real moto server through ``tests.fault_proxy``, which
-injects throttling, 500s, connection resets, truncated bodies and slow answers.
+injects throttling, 500s, connection resets, truncated, empty and garbled bodies and slow
+answers. The tests assert what the agent does (a complete environment, or 69 in bounded time,
+calls and retries counted), never which exception botocore raises inside: that depends on the
+transport's version (urllib3 2.8 hands a truncated body on where 2.7 raised).
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ from tests.moto_server import MotoServer
 
 # Interpreter start-up, imports and exit on a loaded 2-core machine, beyond the agent's timeout.
 MARGIN = 4.0
-FAST_KINDS = ("throttle", "500", "reset", "truncate")
+FAST_KINDS = ("throttle", "500", "reset", "truncate", "garbled", "empty")
+MALFORMED = ("truncate", "garbled", "empty")
 
 
 @dataclass
@@ -108,11 +112,14 @@ def run_through(
     *,
     timeout: float,
     args: list[str] | None = None,
+    attempts: int | None = None,
 ) -> Outcome:
     proxy.set_plan(plan)
     proxy.reset_counters()
     env = base_env(proxy.url)
     env.update(world.settings)
+    if attempts is not None:
+        env["AWS_MAX_ATTEMPTS"] = str(attempts)
     env["SECRETS_AGENT_TIMEOUT"] = f"{timeout:g}"
     env["SECRETS_AGENT_LOG_FORMAT"] = "json"
     started = time.monotonic()
@@ -233,6 +240,7 @@ def test_one_failing_request_fails_everything(
     assert outcome.seconds < 2 + MARGIN
 
 
+@pytest.mark.parametrize("kind", MALFORMED)
 @pytest.mark.parametrize(
     ("target", "after"),
     [
@@ -242,18 +250,36 @@ def test_one_failing_request_fails_everything(
         ("GetSecretValue", 0),
     ],
 )
-def test_a_garbled_answer_fails_closed(
-    proxy: FaultProxy, world: World, tmp_path: Path, target: str, after: int
+def test_a_malformed_answer_is_retried_not_taken_as_an_empty_page(
+    proxy: FaultProxy, world: World, tmp_path: Path, target: str, after: int, kind: str
 ) -> None:
-    """A 2xx answer whose body is cut short but well framed. botocore alone parses it as an
-    empty result, which ended the path load after page 1 and started the command with 10 of
-    25 variables; the agent now rejects the answer (not retried: it is not a transient error
-    botocore knows)."""
-    plan = FaultPlan(first_n=1, after=after, kinds=("garbled",), targets=(target,))
-    outcome = run_through(proxy, world, tmp_path, plan, timeout=10)
-    assert outcome.stats["faults"] == 1
+    """A 2xx answer whose body is cut short, empty or not JSON. botocore alone parses the last
+    two as an empty result, which ended the path load after page 1 and started the command with
+    10 of 25 variables; the agent retries it as it retries a dropped connection."""
+    plan = FaultPlan(first_n=2, after=after, kinds=(kind,), targets=(target,))
+    outcome = run_through(proxy, world, tmp_path, plan, timeout=30)
+    assert outcome.stats["faults"] == 2
+    assert_complete(outcome, world)
+    assert_retries_logged(outcome)
+
+
+@pytest.mark.parametrize("kind", MALFORMED)
+def test_a_malformed_answer_on_every_attempt_is_69_naming_the_operation(
+    proxy: FaultProxy, ssm_world: World, tmp_path: Path, kind: str
+) -> None:
+    """Every attempt of page 2 is malformed: botocore's attempts run out before the budget does,
+    and the one line names the operation and what was wrong, never the body."""
+    plan = FaultPlan(rate=1.0, after=1, kinds=(kind,), targets=("GetParametersByPath",))
+    env_timeout = 120.0
+    outcome = run_through(
+        proxy, ssm_world, tmp_path, plan, timeout=env_timeout, args=None, attempts=3
+    )
     line = assert_failed_closed(outcome)
-    assert "not valid JSON" in line
+    # The wording depends on how the transport reports the fault (urllib3 before 2.8 raises on a
+    # truncated body); the operation is named either way.
+    assert "GetParametersByPath" in line, line
+    assert outcome.stats["faults"] == 3  # the agent's attempts, each retried
+    assert outcome.seconds < env_timeout
 
 
 @pytest.mark.parametrize("kind", FAST_KINDS)
@@ -335,3 +361,45 @@ def test_a_stop_signal_ends_a_fetch_stuck_in_backoff(
     assert proc.returncode == 128 + signum, err
     assert not marker.exists()
     assert b"Traceback" not in err
+
+
+# -- KMS through the Encryption SDK ------------------------------------------------------------
+
+
+@pytest.fixture
+def aesdk_world(moto: MotoServer, boto_client: Any, tmp_path: Path) -> World:
+    key = str(boto_client("kms").create_key()["KeyMetadata"]["Arn"])
+    env = base_env(moto.url)
+    world = World(moto)
+    for name in ("SEALED_ONE", "SEALED_TWO"):
+        plaintext = f"plaintext of {name}"
+        args = ["encrypt", "--key-id", key, "--name", name]
+        run = run_agent(tmp_path, env, args, stdin=plaintext)
+        assert run.returncode == 0, run.stderr
+        world.settings[name] = run.stdout.strip()
+        world.expected[name] = plaintext
+    world.settings["SECRETS_AGENT_KMS_KEY_ARNS"] = key
+    return world
+
+
+@pytest.mark.parametrize("kind", [*MALFORMED, "500", "reset"])
+def test_kms_decrypt_through_the_sdk_retries_transient_faults(
+    proxy: FaultProxy, aesdk_world: World, tmp_path: Path, kind: str
+) -> None:
+    plan = FaultPlan(first_n=1, kinds=(kind,), targets=("Decrypt",))
+    outcome = run_through(proxy, aesdk_world, tmp_path, plan, timeout=30)
+    assert outcome.stats["faults"] == 1
+    assert_complete(outcome, aesdk_world)
+    assert outcome.stats["by_target"]["TrentService.Decrypt"] == 3  # two values, one retry
+
+
+@pytest.mark.parametrize("kind", MALFORMED)
+def test_kms_decrypt_malformed_on_every_attempt_is_69(
+    proxy: FaultProxy, aesdk_world: World, tmp_path: Path, kind: str
+) -> None:
+    plan = FaultPlan(rate=1.0, kinds=(kind,), targets=("Decrypt",))
+    outcome = run_through(proxy, aesdk_world, tmp_path, plan, timeout=60)
+    line = assert_failed_closed(outcome)
+    assert "Decrypt" in line, line
+    # 3 attempts per value (the SDK's KMS client); the two values are decrypted side by side.
+    assert outcome.stats["faults"] in (3, 6)
