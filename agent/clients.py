@@ -123,6 +123,7 @@ class Clients:
                     user_agent_extra="secrets-agent",
                 )
                 client = session.create_client(service, config=config)
+                _bound_answers(client)
                 self._clients[key] = client
             return client
 
@@ -218,6 +219,84 @@ def _raise_if_malformed(parsed: Mapping[str, Any], model: Any, **_: Any) -> None
         f"{model.service_model.service_name} {model.name} answered {reason}, on every attempt",
         hint="retry; check any proxy or VPC endpoint between the task and AWS",
     )
+
+
+# Far above any real answer (a BatchGetSecretValue page of 20 secrets of 64 KiB is under 2 MiB),
+# far below a task's memory.
+MAX_ANSWER_BYTES = 16 * 1024 * 1024
+
+
+def _bound_answers(client: Any) -> None:
+    """Read each answer's body with a size cap, so that a broken proxy streaming gigabytes ends
+    in 69 naming the operation, not in an out-of-memory kill without a message.
+
+    botocore reads a body whole before any public hook sees it, so the cap wraps the HTTP
+    session of the client's endpoint (a private attribute; without it, no cap and no failure).
+    """
+    endpoint: Any = getattr(client, "_endpoint", None)
+    inner = getattr(endpoint, "http_session", None)
+    if inner is not None and not isinstance(inner, _BoundedSession):
+        endpoint.http_session = _BoundedSession(inner, MAX_ANSWER_BYTES)
+
+
+class _BoundedSession:
+    def __init__(self, inner: Any, limit: int) -> None:
+        self._inner = inner
+        self._limit = limit
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def send(self, request: Any) -> Any:
+        if request.stream_output:
+            return self._inner.send(request)
+        request.stream_output = True  # headers now, the body below
+        try:
+            response = self._inner.send(request)
+        finally:
+            request.stream_output = False
+        declared = str(response.headers.get("content-length") or "")
+        if declared.isdigit() and int(declared) > self._limit:
+            response.raw.close()
+            raise self._too_large(request, f"announced {int(declared)} bytes")
+        chunks: list[bytes] = []
+        total = 0
+        try:
+            for chunk in response.raw.stream(64 * 1024):
+                total += len(chunk)
+                if total > self._limit:
+                    response.raw.close()
+                    raise self._too_large(request, f"sent more than {self._limit} bytes")
+                chunks.append(chunk)
+        except ServiceError:
+            raise
+        except Exception as exc:  # urllib3's read errors, as botocore's send maps them
+            raise _read_error(request, exc) from exc
+        response._content = b"".join(chunks)
+        return response
+
+    def _too_large(self, request: Any, what: str) -> ServiceError:
+        target = request.headers.get("X-Amz-Target") or ""
+        if isinstance(target, bytes):
+            target = target.decode("ascii", "replace")
+        operation = target.rpartition(".")[2] or "an AWS call"
+        return ServiceError(
+            f"the answer to {operation} {what}, more than the {self._limit // (1024 * 1024)} MiB "
+            "the agent reads from one answer",
+            hint="check any proxy or VPC endpoint between the task and AWS",
+        )
+
+
+def _read_error(request: Any, exc: Exception) -> Any:
+    from botocore.exceptions import ConnectionClosedError, HTTPClientError, ReadTimeoutError
+    from urllib3.exceptions import ProtocolError
+    from urllib3.exceptions import ReadTimeoutError as Urllib3ReadTimeoutError
+
+    if isinstance(exc, Urllib3ReadTimeoutError):
+        return ReadTimeoutError(endpoint_url=request.url, error=exc)
+    if isinstance(exc, ProtocolError):
+        return ConnectionClosedError(error=exc, request=request, endpoint_url=request.url)
+    return HTTPClientError(error=exc)
 
 
 class Deadline:

@@ -25,10 +25,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from agent.errors import DataError, NotFoundError, ServiceError
+from agent.errors import DataError, NotFoundError
 from agent.logs import Logger
 from agent.model import Item, Secret
 from agent.naming import key_under_secret_prefix as remainder
+from agent.sources.paging import pages
 from agent.sources.secrets_manager_errors import code_of, entry_error, map_error
 from agent.sources.secrets_manager_values import expand, scalar_of, text_of
 
@@ -95,27 +96,18 @@ def _pages(
     """Every page, until NextToken is absent; empty pages are normal."""
     from botocore.exceptions import ClientError
 
-    token: str | None = None
-    seen: set[str] = set()
-    while True:
-        call = dict(kwargs)
-        if token:
-            call["NextToken"] = token
+    def call(request: dict[str, Any]) -> Mapping[str, Any]:
         try:
-            page: Mapping[str, Any] = getattr(client, operation)(**call)
+            page: Mapping[str, Any] = getattr(client, operation)(**request)
         except ClientError as exc:
             if code_of(exc)[0] in retry_on:
                 raise _Retry from exc
             raise map_error(exc, action=action, subject=subject) from exc
         except Exception as exc:
             raise map_error(exc, action=action, subject=subject) from exc
-        yield page
-        token = page.get("NextToken") or None
-        if token is None:
-            return
-        if token in seen:
-            raise ServiceError(f"{action} on {subject} returned the same page token twice")
-        seen.add(token)
+        return page
+
+    return pages(call, kwargs, what=f"{action} on {subject}")
 
 
 def _check_prefix(prefix: str) -> None:

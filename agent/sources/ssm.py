@@ -16,6 +16,7 @@ from agent.model import Item, Secret
 from agent.naming import key_under_name_prefix, key_under_path, normalize_path
 from agent.references import SsmRef
 from agent.sources.errors import map_aws_error
+from agent.sources.paging import pages
 
 BATCH = 10
 
@@ -35,19 +36,16 @@ def _item(param: Mapping[str, Any], *, key: str | None) -> Item:
 
 
 def _pages(client: Any, operation: str, kwargs: dict[str, Any], *, resource: str) -> Iterator[Any]:
-    token: str | None = None
-    while True:
-        call = dict(kwargs)
-        if token:
-            call["NextToken"] = token
+    action = f"ssm:{_action(operation)}"
+
+    def call(request: dict[str, Any]) -> Mapping[str, Any]:
         try:
-            page = getattr(client, operation)(**call)
+            page: Mapping[str, Any] = getattr(client, operation)(**request)
         except Exception as exc:
-            raise map_aws_error(exc, action=f"ssm:{_action(operation)}", resource=resource) from exc
-        yield page
-        token = page.get("NextToken")
-        if not token:
-            return
+            raise map_aws_error(exc, action=action, resource=resource) from exc
+        return page
+
+    return pages(call, kwargs, what=f"{action} on {resource}")
 
 
 def _action(operation: str) -> str:
