@@ -214,3 +214,30 @@ def test_a_malformed_allowlist_is_78_naming_it(
     put(boto_client("ssm"), "/app/database_url", canary())
     env = base_env(moto.url) | {"PARAMETER_STORE_PREFIX": "/app", "SECRETS_AGENT_ALLOW": value}
     assert_refused(run_agent(tmp_path, env), 78, "SECRETS_AGENT_ALLOW")
+
+
+# --------------------------------------------------------------------- precedence
+
+
+def test_an_empty_inherited_variable_does_not_hold_a_name_against_a_secret(
+    tmp_path: Path, moto: MotoServer, boto_client: Any
+) -> None:
+    secret = canary()
+    ssm = boto_client("ssm")
+    put(ssm, "/app/secret_key_base", secret)
+    put(ssm, "/app/database_url", "postgres://from-ssm")
+    env = base_env(moto.url) | {
+        "PARAMETER_STORE_PREFIX": "/app",
+        "SECRET_KEY_BASE": "",  # a task-definition template left empty
+        "DATABASE_URL": "postgres://from-task-definition",
+    }
+    run = run_agent(tmp_path, env)
+    assert run.returncode == 0, run.stderr
+    assert run.child_env is not None
+    assert run.child_env["SECRET_KEY_BASE"] == secret
+    assert run.child_env["DATABASE_URL"] == "postgres://from-task-definition"  # a value wins
+    check = run_agent(tmp_path, env, ["check"])
+    assert check.returncode == 0, check.stderr
+    rows = {line.split()[0]: line.split()[1] for line in check.stdout.splitlines()}
+    assert rows["SECRET_KEY_BASE"] == "ssm"
+    assert rows["DATABASE_URL"] == "environment"
