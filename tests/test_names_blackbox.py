@@ -241,3 +241,38 @@ def test_an_empty_inherited_variable_does_not_hold_a_name_against_a_secret(
     rows = {line.split()[0]: line.split()[1] for line in check.stdout.splitlines()}
     assert rows["SECRET_KEY_BASE"] == "ssm"
     assert rows["DATABASE_URL"] == "environment"
+
+
+# --------------------------------------------------------------------- SSM ARNs
+
+OTHER_SSM_ARNS = {
+    "RUN_DOCUMENT": f"arn:aws:ssm:us-east-1:{ACCOUNT}:document/x",
+    "AUTOMATION": f"arn:aws:ssm:us-east-1:{ACCOUNT}:automation-definition/x",
+    "AUTOMATION_VERSION": f"arn:aws:ssm:us-east-1:{ACCOUNT}:automation-definition/x:$DEFAULT",
+    "AWS_DOCUMENT_ARN": "arn:aws:ssm:us-east-1::document/AWS-RunShellScript",
+}
+
+
+def test_ssm_arns_that_are_not_parameters_pass_through_untouched(
+    tmp_path: Path, moto: MotoServer, boto_client: Any
+) -> None:
+    alone = run_agent(tmp_path, base_env(moto.url) | OTHER_SSM_ARNS)
+    assert alone.returncode == 0, alone.stderr
+    assert alone.child_env is not None
+    assert {k: alone.child_env[k] for k in OTHER_SSM_ARNS} == OTHER_SSM_ARNS
+
+    put(boto_client("ssm"), "/app/db", "from-ssm")
+    env = base_env(moto.url) | OTHER_SSM_ARNS | {
+        "DB": f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/app/db",
+        "PARAMETER_STORE_PREFIX": "/app",
+    }
+    run = run_agent(tmp_path, env)
+    assert run.returncode == 0, run.stderr
+    assert run.child_env is not None
+    assert {k: run.child_env[k] for k in OTHER_SSM_ARNS} == OTHER_SSM_ARNS
+    assert run.child_env["DB"] == "from-ssm"
+
+
+def test_a_malformed_parameter_arn_is_still_65(tmp_path: Path, moto: MotoServer) -> None:
+    env = base_env(moto.url) | {"DB": "arn:aws:ssm:us-east-1:parameter/app/db"}  # no account
+    assert_refused(run_agent(tmp_path, env), 65, "DB")
