@@ -8,6 +8,7 @@ The protected vectors run the real bash and Ruby: without protection a parameter
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -276,3 +277,49 @@ def test_ssm_arns_that_are_not_parameters_pass_through_untouched(
 def test_a_malformed_parameter_arn_is_still_65(tmp_path: Path, moto: MotoServer) -> None:
     env = base_env(moto.url) | {"DB": "arn:aws:ssm:us-east-1:parameter/app/db"}  # no account
     assert_refused(run_agent(tmp_path, env), 65, "DB")
+
+
+# --------------------------------------------------------------------- iam-policy and exec
+
+
+def test_iam_policy_refuses_a_cross_account_ssm_arn_as_exec_does(
+    tmp_path: Path, moto: MotoServer, boto_client: Any
+) -> None:
+    put(boto_client("ssm"), "/shared/db", canary())
+    env = base_env(moto.url) | {
+        "AWS_REGION": "us-east-1",
+        "DB": f"arn:aws:ssm:us-east-1:{OTHER_ACCOUNT}:parameter/shared/db",
+    }
+    exec_run = run_agent(tmp_path, env)
+    assert_refused(exec_run, 66, "DB", OTHER_ACCOUNT)
+    policy = run_agent(tmp_path, env, ["iam-policy", "--account-id", ACCOUNT])
+    assert policy.stdout == ""
+    assert_refused(policy, 66, "DB", OTHER_ACCOUNT, "cross-account SSM ARNs are not supported")
+
+
+def test_iam_policy_grants_an_ssm_arn_in_the_account_exec_reads(
+    tmp_path: Path, moto: MotoServer, boto_client: Any
+) -> None:
+    put(boto_client("ssm"), "/shared/db", "v")
+    env = base_env(moto.url) | {
+        "AWS_REGION": "us-east-1",
+        "DB": f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/shared/db",
+    }
+    assert run_agent(tmp_path, env).returncode == 0
+    policy = run_agent(tmp_path, env, ["iam-policy", "--account-id", ACCOUNT])
+    assert policy.returncode == 0, policy.stderr
+    resources = json.dumps(json.loads(policy.stdout))
+    assert f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/shared/db" in resources
+
+    # Without --account-id, Terraform's caller identity stands for the account exec reads in,
+    # never the account written in the ARN.
+    other = env | {"DB": f"arn:aws:ssm:us-east-1:{OTHER_ACCOUNT}:parameter/shared/db"}
+    terraform = run_agent(tmp_path, other, ["iam-policy", "--format", "terraform"])
+    assert terraform.returncode == 0, terraform.stderr
+    assert OTHER_ACCOUNT not in terraform.stdout
+    assert (
+        "arn:aws:ssm:us-east-1:${data.aws_caller_identity.secrets_agent.account_id}"
+        ":parameter/shared/db" in terraform.stdout
+    )
+    as_json = run_agent(tmp_path, other, ["iam-policy"])
+    assert_refused(as_json, 78, "--account-id")
