@@ -15,7 +15,7 @@ from pydantic_settings import (
 )
 
 from agent.errors import ConfigError
-from agent.settings import KMS_KEY_ARN, PREFIX_CHARS
+from agent.settings import ALLOW_ENTRY, KMS_KEY_ARN, PREFIX_CHARS
 
 _ALIASES = {
     "parameter_store_prefix": "PARAMETER_STORE_PREFIX",
@@ -28,6 +28,7 @@ _ALIASES = {
     "kms_key_arns": "SECRETS_AGENT_KMS_KEY_ARNS",
     "log_format": "SECRETS_AGENT_LOG_FORMAT",
     "log_level": "SECRETS_AGENT_LOG_LEVEL",
+    "allow": "SECRETS_AGENT_ALLOW",
 }
 
 
@@ -64,6 +65,9 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", validation_alias=_env("log_level")
     )
+    allow: Annotated[tuple[str, ...] | None, NoDecode] = Field(
+        None, validation_alias=_env("allow")
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -94,6 +98,25 @@ class Settings(BaseSettings):
                 raise ValueError(
                     "each entry must be a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID)"
                 )
+        return value
+
+    @field_validator("allow", mode="before")
+    @classmethod
+    def _split_allow(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("allow")
+    @classmethod
+    def _check_allow(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is not None and (
+            not value or not all(re.fullmatch(ALLOW_ENTRY, entry) for entry in value)
+        ):
+            raise ValueError(
+                "give comma-separated variable names, where * matches any run of characters "
+                "(DATABASE_URL,SECRET_KEY_BASE,RAILS_*)"
+            )
         return value
 
     @field_validator("parameter_store_prefix", "secrets_manager_prefix")

@@ -27,7 +27,9 @@ def merge(
 
     ``references`` always replace their own variable. A ``loaded`` (prefix) record replaces an
     inherited variable only with ``override``; else the inherited value is kept and reported.
-    A variable that held a reference keeps its resolved value either way.
+    An inherited variable that is empty counts as unset (as the agent's own settings do): the
+    loaded value replaces it either way. A variable that held a reference keeps its resolved
+    value either way.
     """
     env = dict(inherited)
     applied: list[Record] = []
@@ -39,7 +41,7 @@ def merge(
     for record in loaded:
         if record.name in ref_names:
             continue  # the variable's own reference wins, with or without override
-        if record.name in inherited and not override:
+        if inherited.get(record.name) and not override:
             kept.append(
                 Record(
                     name=record.name,

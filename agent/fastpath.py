@@ -15,7 +15,11 @@ def looks_like_reference(value: str) -> bool:
         return True
     if value.startswith("arn:"):
         parts = value.split(":", 3)
-        return len(parts) > 3 and parts[2] in _ARN_SERVICES
+        if len(parts) < 4 or parts[2] not in _ARN_SERVICES:
+            return False
+        # Only an SSM *parameter* ARN is a reference; a document, automation definition or
+        # any other SSM resource is an ordinary value (Secrets Manager ARNs name secrets only).
+        return parts[2] != "ssm" or ":parameter/" in parts[3] or parts[3].endswith(":parameter")
     return False
 
 

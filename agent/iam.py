@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 
-from agent.errors import ConfigError
+from agent.errors import ConfigError, NotFoundError
 from agent.iam_statements import (
     KEY_ARN,
     REGION_PATTERN,
@@ -25,6 +25,7 @@ from agent.iam_statements import (
     policy_document,
     statements,
 )
+from agent.references import SsmRef
 
 __all__ = [
     "ACCOUNT_PLACEHOLDER",
@@ -89,12 +90,29 @@ def _check_service_key(arn: str, regions: set[str]) -> str:
     return arn
 
 
+def _check_ssm_account(var: str, ref: SsmRef, account_id: str | None) -> None:
+    """Refuse an SSM ARN of another account, as ``exec`` does (66), when the account is known.
+
+    Without ``--account-id`` the statement names the caller's account, the one ``exec`` reads:
+    a reference to another account is then refused by ``exec`` alone.
+    """
+    if ref.account is None or account_id is None or ref.account == account_id:
+        return
+    raise NotFoundError(
+        f"variable {var} references SSM parameter {ref.name!r} of account {ref.account}, "
+        f"but the agent reads SSM references by name in the task's own account "
+        f"({account_id}, from --account-id)",
+        hint="reference a parameter of the task's own account (cross-account SSM ARNs "
+        "are not supported)",
+    )
+
+
 def needs_from_environment(
     environ: Mapping[str, str], *, account_id: str | None, kms_key_arns: Sequence[str] = ()
 ) -> Needs:
     """What the agent would read with ``environ``, as the agent itself parses it."""
     from agent.config import load_settings
-    from agent.references import AesdkRef, SecretRef, SsmRef, find_references
+    from agent.references import AesdkRef, SecretRef, find_references
 
     settings = load_settings(environ)
     region = _region(
@@ -113,12 +131,15 @@ def needs_from_environment(
             aesdk_vars.append(var)
             continue
         ref_region = _region(ref.region, what=f"the region of {var}") if ref.region else region
-        where = Where(
-            ref.partition or partition_of(ref_region), ref_region, ref.account or home.account
-        )
+        partition = ref.partition or partition_of(ref_region)
         if isinstance(ref, SsmRef):
-            parameters.append((where, ref.name))
+            _check_ssm_account(var, ref, account_id)
+            # The agent reads an SSM reference by name, so in the task's own account (and
+            # refuses an answer from any other): grant that, never the ARN's account.
+            parameters.append((Where(partition, ref_region, home.account), ref.name))
         elif isinstance(ref, SecretRef):
+            # Secrets Manager reads an ARN as written, in whichever account it names.
+            where = Where(partition, ref_region, ref.account or home.account)
             secrets.append((where, ref.secret_id))
     ssm_prefix = settings.parameter_store_prefix
     sm_prefix = settings.secrets_manager_prefix

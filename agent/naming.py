@@ -10,34 +10,20 @@ from collections.abc import Iterable, Sequence
 
 from agent.errors import DataError
 from agent.model import Item, Record
+from agent.protected import compile_patterns, is_protected
+
+__all__ = [
+    "check_allowed",
+    "check_settable",
+    "is_protected",
+    "records_from_items",
+    "variable_name",
+]
 
 _RUN = re.compile(r"[^A-Za-z0-9]+")
 _VALID = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
-PROTECTED_EXACT = frozenset(
-    {
-        "PATH",
-        "HOME",
-        "SHELL",
-        "IFS",
-        "ENV",
-        "BASH_ENV",
-        "RUBYOPT",
-        "RUBYLIB",
-        "NODE_OPTIONS",
-        "PERL5OPT",
-        "JAVA_TOOL_OPTIONS",
-        "PARAMETER_STORE_PREFIX",
-        "SECRETS_MANAGER_PREFIX",
-    }
-)
-PROTECTED_PREFIXES = ("LD_", "DYLD_", "PYTHON", "AWS_", "ECS_", "SECRETS_AGENT_")
 _SEPARATOR_ENDINGS = (".", "/", "-", "_")
-
-
-def is_protected(name: str) -> bool:
-    """Names the agent never sets, from any source."""
-    return name in PROTECTED_EXACT or name.startswith(PROTECTED_PREFIXES)
 
 
 def variable_name(key: str) -> str:
@@ -63,7 +49,25 @@ def check_settable(name: str, *, origin: str) -> None:
     if is_protected(name):
         raise DataError(
             f"{origin} would set protected variable {name}",
-            hint="the agent never sets PATH, HOME, AWS_*, LD_* and the like; rename the secret",
+            hint="the agent never sets a name that changes how programs start (PATH, LD_*, "
+            "SHELLOPTS, GIT_*, RUBYOPT, AWS_*, ...: docs/threat-model.md); rename the secret",
+        )
+
+
+def check_allowed(named: Iterable[tuple[str, str]], allow: tuple[str, ...] | None) -> None:
+    """Raise one DataError naming every ``(variable, origin)`` outside ``allow``.
+
+    ``allow`` is ``SECRETS_AGENT_ALLOW``'s patterns (``*`` matches any run), None when unset.
+    """
+    if allow is None:
+        return
+    regex = compile_patterns(allow)
+    outside = sorted({(n, origin) for n, origin in named if regex.fullmatch(n) is None})
+    if outside:
+        listed = ", ".join(f"{n} ({origin})" for n, origin in outside)
+        raise DataError(
+            f"SECRETS_AGENT_ALLOW does not allow variable {listed}",
+            hint="add the names to SECRETS_AGENT_ALLOW, or rename or delete what sets them",
         )
 
 
@@ -99,8 +103,11 @@ def key_under_secret_prefix(prefix: str, name: str) -> str | None:
     return name[len(prefix) + 1 :] if name.startswith(prefix + "/") else None
 
 
-def records_from_items(items: Sequence[Item]) -> list[Record]:
-    """Name every prefix item; raise DataError on invalid, protected or colliding names."""
+def records_from_items(
+    items: Sequence[Item], *, allow: tuple[str, ...] | None = None
+) -> list[Record]:
+    """Name every prefix item; raise DataError on invalid, protected, not allowed or colliding
+    names."""
     by_name: dict[str, list[Item]] = {}
     for item in items:
         if item.key is None:
@@ -118,6 +125,9 @@ def records_from_items(items: Sequence[Item]) -> list[Record]:
             ) from exc
         check_settable(name, origin=f"{item.source} {item.source_name!r}")
         by_name.setdefault(name, []).append(item)
+    check_allowed(
+        ((n, f"{i.source} {i.source_name!r}") for n, its in by_name.items() for i in its), allow
+    )
     collisions = {n: its for n, its in by_name.items() if len(its) > 1}
     if collisions:
         name, its = sorted(collisions.items())[0]

@@ -17,7 +17,7 @@ from agent.environment import merge
 from agent.errors import AgentError, DataError, ServiceError
 from agent.logs import Logger
 from agent.model import Item, Record, Secret
-from agent.naming import check_settable, records_from_items
+from agent.naming import check_allowed, check_settable, records_from_items
 from agent.references import AesdkRef, Ref, SecretRef, SsmRef, find_references
 from agent.settings import Settings
 
@@ -71,6 +71,7 @@ def make_plan(settings: Settings, environ: Mapping[str, str]) -> Plan:
     refs = find_references(environ)
     for var in refs:
         check_settable(var, origin=f"the reference in variable {var}")
+    check_allowed(((var, "a reference") for var in refs), settings.allow)
     return Plan(
         ssm_prefix=settings.parameter_store_prefix,
         sm_prefix=settings.secrets_manager_prefix,
@@ -178,7 +179,7 @@ def finalize(
     log: Logger,
 ) -> Resolution:
     """Name, check, decrypt and merge; all or nothing."""
-    loaded = records_from_items(fetched.prefix_items)
+    loaded = records_from_items(fetched.prefix_items, allow=settings.allow)
     references = [
         Record(
             name=var,

@@ -1,7 +1,7 @@
 """The agent's settings as a plain frozen value, loaded without importing pydantic.
 
 Importing pydantic-settings costs 0.15-0.25 s on a small container CPU: more than botocore and
-more than the whole Python start. The agent reads ten variables, so the hot path parses the
+more than the whole Python start. The agent reads eleven variables, so the hot path parses the
 usual, well-formed values here with the standard library, and hands anything else (a bad
 value, or an unusual spelling such as ``1e2`` or ``1_000``) to ``agent.config``, whose
 pydantic model stays the reference for what is valid and for the error message. A test checks
@@ -20,6 +20,8 @@ PREFIX_CHARS = {
     "parameter_store_prefix": r"[A-Za-z0-9_.\-/]+",
     "secrets_manager_prefix": r"[A-Za-z0-9/_+=.@\-]+",
 }
+#: One entry of SECRETS_AGENT_ALLOW: a variable name, where ``*`` matches any run.
+ALLOW_ENTRY = r"[A-Za-z0-9_*]+"
 KMS_KEY_ARN = (
     r"arn:aws(-[a-z]+)*:kms:[a-z]{2}(-[a-z]+)+-\d+:\d{12}:key/[A-Za-z0-9-]+"
 )
@@ -50,6 +52,7 @@ class Settings:
     kms_key_arns: tuple[str, ...] = ()
     log_format: Literal["json", "text"] | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    allow: tuple[str, ...] | None = None
 
     @property
     def supervise(self) -> bool:
@@ -96,6 +99,13 @@ def _arns(value: str) -> tuple[str, ...]:
     return arns
 
 
+def _allow(value: str) -> tuple[str, ...]:
+    entries = tuple(part.strip() for part in value.split(",") if part.strip())
+    if not entries or not all(re.fullmatch(ALLOW_ENTRY, entry) for entry in entries):
+        raise _Unsure
+    return entries
+
+
 def parse_settings(environ: Mapping[str, str]) -> Settings:
     """Settings from well-formed values only; raises ``_Unsure`` for anything else."""
 
@@ -124,6 +134,8 @@ def parse_settings(environ: Mapping[str, str]) -> Settings:
         values["log_format"] = _choice(v.strip().lower(), ("json", "text"))
     if (v := get("SECRETS_AGENT_LOG_LEVEL")) is not None:
         values["log_level"] = _choice(v.strip().lower(), ("debug", "info", "warning", "error"))
+    if (v := get("SECRETS_AGENT_ALLOW")) is not None:
+        values["allow"] = _allow(v)
     return Settings(**values)  # type: ignore[arg-type]
 
 

@@ -26,6 +26,7 @@ def test_defaults() -> None:
     assert s.kms_key_arns == ()
     assert s.log_format is None
     assert s.log_level == "info"
+    assert s.allow is None
 
 
 def test_only_the_given_mapping_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -82,6 +83,8 @@ VALID: list[tuple[str, str, str, object]] = [
         "kptboard/prod+x@y=z",
     ),
     ("SECRETS_AGENT_LOG_LEVEL", "error", "log_level", "error"),
+    ("SECRETS_AGENT_ALLOW", "DATABASE_URL", "allow", ("DATABASE_URL",)),
+    ("SECRETS_AGENT_ALLOW", " DATABASE_URL, RAILS_*,", "allow", ("DATABASE_URL", "RAILS_*")),
 ]
 
 
@@ -124,6 +127,10 @@ INVALID = [
     ("PARAMETER_STORE_PREFIX", "/kptboard/prod env"),
     ("PARAMETER_STORE_PREFIX", "kptboard:rails"),
     ("SECRETS_MANAGER_PREFIX", "kptboard/prod*"),
+    ("SECRETS_AGENT_ALLOW", " , "),
+    ("SECRETS_AGENT_ALLOW", "DATABASE-URL"),
+    ("SECRETS_AGENT_ALLOW", "RAILS_.*"),
+    ("SECRETS_AGENT_ALLOW", "A;B"),
 ]
 
 
@@ -158,6 +165,7 @@ VARIABLES = [
     "SECRETS_AGENT_KMS_KEY_ARNS",
     "SECRETS_AGENT_LOG_FORMAT",
     "SECRETS_AGENT_LOG_LEVEL",
+    "SECRETS_AGENT_ALLOW",
 ]
 
 

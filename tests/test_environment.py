@@ -60,10 +60,11 @@ def test_override_true_replaces_the_inherited_value() -> None:
     assert merged.kept == ()
 
 
-def test_empty_inherited_value_is_a_value_and_is_kept() -> None:
+def test_empty_inherited_value_counts_as_unset_and_is_replaced() -> None:
     merged = merge({"X": ""}, loaded=[rec("X", "loaded")], references=[], override=False)
-    assert merged.env["X"] == ""
-    assert [r.name for r in merged.kept] == ["X"]
+    assert merged.env["X"] == "loaded"
+    assert [r.name for r in merged.applied] == ["X"]
+    assert merged.kept == ()
 
 
 @pytest.mark.parametrize("override", [False, True])

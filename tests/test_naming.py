@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from agent.errors import DataError
 from agent.model import Item, Secret
 from agent.naming import (
+    check_allowed,
     check_settable,
     is_protected,
     key_under_name_prefix,
@@ -104,6 +105,23 @@ PROTECTED = [
     "SECRETS_MANAGER_PREFIX",
     "SECRETS_AGENT_OVERRIDE",
     "SECRETS_AGENT_KMS_KEY_ARNS",
+    # sudo's env_delete table, glibc's UNSECURE_ENVVARS and the interpreters (agent.protected)
+    "SHELLOPTS",
+    "PS4",
+    "BASH_FUNC_X%%",
+    "BASH_FUNC_",
+    "GLIBC_TUNABLES",
+    "TMPDIR",
+    "GIT_CONFIG_KEY_0",
+    "BUNDLE_GEMFILE",
+    "RUBY_YJIT_ENABLE",
+    "NPM_CONFIG_SCRIPT_SHELL",
+    "_JAVA_OPTIONS",
+    "OPENSSL_CONF",
+    # compared without case: curl and git read http_proxy, zsh ties path to PATH
+    "http_proxy",
+    "path",
+    "Ld_Preload",
 ]
 NOT_PROTECTED = [
     "PATHS",
@@ -118,6 +136,15 @@ NOT_PROTECTED = [
     "RAILS_ENV",
     "DATABASE_URL",
     "SECRET_KEY_BASE",
+    "REDIS_URL",
+    "RAILS_MASTER_KEY",
+    "SMTP_PASSWORD",
+    "GITHUB_TOKEN",
+    "NODEJS_URL",
+    "TERM_URL",
+    "HTTP_PROXY_URL",
+    "PS",
+    "PS40",
 ]
 
 
@@ -134,6 +161,44 @@ def test_protected_names(name: str) -> None:
 def test_unprotected_names(name: str) -> None:
     assert not is_protected(name)
     check_settable(name, origin="test")
+
+
+def test_every_source_table_is_protected() -> None:
+    from agent import protected
+
+    for names in protected.SOURCES.values():
+        for name in names:
+            assert is_protected(name.replace("*", "X")), name
+            assert is_protected(name.replace("*", "")), name
+
+
+ALLOW = ("DATABASE_URL", "RAILS_*", "*_KEY")
+
+
+@pytest.mark.parametrize("name", ["DATABASE_URL", "RAILS_ENV", "RAILS_", "API_KEY", "_KEY"])
+def test_allowlist_permits_names_and_patterns(name: str) -> None:
+    check_allowed([(name, "ssm '/a/x'")], ALLOW)
+    check_allowed([(name, "ssm '/a/x'")], None)
+
+
+def test_allowlist_names_every_variable_outside_it_and_is_case_sensitive() -> None:
+    named = [("DATABASE_URL", "ssm '/a/d'"), ("database_url", "a reference"),
+             ("REDIS_URL", "ssm '/a/r'"), ("KEYS", "ssm '/a/k'")]
+    with pytest.raises(DataError) as info:
+        check_allowed(named, ALLOW)
+    message = info.value.message
+    assert "SECRETS_AGENT_ALLOW" in message
+    for shown in ("database_url (a reference)", "REDIS_URL (ssm '/a/r')", "KEYS (ssm '/a/k')"):
+        assert shown in message
+    assert "DATABASE_URL (" not in message
+
+
+def test_records_from_items_applies_the_allowlist_after_the_protected_check() -> None:
+    items = [item("/a/shellopts", "shellopts"), item("/a/redis_url", "redis_url")]
+    with pytest.raises(DataError, match="protected variable SHELLOPTS"):
+        records_from_items(items, allow=("*",))
+    with pytest.raises(DataError, match="REDIS_URL"):
+        records_from_items([item("/a/redis_url", "redis_url")], allow=("DATABASE_URL",))
 
 
 @pytest.mark.parametrize("name", ["", "1A", "A-B", "A B", "A.B", "É"])

@@ -149,8 +149,9 @@ def test_ssm_query_carries_the_selector() -> None:
         "aesdk:",
         "aesdk:not base64!",
         "aesdk:abc*def",
-        f"arn:aws:ssm:us-east-1:{ACCOUNT}:document/x",
         f"arn:aws:ssm::{ACCOUNT}:parameter/x",
+        "arn:aws:ssm:us-east-1:parameter/x",
+        f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter",
         "arn:aws:ssm:us-east-1:123:parameter/x",
         "arn:aws:ssm:us-east-1:123456789012:parameter/",
         "arn:aws:ssm:US-EAST-1:123456789012:parameter/x",
@@ -178,6 +179,12 @@ def test_malformed_references_are_data_errors(value: str) -> None:
         "arn:aws:s3:::bucket",
         "arn:aws:iam::123456789012:role/x",
         "arn:aws:kms:us-east-1:123456789012:key/abc",
+        # Only a parameter is an SSM reference; other SSM resources are ordinary values.
+        "arn:aws:ssm:us-east-1:123456789012:document/x",
+        "arn:aws:ssm:us-east-1:123456789012:automation-definition/x",
+        "arn:aws:ssm:us-east-1:123456789012:automation-definition/x:$DEFAULT",
+        "arn:aws:ssm:us-east-1::document/AWS-RunShellScript",
+        "arn:aws:ssm:us-east-1:123456789012:parameters/x",
         " ssm:/a",
         "SSM:/a",
         "x ssm:/a",
@@ -252,7 +259,8 @@ def test_reference_like_strings_never_raise_anything_but_data_error(prefix: str,
         ref = parse_reference(prefix + rest)
     except DataError:
         return
-    assert ref is not None
+    # None only for an SSM ARN that names no parameter (a document, an automation definition).
+    assert ref is not None or (prefix == "arn:aws-cn:ssm:" and ":parameter" not in rest)
 
 
 @pytest.mark.parametrize(

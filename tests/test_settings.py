@@ -64,6 +64,18 @@ VALUES = {
     "SECRETS_AGENT_KMS_KEY_ARNS": [ARN, f"{ARN}, {ARN}", " , ", "arn:aws:kms:nope", f"{ARN},x"],
     "SECRETS_AGENT_LOG_FORMAT": ["json", "text", "JSON", ""],
     "SECRETS_AGENT_LOG_LEVEL": ["debug", "info", "warning", "error", "DEBUG", "warn"],
+    "SECRETS_AGENT_ALLOW": [
+        "DATABASE_URL",
+        " DATABASE_URL , RAILS_* ",
+        "*",
+        "a,b,",
+        " , ",
+        " ",
+        "A-B",
+        "A B",
+        "[A]",
+        "",
+    ],
 }
 
 
