@@ -1,12 +1,14 @@
 """What a careless operator can do, and the exit code that says so: a blank or impossible
-prefix (78).
+prefix (78), a prefix whose secrets give no variable (66).
 
 Black-box: the real entrypoint and ``python -m agent`` against a moto server.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -68,3 +70,34 @@ def test_a_prefix_longer_or_deeper_than_aws_allows_is_78(
     assert not run.ran
     line = one_error_line(run)
     assert variable in line and says in line
+
+
+# -- item: a Secrets Manager prefix that gives no variable finds nothing -------------------
+
+
+def test_a_prefix_whose_only_secret_is_an_empty_object_is_66(
+    tmp_path: Path, moto: MotoServer, boto_client: Any
+) -> None:
+    boto_client("secretsmanager").create_secret(Name="app/prod/config", SecretString="{}")
+    env = base_env(moto.url) | {"SECRETS_MANAGER_PREFIX": "app/prod"}
+    run = run_agent(tmp_path, env)
+    assert run.returncode == 66, run.stderr
+    assert not run.ran
+    line = run.stderr.splitlines()[-1]
+    assert line.startswith("secrets-agent: not found: ")
+    assert "'app/prod'" in line and "empty JSON object" in line
+    check = run_agent(tmp_path, env, ["check"])
+    assert check.returncode == 66 and check.stdout == ""
+
+
+def test_an_empty_object_beside_other_secrets_contributes_nothing(
+    tmp_path: Path, moto: MotoServer, boto_client: Any
+) -> None:
+    sm = boto_client("secretsmanager")
+    sm.create_secret(Name="app/prod/config", SecretString="{}")
+    sm.create_secret(Name="app/prod/db", SecretString=json.dumps({"password": "pw"}))
+    run = run_agent(tmp_path, base_env(moto.url) | {"SECRETS_MANAGER_PREFIX": "app/prod"})
+    assert run.returncode == 0, run.stderr
+    assert run.child_env is not None
+    assert run.child_env["DB_PASSWORD"] == "pw"
+    assert not any(k.startswith("CONFIG") for k in run.child_env)
