@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from agent.errors import AgentError, UsageError
 from agent.fastpath import needs_agent
+from agent.printable import capped, printable
 
 if TYPE_CHECKING:
     import argparse
@@ -43,7 +44,7 @@ def _stderr(line: str) -> None:
     if sys.stderr is None:  # started with stderr closed
         return
     try:
-        sys.stderr.write(line + "\n")
+        sys.stderr.write(capped(printable(line)) + "\n")
         sys.stderr.flush()
     except (OSError, ValueError):
         pass
@@ -84,7 +85,8 @@ def _parser() -> argparse.ArgumentParser:
     class Parser(argparse.ArgumentParser):
         def error(self, message: str) -> NoReturn:
             # One line, as for every other failure (argparse prints the usage, then the error).
-            self.exit(64, f"secrets-agent: usage: {message}; run {self.prog} --help\n")
+            line = f"secrets-agent: usage: {message}; run {self.prog} --help"
+            self.exit(64, capped(printable(line)) + "\n")
 
     parser = Parser(
         prog="secrets-agent",

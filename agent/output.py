@@ -1,4 +1,10 @@
-"""Render ``env`` and ``check`` output. Values appear only with ``reveal``."""
+"""Render ``env`` and ``check`` output. Values appear only with ``reveal``.
+
+``check`` shows names, source names and versions that whoever writes a parameter or a JSON key
+chooses: each cell goes through ``agent.printable.printable``, so that one variable is one row.
+``env`` prints names (valid variable names, nothing to escape) and, with ``--reveal``, values
+exactly as the command receives them.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ from collections.abc import Sequence
 
 from agent.errors import DataError
 from agent.model import Record
+from agent.printable import printable
 
 MASK = "***"
 
@@ -94,7 +101,7 @@ def _dotenv_value(name: str, value: str) -> str:
 def render_check(records: Sequence[Record]) -> str:
     """One line per variable: name, source, source name, version. Never a value."""
     rows = [
-        (r.name, r.source, r.source_name, r.version or "-")
+        tuple(printable(cell) for cell in (r.name, r.source, r.source_name, r.version or "-"))
         for r in sorted(records, key=lambda r: r.name)
     ]
     if not rows:
