@@ -52,6 +52,11 @@ class ServiceError(AgentError):
     kind = "AWS unavailable"
 
 
+class OutputError(AgentError):
+    exit_code = 74
+    kind = "I/O error"
+
+
 class AccessDeniedError(AgentError):
     exit_code = 77
     kind = "access denied"

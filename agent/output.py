@@ -3,7 +3,8 @@
 ``check`` shows names, source names and versions that whoever writes a parameter or a JSON key
 chooses: each cell goes through ``agent.printable.printable``, so that one variable is one row.
 ``env`` prints names (valid variable names, nothing to escape) and, with ``--reveal``, values
-exactly as the command receives them.
+exactly as the command receives them; in JSON, a lone surrogate (a byte that was not UTF-8)
+is written as its ``\\uXXXX`` escape so that the output stays UTF-8.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ _SAFE_AFTER_DOLLAR = frozenset(" \t\n\r!\"#$%&')*+,-./:;<=>?@[\\]^`|}~")
 # Ruby's dotenv turns ``\n`` / ``\r`` into a newline / CR before it unescapes ``\\``, and drops the
 # backslash of ``\$``: a backslash followed by n, r or $ cannot be double-quoted for both readers.
 _RUBY_BACKSLASH = re.compile(r"\\[nr$]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class DotenvUnrepresentable(ValueError):
@@ -76,7 +78,8 @@ def render_env(records: Sequence[Record], *, fmt: str, reveal: bool) -> str:
     ordered = sorted(records, key=lambda r: r.name)
     values = {r.name: (r.value.reveal() if reveal else MASK) for r in ordered}
     if fmt == "json":
-        return json.dumps(values, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+        text = json.dumps(values, ensure_ascii=False, indent=2, sort_keys=True)
+        return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n"
     lines = []
     for name, value in values.items():
         if fmt == "shell":
