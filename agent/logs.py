@@ -6,8 +6,9 @@ mistake renders as ``***``: values never reach this module's output.
 Every line goes through ``agent.printable.printable`` (no control, separator or bidi character
 from a name or key reaches the log raw, and a JSON line stays valid JSON) and is kept under
 ``MAX_LINE`` bytes: Docker splits lines longer than 16 KiB, which breaks a JSON line in two. A
-line that would be longer keeps the first half, then the first quarter, ... of its longest list
-or mapping field (``names``), and says how many entries it left out (``names_omitted``).
+line that would be longer has its strings cut at 1,024 characters, then keeps the first half,
+then the first quarter, ... of its longest list or mapping field (``names``), and says how many
+entries it left out (``names_omitted``).
 """
 
 from __future__ import annotations
@@ -87,10 +88,19 @@ class Logger:
         return printable(line)
 
     def _shorten(self, level: Level, event: str, fields: dict[str, object]) -> str:
-        """The line within MAX_LINE: halve the longest collections, then long strings."""
+        """The line within MAX_LINE: shorten long strings, then halve the longest collections."""
         fields = dict(fields)
+        for key, value in fields.items():
+            if isinstance(value, str) and len(value) > _MAX_TEXT:
+                left = len(value) - _MAX_TEXT
+                fields[key] = f"{value[:_MAX_TEXT]}... ({left} characters left out)"
+        if len(event) > _MAX_TEXT:
+            event = event[:_MAX_TEXT] + "..."
         omitted: dict[str, int] = {}
         while True:
+            line = self._render(level, event, fields)
+            if _size(line) <= MAX_LINE:
+                return line
             sized = [
                 (len(json.dumps(v, ensure_ascii=False)), k)
                 for k, v in fields.items()
@@ -110,18 +120,6 @@ class Logger:
                 break
             omitted[key] = omitted.get(key, 0) + len(value) - keep
             fields[f"{key}_omitted"] = omitted[key]
-            line = self._render(level, event, fields)
-            if _size(line) <= MAX_LINE:
-                return line
-        for key, value in fields.items():
-            if isinstance(value, str) and len(value) > _MAX_TEXT:
-                left = len(value) - _MAX_TEXT
-                fields[key] = f"{value[:_MAX_TEXT]}... ({left} characters left out)"
-        if len(event) > _MAX_TEXT:
-            event = event[:_MAX_TEXT] + "..."
-        line = self._render(level, event, fields)
-        if _size(line) <= MAX_LINE:
-            return line
         return self._render(level, event, {"fields_omitted": sorted(fields)[:50]})
 
     def debug(self, event: str, **fields: object) -> None:

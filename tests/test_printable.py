@@ -56,8 +56,9 @@ def test_logger_shortens_long_lists_and_mappings_and_says_how_many() -> None:
             assert event["count"] == 5000
 
 
-def test_logger_shortens_a_huge_string() -> None:
+def test_logger_shortens_a_huge_string_before_any_list() -> None:
     stream = io.StringIO()
-    Logger(fmt="json", stream=stream).info("e", hint="x" * 50_000)
+    Logger(fmt="json", stream=stream).info("e", hint="x" * 50_000, names=["A", "B"])
     event = json.loads(stream.getvalue())
-    assert event["hint"].endswith("characters left out)")
+    assert event["hint"].endswith("(48976 characters left out)")
+    assert event["names"] == ["A", "B"] and "names_omitted" not in event
