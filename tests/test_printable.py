@@ -62,3 +62,16 @@ def test_logger_shortens_a_huge_string_before_any_list() -> None:
     event = json.loads(stream.getvalue())
     assert event["hint"].endswith("(48976 characters left out)")
     assert event["names"] == ["A", "B"] and "names_omitted" not in event
+
+
+def test_an_error_line_is_one_escaped_line_whatever_its_message_quotes() -> None:
+    from agent.errors import DataError
+
+    error = DataError(
+        "key 'a\nsecrets-agent: ok\x1b[2J\u2028' " + "x" * 20_000, hint="rename\u202e it"
+    )
+    line = error.line()
+    assert line.splitlines() == [line]
+    assert "\x1b" not in line and "\u202e" not in line
+    assert line.startswith("secrets-agent: bad secret data: key 'a\\nsecrets-agent: ok\\u001b[2J")
+    assert len(line.encode()) <= MAX_LINE
