@@ -14,8 +14,9 @@ from collections.abc import Mapping, Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from agent.errors import AgentError, UsageError
+from agent.errors import AgentError, OutputError, UsageError
 from agent.fastpath import needs_agent
+from agent.printable import capped, printable
 
 if TYPE_CHECKING:
     import argparse
@@ -43,10 +44,46 @@ def _stderr(line: str) -> None:
     if sys.stderr is None:  # started with stderr closed
         return
     try:
-        sys.stderr.write(line + "\n")
+        sys.stderr.write(capped(printable(line)) + "\n")
         sys.stderr.flush()
     except (OSError, ValueError):
         pass
+
+
+def _stdout(text: str) -> None:
+    """Write a subcommand's result, and flush it: a write that fails is 74, not a bug.
+
+    The text goes out as the bytes the environment holds (``os.fsencode``: UTF-8, and a value
+    that came from non-UTF-8 bytes as those bytes again), whatever stdout's own encoding and
+    error handler are: ``env --reveal`` prints what the command would receive.
+    """
+    data = os.fsencode(text)
+    stream = sys.stdout
+    buffer = getattr(stream, "buffer", None)
+    try:
+        if buffer is None:  # a text-only stream (embedding): its own encoding
+            stream.write(text)
+            stream.flush()
+        else:
+            stream.flush()
+            buffer.write(data)
+            buffer.flush()
+    except (OSError, ValueError) as exc:
+        import errno
+
+        code = getattr(exc, "errno", None)
+        why = (
+            f"{errno.errorcode.get(code, code)}: {os.strerror(code)}"
+            if isinstance(code, int)
+            else "it is closed"
+        )
+        full = code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+        raise OutputError(
+            f"cannot write the result to stdout ({why})",
+            hint="free space where stdout goes, or redirect it elsewhere"
+            if full
+            else "check where stdout goes (a reader that went away, a device that fails)",
+        ) from None
 
 
 def entrypoint_exec(command: Sequence[str]) -> NoReturn:
@@ -84,7 +121,8 @@ def _parser() -> argparse.ArgumentParser:
     class Parser(argparse.ArgumentParser):
         def error(self, message: str) -> NoReturn:
             # One line, as for every other failure (argparse prints the usage, then the error).
-            self.exit(64, f"secrets-agent: usage: {message}; run {self.prog} --help\n")
+            line = f"secrets-agent: usage: {message}; run {self.prog} --help"
+            self.exit(64, capped(printable(line)) + "\n")
 
     parser = Parser(
         prog="secrets-agent",
@@ -257,7 +295,7 @@ def _cmd_env(*, fmt: str, reveal: bool) -> int:
     settings, log = _setup(environ)
     _, result, _ = _resolve(environ, settings, log)
     records = result.applied if result is not None else ()
-    sys.stdout.write(render_env(records, fmt=fmt, reveal=reveal))
+    _stdout(render_env(records, fmt=fmt, reveal=reveal))
     return 0
 
 
@@ -268,14 +306,14 @@ def _cmd_check() -> int:
     settings, log = _setup(environ)
     _, result, _ = _resolve(environ, settings, log)
     records = (*result.applied, *result.kept) if result is not None else ()
-    sys.stdout.write(render_check(records))
+    _stdout(render_check(records))
     return 0
 
 
 def _cmd_iam(args: Any) -> int:
     from agent import iam
 
-    sys.stdout.write(
+    _stdout(
         iam.render_for_environment(
             os.environ,
             fmt=args.format,
@@ -321,5 +359,5 @@ def _cmd_encrypt(*, key_id: str, name: str) -> int:
         botocore_session=clients.session(),
         timeout=settings.timeout,
     )
-    sys.stdout.write(value + "\n")
+    _stdout(value + "\n")
     return 0

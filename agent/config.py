@@ -15,7 +15,7 @@ from pydantic_settings import (
 )
 
 from agent.errors import ConfigError
-from agent.settings import ALLOW_ENTRY, KMS_KEY_ARN, PREFIX_CHARS
+from agent.settings import ALLOW_ENTRY, KMS_KEY_ARN, prefix_problem
 
 _ALIASES = {
     "parameter_store_prefix": "PARAMETER_STORE_PREFIX",
@@ -124,15 +124,10 @@ class Settings(BaseSettings):
     def _strip(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
             return None
-        value = value.strip()
-        allowed = PREFIX_CHARS[info.field_name or ""]
-        if value and not re.fullmatch(allowed, value):
-            shown = "_.-/" if info.field_name == "parameter_store_prefix" else "/_+=.@-"
-            raise ValueError(
-                f"a prefix holds only letters, digits and {shown} as AWS names do "
-                "(no spaces, ':' or wildcards such as '*')"
-            )
-        return value or None
+        problem = prefix_problem(value, info.field_name or "")
+        if problem is not None:
+            raise ValueError(problem)
+        return value.strip()
 
     @field_validator("on_change", "log_format", "log_level", mode="before")
     @classmethod

@@ -172,7 +172,9 @@ class _Decryptor:
     def decrypt(self, name: str, value: str) -> tuple[str, str]:
         what = f"the aesdk: value of {name}"
         try:
-            message = base64.b64decode(value[len(PREFIX) :].strip(), validate=True)
+            # Wrapped base64 (``base64`` breaks lines at 76 columns) is base64: line breaks,
+            # spaces and tabs are left out; any other character outside the alphabet is refused.
+            message = base64.b64decode(value[len(PREFIX) :].translate(_WRAPPING), validate=True)
         except (binascii.Error, ValueError) as exc:
             raise DataError(f"{what} is not valid base64", hint=_REENCRYPT) from exc
         key = self.precheck(name, what, message)
@@ -230,6 +232,7 @@ class _Decryptor:
         return keys[0]
 
 
+_WRAPPING = str.maketrans("", "", "\n\r \t")
 _REENCRYPT = "re-create it with `secrets-agent encrypt --key-id KEY --name VAR`"
 
 

@@ -6,6 +6,8 @@ one place where these become an exit code and one stderr line.
 
 from __future__ import annotations
 
+from agent.printable import capped, printable
+
 
 class AgentError(Exception):
     """Base of every failure the agent reports itself."""
@@ -19,11 +21,15 @@ class AgentError(Exception):
         self.hint = hint
 
     def line(self) -> str:
-        """The one stderr line: what failed and what to do."""
+        """The one stderr line: what failed and what to do.
+
+        Messages quote names, keys and AWS error codes, which anyone who can write a parameter
+        or answer a request chooses: escaped, so that the line stays one line.
+        """
         text = f"secrets-agent: {self.kind}: {self.message}"
         if self.hint:
             text += f"; {self.hint}"
-        return text
+        return capped(printable(text))
 
 
 class UsageError(AgentError):
@@ -44,6 +50,11 @@ class NotFoundError(AgentError):
 class ServiceError(AgentError):
     exit_code = 69
     kind = "AWS unavailable"
+
+
+class OutputError(AgentError):
+    exit_code = 74
+    kind = "I/O error"
 
 
 class AccessDeniedError(AgentError):

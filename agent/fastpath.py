@@ -28,8 +28,8 @@ def needs_agent(environ: Mapping[str, str]) -> bool:
     for key, value in environ.items():
         if not value:
             continue
-        if key in ("PARAMETER_STORE_PREFIX", "SECRETS_MANAGER_PREFIX") and value.strip():
-            return True
+        if key in ("PARAMETER_STORE_PREFIX", "SECRETS_MANAGER_PREFIX"):
+            return True  # a blank one too: the settings refuse it (78) rather than ignore it
         if key.startswith("SECRETS_AGENT_"):
             return True
         if looks_like_reference(value):

@@ -2,6 +2,13 @@
 
 Fields are identifiers (names, sources, versions, counts, timings). A ``Secret`` passed by
 mistake renders as ``***``: values never reach this module's output.
+
+Every line goes through ``agent.printable.printable`` (no control, separator or bidi character
+from a name or key reaches the log raw, and a JSON line stays valid JSON) and is kept under
+``MAX_LINE`` bytes: Docker splits lines longer than 16 KiB, which breaks a JSON line in two. A
+line that would be longer has its strings cut at 1,024 characters, then keeps the first half,
+then the first quarter, ... of its longest list or mapping field (``names``), and says how many
+entries it left out (``names_omitted``).
 """
 
 from __future__ import annotations
@@ -11,8 +18,11 @@ import sys
 import time
 from typing import IO, Literal
 
+from agent.printable import MAX_LINE, printable
+
 Level = Literal["debug", "info", "warning", "error"]
 LEVELS: dict[str, int] = {"debug": 10, "info": 20, "warning": 30, "error": 40}
+_MAX_TEXT = 1024  # a single string field past this is shortened when a line is too long
 
 
 def _plain(value: object) -> object:
@@ -49,6 +59,17 @@ class Logger:
     def log(self, level: Level, event: str, **fields: object) -> None:
         if not self.enabled(level) or self.stream is None:
             return
+        plain = {k: _plain(v) for k, v in fields.items()}
+        line = self._render(level, event, plain)
+        if _size(line) > MAX_LINE:
+            line = self._shorten(level, event, plain)
+        try:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+        except (OSError, ValueError):
+            pass
+
+    def _render(self, level: Level, event: str, fields: dict[str, object]) -> str:
         if self.fmt == "json":
             obj: dict[str, object] = {
                 "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
@@ -57,18 +78,49 @@ class Logger:
                 "logger": "secrets-agent",
                 "event": event,
             }
-            obj.update({k: _plain(v) for k, v in fields.items()})
+            obj.update(fields)
             line = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
         else:
             parts = [f"secrets-agent {level}: {event}"]
             for key, value in fields.items():
-                parts.append(f"{key}={json.dumps(_plain(value), ensure_ascii=False)}")
+                parts.append(f"{key}={json.dumps(value, ensure_ascii=False)}")
             line = " ".join(parts)
-        try:
-            self.stream.write(line + "\n")
-            self.stream.flush()
-        except (OSError, ValueError):
-            pass
+        return printable(line)
+
+    def _shorten(self, level: Level, event: str, fields: dict[str, object]) -> str:
+        """The line within MAX_LINE: shorten long strings, then halve the longest collections."""
+        fields = dict(fields)
+        for key, value in fields.items():
+            if isinstance(value, str) and len(value) > _MAX_TEXT:
+                left = len(value) - _MAX_TEXT
+                fields[key] = f"{value[:_MAX_TEXT]}... ({left} characters left out)"
+        if len(event) > _MAX_TEXT:
+            event = event[:_MAX_TEXT] + "..."
+        omitted: dict[str, int] = {}
+        while True:
+            line = self._render(level, event, fields)
+            if _size(line) <= MAX_LINE:
+                return line
+            sized = [
+                (len(json.dumps(v, ensure_ascii=False)), k)
+                for k, v in fields.items()
+                if isinstance(v, (list, dict)) and v
+            ]
+            if not sized:
+                break
+            _, key = max(sized)
+            value = fields[key]
+            if isinstance(value, list):
+                keep = len(value) // 2
+                fields[key] = value[:keep]
+            elif isinstance(value, dict):
+                keep = len(value) // 2
+                fields[key] = dict(list(value.items())[:keep])
+            else:  # pragma: no cover - sized holds lists and dicts only
+                break
+            omitted[key] = omitted.get(key, 0) + len(value) - keep
+            fields[f"{key}_omitted"] = omitted[key]
+        return self._render(level, event, {"fields_omitted": sorted(fields)[:50]})
 
     def debug(self, event: str, **fields: object) -> None:
         self.log("debug", event, **fields)
@@ -81,3 +133,7 @@ class Logger:
 
     def error(self, event: str, **fields: object) -> None:
         self.log("error", event, **fields)
+
+
+def _size(line: str) -> int:
+    return len(line.encode("utf-8", "surrogatepass"))

@@ -1,4 +1,11 @@
-"""Render ``env`` and ``check`` output. Values appear only with ``reveal``."""
+"""Render ``env`` and ``check`` output. Values appear only with ``reveal``.
+
+``check`` shows names, source names and versions that whoever writes a parameter or a JSON key
+chooses: each cell goes through ``agent.printable.printable``, so that one variable is one row.
+``env`` prints names (valid variable names, nothing to escape) and, with ``--reveal``, values
+exactly as the command receives them; in JSON, a lone surrogate (a byte that was not UTF-8)
+is written as its ``\\uXXXX`` escape so that the output stays UTF-8.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,7 @@ from collections.abc import Sequence
 
 from agent.errors import DataError
 from agent.model import Record
+from agent.printable import printable
 
 MASK = "***"
 
@@ -20,6 +28,7 @@ _SAFE_AFTER_DOLLAR = frozenset(" \t\n\r!\"#$%&')*+,-./:;<=>?@[\\]^`|}~")
 # Ruby's dotenv turns ``\n`` / ``\r`` into a newline / CR before it unescapes ``\\``, and drops the
 # backslash of ``\$``: a backslash followed by n, r or $ cannot be double-quoted for both readers.
 _RUBY_BACKSLASH = re.compile(r"\\[nr$]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class DotenvUnrepresentable(ValueError):
@@ -69,7 +78,8 @@ def render_env(records: Sequence[Record], *, fmt: str, reveal: bool) -> str:
     ordered = sorted(records, key=lambda r: r.name)
     values = {r.name: (r.value.reveal() if reveal else MASK) for r in ordered}
     if fmt == "json":
-        return json.dumps(values, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+        text = json.dumps(values, ensure_ascii=False, indent=2, sort_keys=True)
+        return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n"
     lines = []
     for name, value in values.items():
         if fmt == "shell":
@@ -94,7 +104,7 @@ def _dotenv_value(name: str, value: str) -> str:
 def render_check(records: Sequence[Record]) -> str:
     """One line per variable: name, source, source name, version. Never a value."""
     rows = [
-        (r.name, r.source, r.source_name, r.version or "-")
+        tuple(printable(cell) for cell in (r.name, r.source, r.source_name, r.version or "-"))
         for r in sorted(records, key=lambda r: r.name)
     ]
     if not rows:

@@ -21,7 +21,8 @@ _ARN = re.compile(
     r"arn:(?P<partition>aws(?:-[a-z]+)*):(?P<service>ssm|secretsmanager):"
     r"(?P<region>[a-z]{2}(?:-[a-z]+)+-\d+):(?P<account>\d{12}):(?P<rest>.+)\Z"
 )
-_B64 = re.compile(r"[A-Za-z0-9+/=\s]+\Z")
+# Base64, maybe wrapped: line breaks, spaces and tabs only (not every Unicode space).
+_B64 = re.compile(r"[A-Za-z0-9+/=\n\r \t]+\Z")
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,16 @@ PREFIX_CHARS = {
 }
 #: One entry of SECRETS_AGENT_ALLOW: a variable name, where ``*`` matches any run.
 ALLOW_ENTRY = r"[A-Za-z0-9_*]+"
+# AWS's limits on a whole name below a prefix: an SSM parameter name holds at most 2048
+# characters and 15 levels (``/``-separated parts); a secret name at most 512 characters. A
+# prefix that leaves no room for a separator and one character can name nothing.
+NAME_MAX_LENGTH = {"parameter_store_prefix": 2048, "secrets_manager_prefix": 512}
+SSM_MAX_LEVELS = 15
+_SEPARATORS = (".", "/", "-", "_")
+_PREFIX_ALLOWED = {
+    "parameter_store_prefix": "_.-/",
+    "secrets_manager_prefix": "/_+=.@-",
+}
 KMS_KEY_ARN = (
     r"arn:aws(-[a-z]+)*:kms:[a-z]{2}(-[a-z]+)+-\d+:\d{12}:key/[A-Za-z0-9-]+"
 )
@@ -63,11 +73,45 @@ class _Unsure(Exception):
     """This module does not decide; the pydantic model does."""
 
 
-def _prefix(value: str, field: str) -> str | None:
-    value = value.strip()
-    if value and not re.fullmatch(PREFIX_CHARS[field], value):
+def prefix_problem(value: str, field: str) -> str | None:
+    """Why a set, non-empty prefix variable is invalid, or None. Shared with agent.config.
+
+    Whitespace around a prefix is ignored; a prefix of whitespace alone (a space, a tab, a
+    no-break space) is a mistake, not "unset": only the empty string is unset.
+    """
+    stripped = value.strip()
+    if not stripped:
+        return (
+            f"it holds only whitespace ({value[:20]!r}); set a prefix, or leave it empty to "
+            "load nothing"
+        )
+    if not re.fullmatch(PREFIX_CHARS[field], stripped):
+        return (
+            f"a prefix holds only letters, digits and {_PREFIX_ALLOWED[field]} as AWS names do "
+            "(no spaces, ':' or wildcards such as '*')"
+        )
+    limit = NAME_MAX_LENGTH[field]
+    # The shortest name under it: the prefix, its separator unless it ends with one, a character.
+    if len(stripped) + (1 if stripped.endswith(_SEPARATORS) else 2) > limit:
+        what = "an SSM parameter name" if field == "parameter_store_prefix" else "a secret name"
+        return (
+            f"it is {len(stripped)} characters long, so no name fits under it ({what} holds "
+            f"at most {limit} characters, the prefix included)"
+        )
+    if field == "parameter_store_prefix":
+        levels = len([part for part in stripped.split("/") if part])
+        if levels > SSM_MAX_LEVELS:
+            return (
+                f"it has {levels} levels ('/'-separated parts), but an SSM parameter name has "
+                f"at most {SSM_MAX_LEVELS}"
+            )
+    return None
+
+
+def _prefix(value: str, field: str) -> str:
+    if prefix_problem(value, field) is not None:
         raise _Unsure
-    return value or None
+    return value.strip()
 
 
 def _bool(value: str) -> bool:

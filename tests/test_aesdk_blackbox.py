@@ -260,3 +260,45 @@ def test_sdk_is_imported_only_for_an_aesdk_value(
     value = encrypt(tmp_path, moto, key, "TOKEN")
     with_value = importtime(env | {"TOKEN": value}, tmp_path)
     assert "aws_encryption_sdk" in with_value
+
+
+def wrap(value: str, sep: str, width: int = 76) -> str:
+    """``aesdk:`` + the base64 broken into lines of ``width`` as ``base64`` prints it."""
+    body = value[len("aesdk:") :]
+    return "aesdk:" + sep.join(body[i : i + width] for i in range(0, len(body), width)) + sep
+
+
+@pytest.mark.parametrize("sep", ["\n", "\r\n", " ", "\t"])
+def test_base64_wrapped_at_76_columns_decrypts(
+    tmp_path: Path, moto: MotoServer, boto_client: Any, sep: str
+) -> None:
+    key = make_key(boto_client)
+    wrapped = wrap(encrypt(tmp_path, moto, key, "SECRET_KEY_BASE"), sep)
+    assert wrapped.count(sep) > 5
+    boto_client("ssm").put_parameter(
+        Name="/app/prod/secret_key_base", Value=wrapped, Type="SecureString"
+    )
+    by_ref = wrap(encrypt(tmp_path, moto, key, "DB_PASSWORD"), sep)
+    env = agent_env(moto, key) | {"PARAMETER_STORE_PREFIX": "/app/prod", "DB_PASSWORD": by_ref}
+    run = run_agent(tmp_path, env)
+    assert run.returncode == 0, run.stderr
+    assert run.child_env is not None
+    assert run.child_env["SECRET_KEY_BASE"] == CANARY
+    assert run.child_env["DB_PASSWORD"] == CANARY
+    assert_silent(run)
+
+
+@pytest.mark.parametrize("odd", ["\x0b", "\x0c", "\u2028", "\u00a0", "!", "-", "_"])
+def test_wrapped_base64_with_any_other_character_is_65(
+    tmp_path: Path, moto: MotoServer, boto_client: Any, odd: str
+) -> None:
+    key = make_key(boto_client)
+    wrapped = wrap(encrypt(tmp_path, moto, key, "SECRET_KEY_BASE"), "\n")
+    broken = wrapped.replace("\n", odd + "\n", 1)
+    boto_client("ssm").put_parameter(
+        Name="/app/prod/secret_key_base", Value=broken, Type="SecureString"
+    )
+    env = agent_env(moto, key)
+    for extra in ({"PARAMETER_STORE_PREFIX": "/app/prod"}, {"SECRET_KEY_BASE": broken}):
+        run = run_agent(tmp_path, env | extra)
+        assert_refused(run, 65, "SECRET_KEY_BASE", "base64")

@@ -47,9 +47,7 @@ VALID: list[tuple[str, str, str, object]] = [
     ("PARAMETER_STORE_PREFIX", "/kptboard/prod", "parameter_store_prefix", "/kptboard/prod"),
     ("PARAMETER_STORE_PREFIX", "kptboard-rails", "parameter_store_prefix", "kptboard-rails"),
     ("PARAMETER_STORE_PREFIX", "  /a  ", "parameter_store_prefix", "/a"),
-    ("PARAMETER_STORE_PREFIX", "   ", "parameter_store_prefix", None),
     ("SECRETS_MANAGER_PREFIX", "kptboard/prod", "secrets_manager_prefix", "kptboard/prod"),
-    ("SECRETS_MANAGER_PREFIX", " \t", "secrets_manager_prefix", None),
     ("SECRETS_AGENT_OVERRIDE", "true", "override", True),
     ("SECRETS_AGENT_OVERRIDE", "false", "override", False),
     ("SECRETS_AGENT_OVERRIDE", "1", "override", True),
@@ -131,7 +129,33 @@ INVALID = [
     ("SECRETS_AGENT_ALLOW", "DATABASE-URL"),
     ("SECRETS_AGENT_ALLOW", "RAILS_.*"),
     ("SECRETS_AGENT_ALLOW", "A;B"),
+    # Whitespace alone is a mistake, not "unset" (only the empty string is unset).
+    ("PARAMETER_STORE_PREFIX", "   "),
+    ("PARAMETER_STORE_PREFIX", "\u00a0"),
+    ("SECRETS_MANAGER_PREFIX", " \t"),
+    ("SECRETS_MANAGER_PREFIX", "\n"),
+    # Past AWS's limits: no name could be under it.
+    ("PARAMETER_STORE_PREFIX", "/" + "a" * 2046),
+    ("PARAMETER_STORE_PREFIX", "a" * 2047),
+    ("PARAMETER_STORE_PREFIX", "".join(f"/l{i}" for i in range(16))),
+    ("SECRETS_MANAGER_PREFIX", "a" * 511),
+    ("SECRETS_MANAGER_PREFIX", "a/" * 256),
 ]
+
+
+@pytest.mark.parametrize(
+    ("var", "value"),
+    [
+        ("PARAMETER_STORE_PREFIX", "/" + "a" * 2045),
+        ("PARAMETER_STORE_PREFIX", "a" * 2046),
+        ("PARAMETER_STORE_PREFIX", "".join(f"/l{i}" for i in range(15))),
+        ("SECRETS_MANAGER_PREFIX", "a" * 510),
+        ("SECRETS_MANAGER_PREFIX", "a" * 510 + "/"),
+    ],
+)
+def test_prefixes_at_aws_limits_are_valid(var: str, value: str) -> None:
+    s = load_settings({var: value})
+    assert value in (s.parameter_store_prefix, s.secrets_manager_prefix)
 
 
 @pytest.mark.parametrize(("var", "value"), INVALID)

@@ -40,8 +40,19 @@ NUMBERS = [
     "1.2.3",
 ]
 VALUES = {
-    "PARAMETER_STORE_PREFIX": ["/app/prod", "/app/prod/", " /x ", "  ", "kptboard-rails", ""],
-    "SECRETS_MANAGER_PREFIX": ["app/prod", " ", "", "a b"],
+    "PARAMETER_STORE_PREFIX": [
+        "/app/prod",
+        "/app/prod/",
+        " /x ",
+        "  ",
+        "\u00a0",
+        "kptboard-rails",
+        "",
+        "/" + "a" * 2045,
+        "/" + "a" * 2046,
+        "".join(f"/l{i}" for i in range(16)),
+    ],
+    "SECRETS_MANAGER_PREFIX": ["app/prod", " ", "", "a b", "a" * 510, "a" * 511],
     "SECRETS_AGENT_OVERRIDE": [
         "true",
         "false",

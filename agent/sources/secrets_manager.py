@@ -244,6 +244,14 @@ def load_prefix(client: Any, prefix: str, *, log: Logger) -> list[Item]:
                     key=item_key,
                 )
             )
+    if not items:
+        # Every secret under the prefix is an empty JSON object: nothing is found, as when no
+        # secret exists (a command started with none of its variables is not a success).
+        raise NotFoundError(
+            f"the secrets under Secrets Manager prefix {prefix!r} give no variable: "
+            f"{len(entries)} secret(s), each an empty JSON object",
+            hint="put the keys in the secret, or check SECRETS_MANAGER_PREFIX",
+        )
     log.info(
         "secrets manager prefix loaded",
         prefix=prefix,
