@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import tempfile
@@ -51,6 +52,8 @@ IMPORT_CHANGES = [
 # What goes into the build context as secrets-agent/ (the README's "vendored" layout).
 AGENT_FILES = ["agent", "docker", "requirements", "pyproject.toml", "README.md"]
 APP_TAG = "secrets-agent-test-app:latest"
+PROXY_VARIABLES = [f"{name}_proxy" for name in ("http", "https", "ftp", "no")]
+PROXY_VARIABLES += [name.upper() for name in PROXY_VARIABLES]
 
 
 def docker(
@@ -187,9 +190,17 @@ def build_images(where: Path) -> Images:
     require_docker()
     base, base_seconds = build_base()
     context = build_context(base, where)
+    # The build reaches Debian and PyPI as the host does: through its network, and through its
+    # proxy when it has one (Docker's predefined proxy build arguments, kept out of the image).
+    proxies = [
+        arg
+        for name in PROXY_VARIABLES
+        if name in os.environ
+        for arg in ("--build-arg", f"{name}={os.environ[name]}")
+    ]
     started = time.monotonic()
     docker(
-        "build", "--network", "host", "--build-arg", f"BASE_IMAGE={base}",
+        "build", "--network", "host", "--build-arg", f"BASE_IMAGE={base}", *proxies,
         "-f", str(ROOT / "docker" / "Dockerfile"), "-t", APP_TAG, str(context),
         timeout=1200,
     )  # fmt: skip

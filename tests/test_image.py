@@ -150,14 +150,15 @@ def task_env(moto: MotoServer, **extra: str) -> dict[str, str]:
     }
 
 
-def wait_reaped(container: Container, pid: int, timeout: float = 30) -> dict[str, str]:
-    """The orphan's last /proc status: {} once reaped, else (a zombie) its status."""
+def wait_exit(container: Container, pid: int, *, reaped: bool, timeout: float = 30) -> str:
+    """Wait until ``pid`` has exited (a zombie) or, with ``reaped``, is gone; its last state."""
     deadline = time.monotonic() + timeout
-    status = container.proc_status(pid)
-    while status and time.monotonic() < deadline:
+    while True:
+        state = container.proc_status(pid).get("State", "gone")
+        done = state == "gone" if reaped else not state.startswith(("S", "R"))
+        if done or time.monotonic() > deadline:
+            return state
         time.sleep(0.5)
-        status = container.proc_status(pid)
-    return status
 
 
 def test_exec_mode_boots_rails_with_the_secret_and_stops_as_the_command_does(
@@ -175,7 +176,9 @@ def test_exec_mode_boots_rails_with_the_secret_and_stops_as_the_command_does(
         # Rails as PID 1 reaps nothing: the orphan check below can see a zombie.
         orphan = bare.orphan()
         assert bare.proc_status(orphan).get("PPid") == "1"
-        assert wait_reaped(bare, orphan, timeout=5).get("State", "").startswith("Z")
+        assert wait_exit(bare, orphan, reaped=False).startswith("Z")
+        time.sleep(1)
+        assert bare.proc_status(orphan).get("State", "gone").startswith("Z")
         bare_code = bare.stop()
         assert "Gracefully stopping" in bare.logs()
     finally:
@@ -228,7 +231,8 @@ def test_supervise_mode_is_pid_1_reaps_restarts_on_rotation_and_stops_with_128_p
 
         orphan = app.orphan()
         assert app.proc_status(orphan).get("PPid") == "1"
-        assert wait_reaped(app, orphan) == {}, "the orphan was not reaped"
+        state = wait_exit(app, orphan, reaped=True)
+        assert state == "gone", f"the orphan was not reaped: {state}"
 
         ssm.put_parameter(
             Name=f"{PREFIX}/secret_key_base", Value=ROTATED, Type="SecureString", Overwrite=True
