@@ -1,4 +1,5 @@
-"""Start the one-file Rails app of tests/rails through a given argv prefix and query it."""
+"""Start the minimal Rails app of tests/rails (puma on its config.ru) through a given argv prefix
+and query it."""
 
 from __future__ import annotations
 

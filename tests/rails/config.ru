@@ -1,45 +1,4 @@
-# A one-file Rails app for the end-to-end tests: production mode refuses to serve without
+# A minimal Rails app for the end-to-end tests: production mode refuses to serve without
 # SECRET_KEY_BASE, so a 200 from it proves the agent delivered the secret.
-require "digest"
-require "rails"
-require "action_controller/railtie"
-
-class SecretsAgentTestApp < Rails::Application
-  config.root = __dir__
-  config.eager_load = false
-  config.logger = Logger.new($stderr)
-  config.log_level = :warn
-  config.hosts.clear
-  config.secret_key_base = ENV.fetch("SECRET_KEY_BASE", nil) if Rails.env.development?
-  routes.append do
-    get "/health" => "probe#health"
-    get "/secret" => "probe#secret"
-    get "/env/:name" => "probe#env_digest"
-  end
-end
-
-class ProbeController < ActionController::Base
-  # Touching the session forces Rails to use secret_key_base on every request.
-  def health
-    session[:seen] = true
-    render plain: "ok"
-  end
-
-  # A digest of the key Rails actually uses; never the key itself.
-  def secret
-    session[:seen] = true
-    render json: {
-      secret_key_base_sha256: Digest::SHA256.hexdigest(Rails.application.secret_key_base.to_s),
-      pid: Process.pid,
-    }
-  end
-
-  def env_digest
-    value = ENV[params[:name]]
-    render json: { name: params[:name], present: !value.nil?,
-                   sha256: value && Digest::SHA256.hexdigest(value) }
-  end
-end
-
-SecretsAgentTestApp.initialize!
-run SecretsAgentTestApp
+require_relative "config/environment"
+run Rails.application

@@ -1,0 +1,42 @@
+# The app for the end-to-end tests (config.ru serves it; bin/rails runs its commands).
+require "digest"
+require "rails"
+require "action_controller/railtie"
+
+class SecretsAgentTestApp < Rails::Application
+  config.root = File.expand_path("..", __dir__)
+  config.eager_load = false
+  config.logger = Logger.new($stderr)
+  config.log_level = :warn
+  config.hosts.clear
+  config.secret_key_base = ENV.fetch("SECRET_KEY_BASE", nil) if Rails.env.development?
+  routes.append do
+    get "/health" => "probe#health"
+    get "/secret" => "probe#secret"
+    get "/env/:name" => "probe#env_digest"
+  end
+end
+
+class ProbeController < ActionController::Base
+  # Touching the session forces Rails to use secret_key_base on every request.
+  def health
+    session[:seen] = true
+    render plain: "ok"
+  end
+
+  # A digest of the key Rails actually uses; never the key itself.
+  def secret
+    session[:seen] = true
+    render json: {
+      secret_key_base_sha256: Digest::SHA256.hexdigest(Rails.application.secret_key_base.to_s),
+      pid: Process.pid,
+    }
+  end
+
+  def env_digest
+    value = ENV[params[:name]]
+    render json: { name: params[:name], present: !value.nil?,
+                   sha256: value && Digest::SHA256.hexdigest(value) }
+  end
+end
+
