@@ -313,13 +313,22 @@ def _cmd_encrypt(*, key_id: str, name: str) -> int:
                 name=name,
                 hint="pipe it with printf '%s' to leave the newline out",
             )
+    from agent.resolve import run_bounded
+
     clients = Clients(environ=environ, timeout=settings.timeout, log=log)
-    value = envelope.encrypt_value(
-        plaintext,
-        key_id=key_id,
-        name=name,
-        botocore_session=clients.session(),
+    # Bounded as resolution is: botocore's read timeout ends a silent endpoint, not one that
+    # answers a byte at a time, and its retries add up to several read timeouts.
+    value: str = run_bounded(
+        lambda: envelope.encrypt_value(
+            plaintext,
+            key_id=key_id,
+            name=name,
+            botocore_session=clients.session(),
+            timeout=settings.timeout,
+        ),
         timeout=settings.timeout,
+        what=f"encrypting {name}",
+        clients=clients,
     )
     sys.stdout.write(value + "\n")
     return 0
