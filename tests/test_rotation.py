@@ -1,8 +1,9 @@
 """Supervise mode against a real moto server: a rotated secret restarts the command with the
 new value; nothing changed or a broken change keeps it; ``SECRETS_AGENT_ON_CHANGE=exit`` exits 0.
 
-The agent runs through the real entrypoint with a 1 s interval; the child is signal_echo.py,
-which reports the variables it was started with.
+The agent runs through the real entrypoint with a 1 s interval (tests/bin's wrapper lowers the
+30 s floor for tests); the child is signal_echo.py, which reports the variables it was started
+with.
 """
 
 from __future__ import annotations
@@ -20,7 +21,14 @@ import pytest
 
 from tests.conftest import base_env
 from tests.moto_server import MotoServer
-from tests.supervised import SIGNAL_ECHO, Supervised, agent_argv, launch, wait_until
+from tests.supervised import (
+    SHORT_INTERVAL_ENTRYPOINT,
+    SIGNAL_ECHO,
+    Supervised,
+    launch,
+    rotating_agent_argv,
+    wait_until,
+)
 
 INTERVAL = 1.0
 STOP_TIMEOUT = 3.0
@@ -60,7 +68,7 @@ def agent(moto: MotoServer, tmp_path: Path) -> Iterator[Any]:
         command = [sys.executable, str(SIGNAL_ECHO), "--out", str(out), "--code", "3"]
         for name in report:
             command += ["--env", name]
-        sup = launch(tmp_path, agent_argv(command), pid1=False, env=env, out=out)
+        sup = launch(tmp_path, rotating_agent_argv(command), pid1=False, env=env, out=out)
         started.append(sup)
         try:
             sup.wait_line("ready", timeout=30)
@@ -197,7 +205,6 @@ def test_rails_restarts_with_rotated_secret_key_base(
 ) -> None:
     """Real Rails (puma, production) under supervise mode: rotating SECRET_KEY_BASE in SSM
     restarts the app, which then serves with the new key."""
-    from tests.conftest import ENTRYPOINT
     from tests.rails_app import RailsApp
 
     key_one, key_two = "a1" * 64, "b2" * 64
@@ -210,7 +217,7 @@ def test_rails_restarts_with_rotated_secret_key_base(
         SECRETS_AGENT_STOP_TIMEOUT="20",
         SECRETS_AGENT_LOG_FORMAT="json",
     )
-    app = RailsApp([sys.executable, str(ENTRYPOINT)], env, tmp_path / "rails.log")
+    app = RailsApp([sys.executable, str(SHORT_INTERVAL_ENTRYPOINT)], env, tmp_path / "rails.log")
     try:
         app.wait_ready()
         first = app.get_json("/secret")
