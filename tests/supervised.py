@@ -164,13 +164,19 @@ def launch(
     pid1: bool,
     env: Mapping[str, str],
     out: Path | None = None,
+    preexec_fn: Callable[[], None] | None = None,
 ) -> Supervised:
     full = [*UNSHARE, *argv] if pid1 else list(argv)
     out = out or tmp_path / f"echo-{os.urandom(4).hex()}.log"
     err = tmp_path / f"stderr-{os.urandom(4).hex()}.log"
     with err.open("wb") as fh:
         proc = subprocess.Popen(
-            full, env=dict(env), stdout=subprocess.DEVNULL, stderr=fh, cwd=str(ROOT)
+            full,
+            env=dict(env),
+            stdout=subprocess.DEVNULL,
+            stderr=fh,
+            cwd=str(ROOT),
+            preexec_fn=preexec_fn,
         )
     return Supervised(proc, out, pid1, err)
 
