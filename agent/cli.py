@@ -12,7 +12,7 @@ import signal
 import sys
 from collections.abc import Mapping, Sequence
 from types import FrameType
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import IO, TYPE_CHECKING, Any, NoReturn, cast
 
 from agent.errors import AgentError, UsageError
 from agent.fastpath import needs_agent
@@ -42,6 +42,10 @@ def _fail(error: AgentError) -> int:
 def _stderr(line: str) -> None:
     if sys.stderr is None:  # started with stderr closed
         return
+    sink = getattr(sys.modules.get("agent.logsink"), "_active", None)
+    if sink is not None:  # supervise mode: after the queued log lines, and never blocking
+        sink.write(line + "\n")
+        return
     try:
         sys.stderr.write(line + "\n")
         sys.stderr.flush()
@@ -69,10 +73,14 @@ def entrypoint() -> NoReturn:
 
 
 def _exit(code: int) -> NoReturn:
-    # os._exit: a resolution thread stuck on a hanging endpoint must not delay the exit.
+    # os._exit: a resolution thread stuck on a hanging endpoint must not delay the exit, nor a
+    # log writer stuck on a stderr that nobody reads (after a short grace to drain its queue).
     from agent.execute import flush_std_streams
 
     try:
+        logsink = sys.modules.get("agent.logsink")
+        if logsink is not None:
+            logsink.drain_active()
         flush_std_streams()
     finally:
         os._exit(code)
@@ -178,7 +186,14 @@ def _setup(environ: Mapping[str, str]) -> tuple[Settings, Logger]:
     from agent.settings import load_settings
 
     settings = load_settings(environ)
-    return settings, Logger(level=settings.log_level, fmt=settings.log_format)
+    stream: IO[str] | None = None
+    if settings.supervise and sys.stderr is not None:
+        from agent import logsink
+
+        # The supervisor outlives a stalled log driver: its lines never block it. (The
+        # logger uses write, flush and isatty only.)
+        stream = cast("IO[str]", logsink.install(2))
+    return settings, Logger(level=settings.log_level, fmt=settings.log_format, stream=stream)
 
 
 def _on_stop(signum: int, frame: FrameType | None) -> None:
