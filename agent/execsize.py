@@ -85,9 +85,9 @@ def exec_size_problem(
     largest = sorted(sizes, key=lambda n: (-sizes[n], n))[:3]
     shown = ", ".join(f"{n} ({sizes[n]} bytes)" for n in largest)
     return (
-        f"the command line and environment need {total} bytes; the kernel allows {allowed} "
-        f"(a quarter of the stack limit, ulimit -s, less a reserve for a #! interpreter); "
-        f"largest variables: {shown}"
+        f"the command line and environment ({total} bytes) exceed the kernel's limit of "
+        f"{allowed} bytes (a quarter of the stack limit, ulimit -s, less a reserve for a #! "
+        f"interpreter); largest variables: {shown}"
     )
 
 

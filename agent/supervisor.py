@@ -363,7 +363,8 @@ def supervise(
     """Run ``argv`` with ``env`` as its supervisor; return the exit code for the agent.
 
     Raises ``CommandNotFoundError`` / ``CommandNotExecutableError`` when the command cannot
-    be started. Must be called from the main thread of a single-threaded process.
+    be started. Must be called from the main thread, in a process whose other threads (the
+    queued stderr's writer) block every signal.
     """
     if not argv:
         raise UsageError("no command given", hint="give the command to run")
