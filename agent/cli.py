@@ -12,7 +12,7 @@ import signal
 import sys
 from collections.abc import Mapping, Sequence
 from types import FrameType
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import IO, TYPE_CHECKING, Any, NoReturn, cast
 
 from agent.errors import AgentError, OutputError, UsageError
 from agent.fastpath import needs_agent
@@ -42,6 +42,10 @@ def _fail(error: AgentError) -> int:
 
 def _stderr(line: str) -> None:
     if sys.stderr is None:  # started with stderr closed
+        return
+    sink = getattr(sys.modules.get("agent.logsink"), "_active", None)
+    if sink is not None:  # supervise mode: after the queued log lines, and never blocking
+        sink.write(line + "\n")
         return
     try:
         sys.stderr.write(capped(printable(line)) + "\n")
@@ -106,10 +110,14 @@ def entrypoint() -> NoReturn:
 
 
 def _exit(code: int) -> NoReturn:
-    # os._exit: a resolution thread stuck on a hanging endpoint must not delay the exit.
+    # os._exit: a resolution thread stuck on a hanging endpoint must not delay the exit, nor a
+    # log writer stuck on a stderr that nobody reads (after a short grace to drain its queue).
     from agent.execute import flush_std_streams
 
     try:
+        logsink = sys.modules.get("agent.logsink")
+        if logsink is not None:
+            logsink.drain_active()
         flush_std_streams()
     finally:
         os._exit(code)
@@ -216,7 +224,14 @@ def _setup(environ: Mapping[str, str]) -> tuple[Settings, Logger]:
     from agent.settings import load_settings
 
     settings = load_settings(environ)
-    return settings, Logger(level=settings.log_level, fmt=settings.log_format)
+    stream: IO[str] | None = None
+    if settings.supervise and sys.stderr is not None:
+        from agent import logsink
+
+        # The supervisor outlives a stalled log driver: its lines never block it. (The
+        # logger uses write, flush and isatty only.)
+        stream = cast("IO[str]", logsink.install(2))
+    return settings, Logger(level=settings.log_level, fmt=settings.log_format, stream=stream)
 
 
 def _on_stop(signum: int, frame: FrameType | None) -> None:
@@ -351,13 +366,22 @@ def _cmd_encrypt(*, key_id: str, name: str) -> int:
                 name=name,
                 hint="pipe it with printf '%s' to leave the newline out",
             )
+    from agent.resolve import run_bounded
+
     clients = Clients(environ=environ, timeout=settings.timeout, log=log)
-    value = envelope.encrypt_value(
-        plaintext,
-        key_id=key_id,
-        name=name,
-        botocore_session=clients.session(),
+    # Bounded as resolution is: botocore's read timeout ends a silent endpoint, not one that
+    # answers a byte at a time, and its retries add up to several read timeouts.
+    value: str = run_bounded(
+        lambda: envelope.encrypt_value(
+            plaintext,
+            key_id=key_id,
+            name=name,
+            botocore_session=clients.session(),
+            timeout=settings.timeout,
+        ),
         timeout=settings.timeout,
+        what=f"encrypting {name}",
+        clients=clients,
     )
     _stdout(value + "\n")
     return 0

@@ -6,7 +6,14 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -14,8 +21,9 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from agent import settings as _fast
 from agent.errors import ConfigError
-from agent.settings import ALLOW_ENTRY, KMS_KEY_ARN, prefix_problem
+from agent.settings import ALLOW_ENTRY, KMS_KEY_ARN, MAX_WATCH_INTERVAL, prefix_problem
 
 _ALIASES = {
     "parameter_store_prefix": "PARAMETER_STORE_PREFIX",
@@ -55,7 +63,9 @@ class Settings(BaseSettings):
     )
     override: bool = Field(False, validation_alias=_env("override"))
     timeout: float = Field(30.0, gt=0, le=3600, validation_alias=_env("timeout"))
-    watch_interval: float = Field(0.0, ge=0, le=86400, validation_alias=_env("watch_interval"))
+    watch_interval: float = Field(
+        0.0, ge=0, le=MAX_WATCH_INTERVAL, validation_alias=_env("watch_interval")
+    )
     on_change: Literal["restart", "exit"] = Field("restart", validation_alias=_env("on_change"))
     stop_timeout: float = Field(10.0, ge=0, le=3600, validation_alias=_env("stop_timeout"))
     kms_key_arns: Annotated[tuple[str, ...], NoDecode] = Field(
@@ -129,6 +139,26 @@ class Settings(BaseSettings):
             raise ValueError(problem)
         return value.strip()
 
+    @field_validator("watch_interval", mode="wrap")
+    @classmethod
+    def _interval(cls, value: object, handler: ValidatorFunctionWrapHandler) -> float:
+        # 0 is exec mode; anything else is a check every that many seconds, not so often that
+        # a fleet uses up the account's request quota. A tiny number that underflows to 0
+        # (1e-400) is not a way to say exec mode.
+        floor = _fast.MIN_WATCH_INTERVAL
+        problem = (
+            f"use 0 (exec mode) or {floor:g} to {MAX_WATCH_INTERVAL:g} seconds (each check "
+            "reads every loaded secret again: a shorter interval across a fleet uses up the "
+            "account's AWS request quota)"
+        )
+        try:
+            number = float(handler(value))
+        except ValidationError:
+            raise ValueError(problem) from None
+        if (0 < number < floor) or (number == 0 and _nonzero(value)):
+            raise ValueError(problem)
+        return number if number else 0.0  # -0 too
+
     @field_validator("on_change", "log_format", "log_level", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
@@ -137,6 +167,14 @@ class Settings(BaseSettings):
     @property
     def supervise(self) -> bool:
         return self.watch_interval > 0
+
+
+def _nonzero(value: object) -> bool:
+    """Whether a number written as text has a non-zero digit before any exponent."""
+    if not isinstance(value, str):
+        return bool(value)
+    mantissa = re.split("[eE]", value, maxsplit=1)[0]
+    return any(c in "123456789" for c in mantissa)
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import NoReturn
 
 from agent.errors import CommandNotExecutableError, CommandNotFoundError
+from agent.execsize import check_exec_size
 
 # CPython ignores these at start-up; an ignored disposition survives execve, so reset them.
 _RESET = ("SIGPIPE", "SIGXFSZ", "SIGXFZ")
@@ -37,6 +38,7 @@ def exec_command(argv: Sequence[str], env: Mapping[str, str]) -> NoReturn:
     """``execvpe`` the command; raise 127/126 errors naming the command (never the env)."""
     if not argv[0]:
         raise CommandNotFoundError("empty command name", hint="give the command to run")
+    check_exec_size(argv, env)
     restore_signals()
     flush_std_streams()
     try:

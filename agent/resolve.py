@@ -301,7 +301,9 @@ class ResolveWatcher:
 
     ``poll`` is bounded by SECRETS_AGENT_TIMEOUT. It returns the new environment when something
     changed, None when nothing did, and raises AgentError when the check or the new environment
-    fails (the running command must then be kept).
+    fails (the running command must then be kept). A change counts as seen only once the
+    supervisor calls ``commit``: a change it refused (a partial or too large environment) is
+    reported again by the next poll.
     """
 
     def __init__(
@@ -320,9 +322,11 @@ class ResolveWatcher:
         self._clients = clients
         self._log = log
         self._fingerprint = fingerprint
+        self._pending: dict[str, tuple[str | None, str]] | None = None
         self.last_changes: list[str] = []
 
     def poll(self) -> Mapping[str, str] | None:
+        self._pending = None
         if self._plan.empty:
             return None
 
@@ -344,7 +348,7 @@ class ResolveWatcher:
             )
             return new, result.env, changes
 
-        # Recorded here, not in the check's thread: a check that outlives the timeout keeps
+        # Kept here, not in the check's thread: a check that outlives the timeout keeps
         # running, and must not mark a change as seen that nobody acted on.
         change: Change | None = run_bounded(
             check,
@@ -354,8 +358,13 @@ class ResolveWatcher:
         )
         if change is None:
             return None
-        self._fingerprint, env, self.last_changes = change  # the supervisor logs the changes
+        self._pending, env, self.last_changes = change  # the supervisor logs the changes
         return env
+
+    def commit(self) -> None:
+        """The supervisor took the last poll's environment: later polls compare against it."""
+        if self._pending is not None:
+            self._fingerprint, self._pending = self._pending, None
 
 
 def _describe_changes(

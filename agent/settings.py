@@ -35,6 +35,15 @@ _PREFIX_ALLOWED = {
 KMS_KEY_ARN = (
     r"arn:aws(-[a-z]+)*:kms:[a-z]{2}(-[a-z]+)+-\d+:\d{12}:key/[A-Za-z0-9-]+"
 )
+# Supervise mode's shortest interval between change checks, in seconds. Each check reads every
+# loaded parameter and secret again: GetParametersByPath returns 10 parameters a page, and the
+# account's default Parameter Store throughput is 40 requests a second per Region, shared by
+# GetParameter, GetParameters and GetParametersByPath (100 for GetParametersByPath even with
+# higher throughput on). 50 tasks with 30 parameters each (4 pages) checking every 30 s use
+# ~7 of those 40; every second, 200 of them. The test suite lowers this module attribute in its
+# own wrapper (tests/bin/short_interval_entrypoint.py); no setting changes it.
+MIN_WATCH_INTERVAL = 30.0
+MAX_WATCH_INTERVAL = 86400.0
 _NUMBER = re.compile(r"[0-9]{1,6}(\.[0-9]{1,6})?\Z")
 _BOOLS = {
     "true": True,
@@ -130,6 +139,13 @@ def _number(value: str, *, low: float, high: float, low_open: bool) -> float:
     return number
 
 
+def _interval(value: str) -> float:
+    number = _number(value, low=0, high=MAX_WATCH_INTERVAL, low_open=False)
+    if 0 < number < MIN_WATCH_INTERVAL:
+        raise _Unsure
+    return number
+
+
 def _choice(value: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise _Unsure
@@ -167,7 +183,7 @@ def parse_settings(environ: Mapping[str, str]) -> Settings:
     if (v := get("SECRETS_AGENT_TIMEOUT")) is not None:
         values["timeout"] = _number(v, low=0, high=3600, low_open=True)
     if (v := get("SECRETS_AGENT_WATCH_INTERVAL")) is not None:
-        values["watch_interval"] = _number(v, low=0, high=86400, low_open=False)
+        values["watch_interval"] = _interval(v)
     if (v := get("SECRETS_AGENT_ON_CHANGE")) is not None:
         values["on_change"] = _choice(v.strip().lower(), ("restart", "exit"))
     if (v := get("SECRETS_AGENT_STOP_TIMEOUT")) is not None:

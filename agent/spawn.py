@@ -15,6 +15,7 @@ import stat
 from collections.abc import Mapping, Sequence
 
 from agent.errors import CommandNotExecutableError, CommandNotFoundError
+from agent.execsize import check_exec_size
 
 # Every signal whose disposition can be set. (glibc 2.36's posix_spawn itself leaves its two
 # internal signals, 32 and 33, ignored in the child; they are not the application's to use.)
@@ -52,6 +53,7 @@ def find_command(name: str, path: str | None) -> str:
 def spawn_command(argv: Sequence[str], env: Mapping[str, str]) -> int:
     """Start ``argv`` (looked up in ``env``'s PATH) with a clean signal state; return its pid."""
     path = find_command(argv[0], env.get("PATH", os.environ.get("PATH")))
+    check_exec_size(argv, env, filename=path)
     try:
         return os.posix_spawn(
             path,

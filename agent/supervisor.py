@@ -8,6 +8,12 @@ check runs in a worker thread so that a slow AWS call never delays a signal. On 
 command is stopped (``SIGTERM``, then ``SIGKILL`` to its process group after the stop timeout)
 and started again with the new environment, or, with ``on_change="exit"``, the agent returns 0.
 
+A new environment is refused, and the running command kept, when it lacks a variable the
+command has (a parameter or secret deleted, renamed or scheduled for deletion, a JSON key
+renamed: a partial environment), or when ``execve`` could not take it (too large). Refused is
+a failed check: a warning names what, and the next interval checks again. Removing a secret on
+purpose takes a new start (a deploy).
+
 Choices, where tini is the model: signals go to the command only, not its group; the command
 runs in its own process group (``agent.spawn``). An outside ``SIGTERM``/``SIGINT`` is only
 forwarded: the orchestrator owns that grace period (ECS ``stopTimeout``), so the agent does not
@@ -31,8 +37,16 @@ from collections.abc import Mapping, Sequence
 from typing import Literal, Protocol, runtime_checkable
 
 from agent.errors import AgentError, UsageError
+from agent.execsize import check_exec_size
 from agent.logs import Level, Logger
-from agent.spawn import exit_code, give_terminal, owns_terminal, set_subreaper, spawn_command
+from agent.spawn import (
+    exit_code,
+    find_command,
+    give_terminal,
+    owns_terminal,
+    set_subreaper,
+    spawn_command,
+)
 
 FORWARDED: tuple[signal.Signals, ...] = (
     signal.SIGTERM,
@@ -56,7 +70,13 @@ class Watcher(Protocol):
         Return the complete new environment for the command when something changed, None
         when nothing changed. Raise ``AgentError`` when the check or the re-resolution fails:
         the supervisor logs it, keeps the running command and tries again next interval.
+        A change is reported again by every poll until ``commit`` is called.
         """
+        ...
+
+    def commit(self) -> None:
+        """The environment from the last ``poll`` is now the command's (or is no change):
+        stop reporting it. Not called when the supervisor refuses the new environment."""
         ...
 
 
@@ -279,14 +299,48 @@ class Supervisor:
         if check.result is None or self.shutdown or self.stopping is not None:
             self.log.debug("secrets checked", changed=False, took=took)
             return
+        watcher = check.watcher
         new_env = dict(check.result)
         changed = _changed_names(self.env, new_env)
         if not changed:
+            watcher.commit()
             self.log.debug("secrets checked", changed=False, took=took, same_values=True)
             return
         versions: list[str] = []
-        if isinstance(self.watcher, DescribesChanges):
-            versions = list(self.watcher.last_changes)
+        if isinstance(watcher, DescribesChanges):
+            versions = list(watcher.last_changes)
+        removed = sorted(self.env.keys() - new_env.keys())
+        if removed:
+            # Never restart into a partial environment. Not committed: the next interval
+            # checks again, and a restored secret then looks like no change at all.
+            self.log.warning(
+                "secrets check failed; command kept",
+                error=(
+                    f"the new secrets would remove {', '.join(removed)} from the command's "
+                    "environment (a parameter or secret deleted, renamed or scheduled for "
+                    "deletion, or a JSON key renamed)"
+                ),
+                hint="restore it, or deploy (start a new task) to run without it",
+                removed=removed,
+                changes=versions,
+                took=took,
+            )
+            return
+        try:
+            # Known before the running command is stopped: a new environment too large for
+            # execve keeps the running command (fail-static).
+            path = find_command(self.argv[0], new_env.get("PATH", os.environ.get("PATH")))
+            check_exec_size(self.argv, new_env, filename=path)
+        except AgentError as exc:
+            self.log.warning(
+                "secrets check failed; command kept",
+                error=exc.line().removeprefix("secrets-agent: "),
+                names=changed,
+                changes=versions,
+                took=took,
+            )
+            return
+        watcher.commit()
         self.log.info("secrets changed", names=changed, changes=versions, took=took)
         self.pending_env = new_env
         self.stop(self.on_change)
@@ -309,7 +363,8 @@ def supervise(
     """Run ``argv`` with ``env`` as its supervisor; return the exit code for the agent.
 
     Raises ``CommandNotFoundError`` / ``CommandNotExecutableError`` when the command cannot
-    be started. Must be called from the main thread of a single-threaded process.
+    be started. Must be called from the main thread, in a process whose other threads (the
+    queued stderr's writer) block every signal.
     """
     if not argv:
         raise UsageError("no command given", hint="give the command to run")

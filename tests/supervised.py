@@ -16,6 +16,8 @@ from tests.conftest import ENTRYPOINT, base_env
 
 ROOT = Path(__file__).resolve().parent.parent
 SIGNAL_ECHO = ROOT / "tests" / "bin" / "signal_echo.py"
+# The entrypoint with the 30 s floor of SECRETS_AGENT_WATCH_INTERVAL lowered, for rotations.
+SHORT_INTERVAL_ENTRYPOINT = ROOT / "tests" / "bin" / "short_interval_entrypoint.py"
 UNSHARE = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"]
 
 
@@ -52,6 +54,11 @@ def agent_argv(command: Sequence[str]) -> list[str]:
     return [sys.executable, str(ENTRYPOINT), *command]
 
 
+def rotating_agent_argv(command: Sequence[str]) -> list[str]:
+    """The agent, allowed a change check every second (tests only)."""
+    return [sys.executable, str(SHORT_INTERVAL_ENTRYPOINT), *command]
+
+
 def tini_argv(command: Sequence[str]) -> list[str]:
     return ["tini", "-s", "--", *command]
 
@@ -65,7 +72,7 @@ SUPERVISORS: dict[str, Callable[[Sequence[str]], list[str]]] = {
 def supervise_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The agent in supervise mode with nothing to load: a plain init (no AWS at all)."""
     env = base_env(None)
-    env["SECRETS_AGENT_WATCH_INTERVAL"] = "5"
+    env["SECRETS_AGENT_WATCH_INTERVAL"] = "60"
     env["SECRETS_AGENT_LOG_LEVEL"] = "debug"
     env.update(extra or {})
     return env
@@ -157,13 +164,19 @@ def launch(
     pid1: bool,
     env: Mapping[str, str],
     out: Path | None = None,
+    preexec_fn: Callable[[], None] | None = None,
 ) -> Supervised:
     full = [*UNSHARE, *argv] if pid1 else list(argv)
     out = out or tmp_path / f"echo-{os.urandom(4).hex()}.log"
     err = tmp_path / f"stderr-{os.urandom(4).hex()}.log"
     with err.open("wb") as fh:
         proc = subprocess.Popen(
-            full, env=dict(env), stdout=subprocess.DEVNULL, stderr=fh, cwd=str(ROOT)
+            full,
+            env=dict(env),
+            stdout=subprocess.DEVNULL,
+            stderr=fh,
+            cwd=str(ROOT),
+            preexec_fn=preexec_fn,
         )
     return Supervised(proc, out, pid1, err)
 

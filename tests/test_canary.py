@@ -22,9 +22,10 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ENTRYPOINT, ROOT, AgentRun, base_env, run_agent
+from tests.conftest import ROOT, AgentRun, base_env, run_agent
 from tests.fault_proxy import FaultPlan, FaultProxy
 from tests.moto_server import MotoServer
+from tests.supervised import SHORT_INTERVAL_ENTRYPOINT
 
 ACCOUNT = "123456789012"  # moto's
 HEX = os.urandom(12).hex()
@@ -222,7 +223,7 @@ def test_supervise_mode_and_a_changed_secret(
         str(started),
     ]
     proc = subprocess.Popen(
-        [sys.executable, str(ENTRYPOINT), *sleeper],
+        [sys.executable, str(SHORT_INTERVAL_ENTRYPOINT), *sleeper],
         env=env,
         cwd=str(ROOT),
         stdout=subprocess.PIPE,

@@ -92,7 +92,7 @@ def test_valid_values(var: str, value: str, field: str, expected: object) -> Non
 
 
 def test_watch_interval_above_zero_is_supervise_mode() -> None:
-    assert load_settings({"SECRETS_AGENT_WATCH_INTERVAL": "0.5"}).supervise is True
+    assert load_settings({"SECRETS_AGENT_WATCH_INTERVAL": "30"}).supervise is True
 
 
 INVALID = [

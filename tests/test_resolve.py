@@ -63,6 +63,9 @@ def test_a_check_that_outlives_the_timeout_does_not_swallow_the_change(
     time.sleep(0.1)  # let the abandoned check return
     new_env: Mapping[str, str] | None = watcher.poll()
     assert new_env == {"TOKEN": "new"}
+    # Reported again until the supervisor takes it (it may refuse it: a partial environment).
+    assert watcher.poll() == {"TOKEN": "new"}
+    watcher.commit()
     assert watcher.poll() is None  # seen once the supervisor had it
 
 

@@ -1,15 +1,18 @@
 """Supervise mode against a real moto server: a rotated secret restarts the command with the
 new value; nothing changed or a broken change keeps it; ``SECRETS_AGENT_ON_CHANGE=exit`` exits 0.
 
-The agent runs through the real entrypoint with a 1 s interval; the child is signal_echo.py,
-which reports the variables it was started with.
+The agent runs through the real entrypoint with a 1 s interval (tests/bin's wrapper lowers the
+30 s floor for tests); the child is signal_echo.py, which reports the variables it was started
+with.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import resource
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -18,9 +21,16 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import base_env
+from tests.conftest import ENTRYPOINT, ROOT, base_env
 from tests.moto_server import MotoServer
-from tests.supervised import SIGNAL_ECHO, Supervised, agent_argv, launch, wait_until
+from tests.supervised import (
+    SHORT_INTERVAL_ENTRYPOINT,
+    SIGNAL_ECHO,
+    Supervised,
+    launch,
+    rotating_agent_argv,
+    wait_until,
+)
 
 INTERVAL = 1.0
 STOP_TIMEOUT = 3.0
@@ -46,7 +56,9 @@ def starts(sup: Supervised) -> int:
 def agent(moto: MotoServer, tmp_path: Path) -> Iterator[Any]:
     started: list[Supervised] = []
 
-    def start(extra_env: dict[str, str], *report: str, **settings: str) -> Supervised:
+    def start(
+        extra_env: dict[str, str], *report: str, stack: int | None = None, **settings: str
+    ) -> Supervised:
         env = base_env(moto.url)
         env.update(
             SECRETS_AGENT_WATCH_INTERVAL=str(INTERVAL),
@@ -60,7 +72,14 @@ def agent(moto: MotoServer, tmp_path: Path) -> Iterator[Any]:
         command = [sys.executable, str(SIGNAL_ECHO), "--out", str(out), "--code", "3"]
         for name in report:
             command += ["--env", name]
-        sup = launch(tmp_path, agent_argv(command), pid1=False, env=env, out=out)
+        sup = launch(
+            tmp_path,
+            rotating_agent_argv(command),
+            pid1=False,
+            env=env,
+            out=out,
+            preexec_fn=None if stack is None else lambda: limit_stack(stack),
+        )
         started.append(sup)
         try:
             sup.wait_line("ready", timeout=30)
@@ -71,6 +90,12 @@ def agent(moto: MotoServer, tmp_path: Path) -> Iterator[Any]:
     yield start
     for sup in started:
         sup.close()
+
+
+def limit_stack(size: int) -> None:
+    """RLIMIT_STACK for the agent and its command: execve then takes a quarter of it (at least
+    128 KiB) for arguments and environment."""
+    resource.setrlimit(resource.RLIMIT_STACK, (size, size))
 
 
 def assert_no_values(sup: Supervised, *values: str) -> None:
@@ -197,7 +222,6 @@ def test_rails_restarts_with_rotated_secret_key_base(
 ) -> None:
     """Real Rails (puma, production) under supervise mode: rotating SECRET_KEY_BASE in SSM
     restarts the app, which then serves with the new key."""
-    from tests.conftest import ENTRYPOINT
     from tests.rails_app import RailsApp
 
     key_one, key_two = "a1" * 64, "b2" * 64
@@ -210,7 +234,7 @@ def test_rails_restarts_with_rotated_secret_key_base(
         SECRETS_AGENT_STOP_TIMEOUT="20",
         SECRETS_AGENT_LOG_FORMAT="json",
     )
-    app = RailsApp([sys.executable, str(ENTRYPOINT)], env, tmp_path / "rails.log")
+    app = RailsApp([sys.executable, str(SHORT_INTERVAL_ENTRYPOINT)], env, tmp_path / "rails.log")
     try:
         app.wait_ready()
         first = app.get_json("/secret")
@@ -263,3 +287,147 @@ def test_new_version_with_the_same_value_restarts_nothing(agent: Any, boto_clien
     )
     assert starts(sup) == 1
     assert "signal SIGTERM" not in sup.lines()
+
+
+# -- a new environment that would lose a variable, or not fit execve, keeps the command ----
+
+
+def refusals(sup: Supervised) -> list[dict[str, Any]]:
+    return events(sup, "secrets check failed; command kept")
+
+
+def test_a_deleted_parameter_keeps_the_command_with_its_variable(
+    agent: Any, boto_client: Any
+) -> None:
+    ssm = boto_client("ssm")
+    ssm.put_parameter(Name="/app/prod/api_token", Value="token-one", Type="SecureString")
+    ssm.put_parameter(Name="/app/prod/other", Value="stays", Type="SecureString")
+    sup = agent({"PARAMETER_STORE_PREFIX": "/app/prod"}, "API_TOKEN", "OTHER")
+    ssm.delete_parameter(Name="/app/prod/other")
+    # Refused at every check, not once: each interval checks again.
+    wait_until(lambda: len(refusals(sup)) >= 2, timeout=WITHIN, what="two refused checks")
+    refused = refusals(sup)[0]
+    assert refused["level"] == "warning"
+    assert refused["removed"] == ["OTHER"]
+    assert "OTHER" in refused["error"]
+    assert starts(sup) == 1
+    assert "signal SIGTERM" not in sup.lines()
+    assert sup.proc.poll() is None
+    # A rotation while the parameter is gone is refused too: the restart would still lose it.
+    ssm.put_parameter(
+        Name="/app/prod/api_token", Value="token-two", Type="SecureString", Overwrite=True
+    )
+    refused_so_far = len(refusals(sup))
+    wait_until(
+        lambda: len(refusals(sup)) >= refused_so_far + 2,
+        timeout=WITHIN,
+        what="refusals after the rotation",
+    )
+    assert starts(sup) == 1
+    # Restored: the next check restarts with the complete new environment.
+    ssm.put_parameter(Name="/app/prod/other", Value="stays", Type="SecureString")
+    assert sup.wait_line("env API_TOKEN", count=2, timeout=WITHIN) == "env API_TOKEN=token-two"
+    assert sup.lines().count("env OTHER=stays") == 2
+    assert_no_values(sup, "token-one", "token-two", "stays")
+
+
+@pytest.mark.parametrize("how", ["renamed JSON key", "secret scheduled for deletion"])
+def test_a_secret_or_key_that_disappears_keeps_the_command(
+    agent: Any, boto_client: Any, how: str
+) -> None:
+    sm = boto_client("secretsmanager")
+    sm.create_secret(
+        Name="kptboard/prod/database",
+        SecretString=json.dumps({"username": "app", "password": "pw-one"}),
+    )
+    sm.create_secret(Name="kptboard/prod/api_token", SecretString="tok-one")
+    sup = agent(
+        {"SECRETS_MANAGER_PREFIX": "kptboard/prod"},
+        "DATABASE_PASSWORD",
+        "DATABASE_USERNAME",
+        "API_TOKEN",
+    )
+    if how == "renamed JSON key":
+        sm.put_secret_value(
+            SecretId="kptboard/prod/database",
+            SecretString=json.dumps({"username": "app", "pass": "pw-two"}),
+        )
+        gone = ["DATABASE_PASSWORD"]
+    else:
+        sm.delete_secret(SecretId="kptboard/prod/api_token", RecoveryWindowInDays=7)
+        gone = ["API_TOKEN"]
+    wait_until(lambda: len(refusals(sup)) >= 2, timeout=WITHIN, what="two refused checks")
+    assert refusals(sup)[0]["removed"] == gone
+    assert starts(sup) == 1
+    assert "signal SIGTERM" not in sup.lines()
+    assert sup.proc.poll() is None
+    assert_no_values(sup, "pw-one", "pw-two", "tok-one")
+
+
+BIG = 64000  # one Secrets Manager secret holds at most 65536 bytes
+STACK = 512 * 1024  # execve then allows the 128 KiB minimum for arguments and environment
+
+
+def test_a_rotation_too_large_for_execve_keeps_the_running_command(
+    agent: Any, boto_client: Any
+) -> None:
+    """Three variables name the same secret; rotated to 64 KB it gives 192 KB of environment,
+    more than execve takes under the stack limit: the old command keeps running."""
+    sm = boto_client("secretsmanager")
+    sm.create_secret(Name="app/blob", SecretString="small")
+    sm.create_secret(Name="app/token", SecretString="tok-one")
+    refs = {
+        "BLOB_ONE": "secretsmanager:app/blob",
+        "BLOB_TWO": "secretsmanager:app/blob",
+        "BLOB_THREE": "secretsmanager:app/blob",
+        "TOKEN": "secretsmanager:app/token",
+    }
+    sup = agent(refs, "TOKEN", "BLOB_ONE", stack=STACK)
+    assert "env BLOB_ONE=small" in sup.lines()
+    sm.put_secret_value(SecretId="app/blob", SecretString="b" * BIG)
+    wait_until(lambda: len(refusals(sup)) >= 2, timeout=WITHIN, what="two refused checks")
+    refused = refusals(sup)[0]
+    assert "BLOB_ONE" in refused["error"] and "BLOB_TWO" in refused["error"]
+    assert "bytes" in refused["error"]
+    assert starts(sup) == 1
+    assert "signal SIGTERM" not in sup.lines()
+    assert sup.proc.poll() is None
+    assert "b" * 100 not in sup.stderr()
+    # Back to a size that fits: the next check restarts with it.
+    sm.put_secret_value(SecretId="app/blob", SecretString="medium")
+    assert sup.wait_line("env BLOB_ONE", count=2, timeout=WITHIN) == "env BLOB_ONE=medium"
+    sup.kill(signal.SIGTERM)
+    assert sup.wait() == 3
+
+
+@pytest.mark.parametrize("mode", ["exec", "supervise"])
+def test_a_first_environment_too_large_for_execve_is_126_naming_the_variables(
+    moto: MotoServer, boto_client: Any, tmp_path: Path, mode: str
+) -> None:
+    sm = boto_client("secretsmanager")
+    sm.create_secret(Name="app/blob", SecretString="b" * BIG)
+    env = base_env(moto.url) | {
+        "BLOB_ONE": "secretsmanager:app/blob",
+        "BLOB_TWO": "secretsmanager:app/blob",
+        "BLOB_THREE": "secretsmanager:app/blob",
+    }
+    if mode == "supervise":
+        env["SECRETS_AGENT_WATCH_INTERVAL"] = "60"
+    marker = tmp_path / "started"
+    command = [sys.executable, "-c", f"open({str(marker)!r}, 'w').close()"]
+    proc = subprocess.run(
+        [sys.executable, str(ENTRYPOINT), *command],
+        env=env,
+        capture_output=True,
+        timeout=60,
+        cwd=str(ROOT),
+        preexec_fn=lambda: limit_stack(STACK),
+    )
+    stderr = proc.stderr.decode("utf-8", "replace")
+    assert proc.returncode == 126, stderr
+    assert not marker.exists()
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("secrets-agent: cannot execute:")
+    assert "BLOB_ONE" in last and "BLOB_TWO" in last
+    assert "Traceback" not in stderr
+    assert "b" * 100 not in stderr

@@ -372,7 +372,7 @@ def test_supervise_mode_restarts_on_a_stage_move_rotation(
 ) -> None:
     import sys
 
-    from tests.supervised import SIGNAL_ECHO, agent_argv, launch
+    from tests.supervised import SIGNAL_ECHO, launch, rotating_agent_argv
 
     sm = boto_client("secretsmanager")
     sm.create_secret(Name="app/db", SecretString=json.dumps({"password": "pw-one"}))
@@ -386,7 +386,7 @@ def test_supervise_mode_restarts_on_a_stage_move_rotation(
     out = tmp_path / "echo.log"
     command = [sys.executable, str(SIGNAL_ECHO), "--out", str(out), "--code", "3"]
     command += ["--env", "DB_PASSWORD", "--env", "TOKEN"]
-    sup = launch(tmp_path, agent_argv(command), pid1=False, env=env, out=out)
+    sup = launch(tmp_path, rotating_agent_argv(command), pid1=False, env=env, out=out)
     try:
         sup.wait_line("ready", timeout=30)
         assert "env DB_PASSWORD=pw-one" in sup.lines() and "env TOKEN=tok-one" in sup.lines()

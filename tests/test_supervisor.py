@@ -1,6 +1,6 @@
 """Supervise mode as an init, case by case against the reference ``tini -s --``.
 
-Every case runs the real entrypoint (``SECRETS_AGENT_WATCH_INTERVAL=5``, nothing to load: a
+Every case runs the real entrypoint (``SECRETS_AGENT_WATCH_INTERVAL=60``, nothing to load: a
 plain init, no AWS) and tini, each as an ordinary process and as PID 1 of a fresh PID namespace.
 The child is ``tests/bin/signal_echo.py``, which reports what it receives.
 """

@@ -29,6 +29,7 @@ class FileWatcher:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.seen = ""
+        self.pending = ""
         self.last_changes: list[str] = []
 
     def poll(self) -> Mapping[str, str] | None:
@@ -42,9 +43,12 @@ class FileWatcher:
         time.sleep(float(data.pop("sleep", 0)))
         if data.pop("broken", False):
             raise DataError("TOKEN: two parameters give the same name (test)")
-        self.seen = text
+        self.pending = text
         self.last_changes = [f"{name} (file)" for name in sorted(data)]
         return {**os.environ, **data}
+
+    def commit(self) -> None:
+        self.seen = self.pending
 
 
 def main() -> int:
