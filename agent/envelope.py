@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -345,36 +346,39 @@ def _provider(
 ) -> Any:
     """A StrictAwsKmsMasterKeyProvider whose KMS clients are bounded and record their errors.
 
-    The SDK turns every KMS ClientError into a bare "Unable to decrypt any data key", so the
-    original error is kept (per thread) to tell access denied from a bad ciphertext.
+    Both through botocore's public interfaces, on the session the SDK creates its clients from:
+    the bounds are the session's default client config (merged under any config a client is
+    created with), and an ``after-call`` handler keeps each failed KMS call's error (per thread),
+    because the SDK turns every KMS ClientError into a bare "Unable to decrypt any data key" and
+    the code tells access denied from a bad ciphertext.
     """
-    import threading
-
     from botocore.config import Config
-    from botocore.exceptions import BotoCoreError, ClientError
 
     budget = timeout if timeout and timeout > 0 else None
     bounds = Config(
         connect_timeout=min(CONNECT_TIMEOUT, budget or CONNECT_TIMEOUT),
         read_timeout=min(READ_TIMEOUT, budget or READ_TIMEOUT),
         retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
-        user_agent_extra="secrets-agent",
+        # The SDK sets user_agent_extra itself (its own wins in the merge): the app id it is.
+        user_agent_appid="secrets-agent",
     )
-    recorded = threading.local()
-
-    class Provider(sdk.module.StrictAwsKmsMasterKeyProvider):  # type: ignore[misc,name-defined]
-        def add_regional_client(self, region_name: str) -> None:
-            base: Any = getattr(self, "_user_agent_adding_config", None)
-            self._user_agent_adding_config = base.merge(bounds) if base else bounds
-            super().add_regional_client(region_name)
-
-        def _wrap_client(self, region_name: str, method: Any, *args: Any, **kwargs: Any) -> Any:
-            try:
-                return method(*args, **kwargs)
-            except (ClientError, BotoCoreError) as exc:
-                recorded.error = exc
-                raise
-
-    provider = Provider(key_ids=key_ids, botocore_session=botocore_session)
-    provider.recorded = recorded
+    current = botocore_session.get_default_client_config()
+    botocore_session.set_default_client_config(current.merge(bounds) if current else bounds)
+    botocore_session.register("after-call.kms", _record_kms_error, unique_id=_RECORDER)
+    provider = sdk.module.StrictAwsKmsMasterKeyProvider(
+        key_ids=key_ids, botocore_session=botocore_session
+    )
+    provider.recorded = _recorded
     return provider
+
+
+_RECORDER = "secrets-agent-record-kms-error"
+_recorded = threading.local()
+
+
+def _record_kms_error(http_response: Any, parsed: Any, model: Any, **_: Any) -> None:
+    """Keep the error of a failed KMS call for ``_kms_failure`` (codes, never a body)."""
+    if getattr(http_response, "status_code", 200) >= 300:
+        from botocore.exceptions import ClientError
+
+        _recorded.error = ClientError(parsed, model.name)

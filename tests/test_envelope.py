@@ -275,7 +275,7 @@ def test_kms_clients_are_bounded(kms: Kms) -> None:
     cfg = client.meta.config
     assert cfg.connect_timeout <= 2 and cfg.read_timeout <= 2
     assert cfg.retries["total_max_attempts"] == envelope.MAX_ATTEMPTS
-    assert "secrets-agent" in cfg.user_agent_extra
+    assert cfg.user_agent_appid == "secrets-agent"  # "app/secrets-agent" in the User-Agent
 
 
 def test_unreachable_kms_is_a_service_error(monkeypatch: pytest.MonkeyPatch) -> None:
