@@ -30,6 +30,7 @@ from agent.errors import (
 )
 from agent.logs import Logger
 from agent.model import Record, Secret
+from agent.sources import errors
 
 PREFIX = "aesdk:"
 CONTEXT_KEY = "secrets-agent:name"
@@ -39,24 +40,6 @@ MAX_WORKERS = 8
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 10.0
 MAX_ATTEMPTS = 3
-
-_DENIED = {
-    "AccessDeniedException",
-    "AccessDenied",
-    "UnrecognizedClientException",
-    "InvalidClientTokenId",
-    "ExpiredTokenException",
-    "InvalidSignatureException",
-    "SignatureDoesNotMatch",
-    "403",
-}
-_KEY_UNUSABLE = {"DisabledException", "KMSInvalidStateException", "KeyUnavailableException"}
-_BAD_CIPHERTEXT = {
-    "InvalidCiphertextException",
-    "IncorrectKeyException",
-    "InvalidKeyUsageException",
-}
-
 
 def is_encrypted(value: str) -> bool:
     return value.startswith(PREFIX)
@@ -262,26 +245,27 @@ def _kms_failure(exc: BaseException, *, subject: str, key: str, encrypting: bool
     on_key = f" with KMS key {key}" if key else ""
     action = "kms:GenerateDataKey" if encrypting else "kms:Decrypt"
     if isinstance(exc, ClientError):
-        code = str(exc.response.get("Error", {}).get("Code", ""))
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        if code in _DENIED or status == 403:
+        code, _message = errors.code_of(exc)
+        status = errors.status_of(exc)
+        kind = errors.kind_of("kms", code, status)
+        if kind == errors.DENIED:
             hint = f"allow {action} on the key to the task role (see docs/aesdk.md)"
             if not encrypting:
                 hint += "; if the role has it, the value is corrupted: re-encrypt it"
             return AccessDeniedError(
                 f"KMS denied {action} for {subject}{on_key} ({code or status})", hint=hint
             )
-        if code in _KEY_UNUSABLE:
+        if kind == errors.KEY_UNUSABLE:
             return AccessDeniedError(
                 f"KMS refused {action} for {subject}{on_key}: the key is disabled or unavailable "
                 f"({code})",
                 hint="enable the key, or re-encrypt the value under an enabled key",
             )
-        if code == "NotFoundException":
+        if kind == errors.NOT_FOUND:
             if encrypting:
                 return NotFoundError(f"KMS key {key} does not exist ({code})")
             return DataError(f"{subject}: its KMS key no longer exists ({code})", hint=_REENCRYPT)
-        if code in _BAD_CIPHERTEXT:
+        if kind == errors.BAD_CIPHERTEXT:
             return DataError(f"KMS rejected the data key of {subject} ({code})", hint=_REENCRYPT)
         return ServiceError(
             f"KMS failed during {subject} ({code or status}) after retries",

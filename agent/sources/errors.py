@@ -1,7 +1,14 @@
-"""Map botocore failures to the agent's typed errors, by error code. Names, never values."""
+"""The one table from AWS error codes to the agent's typed errors (and so to exit codes).
+
+Every source (SSM, Secrets Manager, KMS through the Encryption SDK) asks ``kind_of(service,
+code, status)`` what a failure means; the callers only word the one line. Names, never values:
+an AWS error message is read for one decision only (Secrets Manager's DecryptionFailure) and is
+never printed.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from agent.errors import (
@@ -13,37 +20,96 @@ from agent.errors import (
     ServiceError,
 )
 
-_NOT_FOUND = {
-    "ParameterNotFound",
-    "ParameterVersionNotFound",
-    "ResourceNotFoundException",
-    "NotFoundException",
+# What a failure means, whatever the service: the caller words the line.
+DENIED = "denied"  # 77
+NOT_FOUND = "not-found"  # 66
+UNREADABLE = "unreadable"  # 66: exists but cannot be read in its present state
+INVALID = "invalid"  # 65: the request was refused as malformed
+KMS_REFUSED = "kms-refused"  # 77: a service's KMS call for us was refused
+KEY_UNUSABLE = "key-unusable"  # 77: the key is disabled or unavailable
+BAD_CIPHERTEXT = "bad-ciphertext"  # 65: the data does not go with the key
+DECRYPTION_FAILURE = "decryption-failure"  # Secrets Manager: 77 or 69 by its message
+FAILED = "failed"  # 69: anything else, after retries
+
+_ANY = "*"
+_TABLE: Mapping[tuple[str, str], str] = {
+    **{
+        (_ANY, code): DENIED
+        for code in (
+            "AccessDeniedException",
+            "AccessDenied",
+            "UnauthorizedOperation",
+            "UnrecognizedClientException",
+            "InvalidClientTokenId",
+            "ExpiredTokenException",
+            "InvalidSignatureException",
+            "SignatureDoesNotMatch",
+            "403",
+        )
+    },
+    **{
+        (_ANY, code): INVALID
+        for code in ("ValidationException", "InvalidParameterException", "InvalidRequestException")
+    },
+    ("ssm", "ParameterNotFound"): NOT_FOUND,
+    ("ssm", "ParameterVersionNotFound"): NOT_FOUND,
+    (_ANY, "ResourceNotFoundException"): NOT_FOUND,
+    (_ANY, "NotFoundException"): NOT_FOUND,
+    **{
+        ("ssm", code): KMS_REFUSED
+        for code in (
+            "InvalidKeyId",
+            "KMSAccessDeniedException",
+            "KMSDisabledException",
+            "KMSInvalidStateException",
+            "KMSNotFoundException",
+            "DecryptionFailure",
+            "DisabledException",
+            "KeyUnavailableException",
+        )
+    },
+    ("secretsmanager", "InvalidRequestException"): UNREADABLE,
+    ("secretsmanager", "DecryptionFailure"): DECRYPTION_FAILURE,
+    **{
+        ("kms", code): KEY_UNUSABLE
+        for code in ("DisabledException", "KMSInvalidStateException", "KeyUnavailableException")
+    },
+    **{
+        ("kms", code): BAD_CIPHERTEXT
+        for code in (
+            "InvalidCiphertextException",
+            "IncorrectKeyException",
+            "InvalidKeyUsageException",
+        )
+    },
 }
-_DENIED = {
-    "AccessDeniedException",
-    "AccessDenied",
-    "UnauthorizedOperation",
-    "UnrecognizedClientException",
-    "InvalidClientTokenId",
-    "ExpiredTokenException",
-    "InvalidSignatureException",
-    "SignatureDoesNotMatch",
-    "403",
-}
-_KMS = {
-    "InvalidKeyId",
-    "KMSAccessDeniedException",
-    "KMSDisabledException",
-    "KMSInvalidStateException",
-    "KMSNotFoundException",
-    "DecryptionFailure",
-    "DisabledException",
-    "KeyUnavailableException",
-}
+_ACCESS_WORDS = ("access", "denied", "not authorized", "permission")
+
+
+def kind_of(service: str, code: str, status: int | None = None, message: str = "") -> str:
+    """What an AWS error means (one of the constants above)."""
+    kind = _TABLE.get((service, code)) or _TABLE.get((_ANY, code))
+    if kind is None:
+        return DENIED if status == 403 else FAILED
+    if kind == DECRYPTION_FAILURE:
+        return KMS_REFUSED if any(w in message.lower() for w in _ACCESS_WORDS) else FAILED
+    return kind
+
+
+def code_of(exc: Any) -> tuple[str, str]:
+    """A ClientError's code and message (the message is for decisions, never for output)."""
+    err: Mapping[str, Any] = exc.response.get("Error", {})
+    return str(err.get("Code", "")), str(err.get("Message", ""))
+
+
+def status_of(exc: Any) -> int | None:
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return int(status) if isinstance(status, int) else None
 
 
 def map_aws_error(exc: BaseException, *, action: str, resource: str) -> AgentError:
-    """Turn a botocore exception raised by ``action`` on ``resource`` into an AgentError."""
+    """Turn a botocore exception raised by ``action`` (``ssm:GetParameters``) on ``resource``
+    into an AgentError."""
     from botocore.exceptions import (
         ClientError,
         HTTPClientError,
@@ -58,25 +124,25 @@ def map_aws_error(exc: BaseException, *, action: str, resource: str) -> AgentErr
     if isinstance(exc, AgentError):
         return exc
     if isinstance(exc, ClientError):
-        err: dict[str, Any] = exc.response.get("Error", {})
-        code = str(err.get("Code", ""))
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        if code in _NOT_FOUND:
+        code, message = code_of(exc)
+        status = status_of(exc)
+        kind = kind_of(action.partition(":")[0], code, status, message)
+        if kind == NOT_FOUND:
             return NotFoundError(
                 f"{resource} does not exist ({code} from {action})",
                 hint="check the name, the region and the account",
             )
-        if code in _KMS:
+        if kind in (KMS_REFUSED, KEY_UNUSABLE):
             return AccessDeniedError(
                 f"KMS refused to decrypt {resource} ({code} during {action})",
                 hint="grant kms:Decrypt on the key to the task role and check the key is enabled",
             )
-        if code in _DENIED or status == 403:
+        if kind == DENIED:
             return AccessDeniedError(
                 f"{action} on {resource} was denied ({code or status})",
                 hint=f"grant {action} on {resource} to the task role",
             )
-        if code in {"ValidationException", "InvalidParameterException", "InvalidRequestException"}:
+        if kind == INVALID:
             return DataError(
                 f"{action} rejected the request for {resource} ({code})",
                 hint="check the name and the reference syntax",
