@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 
+from agent import aws_names
 from agent.errors import ConfigError, NotFoundError
 from agent.iam_statements import (
     KEY_ARN,
@@ -54,8 +55,8 @@ DESCRIBE_NOTE = (
 
 _ACCOUNT = re.compile(r"\d{12}\Z")
 # What a prefix may hold; anything else (``*``, ``?``, ``$``) would widen or break a pattern.
-_SSM_PREFIX = re.compile(r"[A-Za-z0-9_.\-/]{1,2048}\Z")
-_SECRET_PREFIX = re.compile(r"[A-Za-z0-9/_+=.@\-]{1,512}\Z")
+_SSM_PREFIX = aws_names.SSM_NAME
+_SECRET_PREFIX = aws_names.SM_NAME
 
 
 # ----------------------------------------------------------------------------- configuration

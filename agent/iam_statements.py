@@ -11,6 +11,8 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from agent import aws_names
+
 #: Actions whose only valid resource is "*" (no resource-level permission exists).
 STAR_ONLY_ACTIONS = frozenset(
     {"ssm:DescribeParameters", "secretsmanager:ListSecrets", "secretsmanager:BatchGetSecretValue"}
@@ -19,26 +21,10 @@ STAR_ONLY_ACTIONS = frozenset(
 #: algorithm suite adds.
 AESDK_CONTEXT_KEYS = ("aws-crypto-public-key", "secrets-agent:name")
 
-REGION_PATTERN = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+\Z")
-KEY_ARN = re.compile(
-    r"arn:(?P<partition>aws(-[a-z]+)*):kms:(?P<region>[a-z]{2}(-[a-z]+)+-\d+):"
-    r"(?P<account>\d{12}):(?P<kind>key|alias)/(?P<id>.+)\Z"
-)
+REGION_PATTERN = aws_names.REGION
+KEY_ARN = aws_names.KMS_KEY_ARN
+partition_of = aws_names.partition_of
 _SECRET_SUFFIX = re.compile(r"-[A-Za-z0-9]{6}\Z")
-_SEPARATOR_ENDINGS = (".", "/", "-", "_")
-
-
-def partition_of(region: str) -> str:
-    """The ARN partition of a region (``cn-north-1`` -> ``aws-cn``)."""
-    for start, partition in (
-        ("cn-", "aws-cn"),
-        ("us-gov-", "aws-us-gov"),
-        ("us-isob-", "aws-iso-b"),
-        ("us-iso-", "aws-iso"),
-    ):
-        if region.startswith(start):
-            return partition
-    return "aws"
 
 
 @dataclass(frozen=True)
@@ -109,17 +95,14 @@ def path_patterns(where: Where, path: str) -> tuple[str, str]:
 
 def name_prefix_patterns(where: Where, prefix: str) -> tuple[str, ...]:
     """The agent's boundary rule: ``prefix.`` or ``prefix/``, or anything after a separator."""
-    body = prefix.removeprefix("/")
-    if prefix.endswith(_SEPARATOR_ENDINGS):
-        return (where.arn("ssm", f"parameter/{body}*"),)
-    return (where.arn("ssm", f"parameter/{body}.*"), where.arn("ssm", f"parameter/{body}/*"))
+    starts = aws_names.starts_under(prefix, aws_names.SSM_NAME_PREFIX_SEPARATORS)
+    return tuple(where.arn("ssm", f"parameter/{start.removeprefix('/')}*") for start in starts)
 
 
 def secret_prefix_pattern(where: Where, prefix: str) -> str:
     """Secrets named ``prefix/`` + anything; never ``prefix*``, which matches ``prefix-other``."""
-    if prefix.endswith(_SEPARATOR_ENDINGS):
-        return where.arn("secretsmanager", f"secret:{prefix}*")
-    return where.arn("secretsmanager", f"secret:{prefix}/*")
+    (start,) = aws_names.starts_under(prefix, aws_names.SM_PREFIX_SEPARATORS)
+    return where.arn("secretsmanager", f"secret:{start}*")
 
 
 def secret_pattern(where: Where, secret_id: str) -> str:

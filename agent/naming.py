@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
+from agent.aws_names import SM_PREFIX_SEPARATORS, SSM_NAME_PREFIX_SEPARATORS, key_under
 from agent.errors import DataError
 from agent.model import Item, Record
 from agent.protected import compile_patterns, is_protected
@@ -23,7 +24,6 @@ __all__ = [
 _RUN = re.compile(r"[^A-Za-z0-9]+")
 _VALID = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
-_SEPARATOR_ENDINGS = (".", "/", "-", "_")
 
 
 def variable_name(key: str) -> str:
@@ -88,19 +88,12 @@ def key_under_path(path: str, name: str) -> str | None:
 
 def key_under_name_prefix(prefix: str, name: str) -> str | None:
     """The key of ``name`` under a flat name prefix (boundary ``.`` or ``/``), or None."""
-    if prefix.endswith(_SEPARATOR_ENDINGS):
-        return name[len(prefix) :] if name.startswith(prefix) else None
-    for sep in (".", "/"):
-        if name.startswith(prefix + sep):
-            return name[len(prefix) + 1 :]
-    return None
+    return key_under(prefix, name, SSM_NAME_PREFIX_SEPARATORS)
 
 
 def key_under_secret_prefix(prefix: str, name: str) -> str | None:
     """The key of a Secrets Manager secret ``name`` under ``prefix`` (boundary ``/``), or None."""
-    if prefix.endswith(_SEPARATOR_ENDINGS):
-        return name[len(prefix) :] if name.startswith(prefix) else None
-    return name[len(prefix) + 1 :] if name.startswith(prefix + "/") else None
+    return key_under(prefix, name, SM_PREFIX_SEPARATORS)
 
 
 def records_from_items(

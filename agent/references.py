@@ -10,12 +10,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from agent import aws_names
 from agent.errors import DataError
 from agent.fastpath import looks_like_reference
 
-_SSM_NAME = re.compile(r"[A-Za-z0-9_.\-/]{1,2048}\Z")
-_SSM_SELECTOR = re.compile(r"[A-Za-z0-9_.\-]{1,100}\Z")
-_SECRET_NAME = re.compile(r"[A-Za-z0-9/_+=.@\-]{1,512}\Z")
+_SSM_NAME = aws_names.SSM_NAME
+_SSM_SELECTOR = aws_names.SSM_SELECTOR
+_SECRET_NAME = aws_names.SM_NAME
 _SECRET_FIELD = re.compile(r"[^:]{0,256}\Z")
 _ARN = re.compile(
     r"arn:(?P<partition>aws(?:-[a-z]+)*):(?P<service>ssm|secretsmanager):"

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from agent import aws_names
 from agent.errors import DataError, NotFoundError
 from agent.logs import Logger
 from agent.model import Item, Secret
@@ -40,9 +41,8 @@ CURRENT = "AWSCURRENT"
 BATCH = 20
 LIST_PAGE = 100
 WORKERS = 8
-_SEPARATOR_ENDINGS = (".", "/", "-", "_")
 # Characters a secret name may hold; the ListSecrets/BatchGetSecretValue filter accepts them all.
-_PREFIX = re.compile(r"[A-Za-z0-9/_+=.@\-]{1,511}\Z")
+_PREFIX = re.compile(rf"[{aws_names.SM_NAME_CHARS}]{{1,{aws_names.SM_NAME_MAX - 1}}}\Z")
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -54,7 +54,8 @@ class _Retry(Exception):
 
 def filter_value(prefix: str) -> str:
     """The server-side name filter: the prefix with its boundary, so that it cannot overmatch."""
-    return prefix if prefix.endswith(_SEPARATOR_ENDINGS) else prefix + "/"
+    (start,) = aws_names.starts_under(prefix, aws_names.SM_PREFIX_SEPARATORS)
+    return start
 
 
 def _parallel(fn: Callable[[T], R], args: Sequence[T]) -> list[R]:

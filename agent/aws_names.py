@@ -1,0 +1,69 @@
+"""AWS's naming rules, one copy: what a parameter or secret name may hold and how long it may be,
+regions and key ARNs, and the agent's prefix-boundary rule, which the loads and the IAM policies
+share (what a policy grants and what a load reads agree because both ask this module). Pure."""
+
+from __future__ import annotations
+
+import re
+
+# Characters of a name, as regex class bodies (AWS's documented sets).
+SSM_NAME_CHARS = r"A-Za-z0-9_.\-/"
+SM_NAME_CHARS = r"A-Za-z0-9/_+=.@\-"
+# The same, as a reader is told them.
+SSM_NAME_PUNCTUATION = "_.-/"
+SM_NAME_PUNCTUATION = "/_+=.@-"
+SSM_NAME_MAX = 2048  # characters of a whole parameter name
+SSM_MAX_LEVELS = 15  # "/"-separated parts of a parameter name
+SM_NAME_MAX = 512  # characters of a whole secret name
+
+SSM_NAME = re.compile(rf"[{SSM_NAME_CHARS}]{{1,{SSM_NAME_MAX}}}\Z")
+SSM_SELECTOR = re.compile(r"[A-Za-z0-9_.\-]{1,100}\Z")  # a version or label after ':'
+SM_NAME = re.compile(rf"[{SM_NAME_CHARS}]{{1,{SM_NAME_MAX}}}\Z")
+
+REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+\Z")
+KMS_KEY_ARN = re.compile(
+    r"arn:(?P<partition>aws(-[a-z]+)*):kms:(?P<region>[a-z]{2}(-[a-z]+)+-\d+):"
+    r"(?P<account>\d{12}):(?P<kind>key|alias)/(?P<id>.+)\Z"
+)
+#: The KMS key ARNs SECRETS_AGENT_KMS_KEY_ARNS accepts: keys, never aliases.
+KMS_KEY_ONLY_ARN = re.compile(
+    r"arn:aws(-[a-z]+)*:kms:[a-z]{2}(-[a-z]+)+-\d+:\d{12}:key/[A-Za-z0-9-]+\Z"
+)
+
+# ---------------------------------------------------------------------- the boundary rule
+#: A prefix that already ends in one of these is its own boundary.
+SEPARATORS = (".", "/", "-", "_")
+#: What may follow a flat SSM name prefix (``app-rails`` loads ``app-rails.x`` and
+#: ``app-rails/x``), and a Secrets Manager prefix (``app/prod`` loads ``app/prod/x``).
+SSM_NAME_PREFIX_SEPARATORS = (".", "/")
+SM_PREFIX_SEPARATORS = ("/",)
+
+
+def starts_under(prefix: str, separators: tuple[str, ...]) -> tuple[str, ...]:
+    """How a name under ``prefix`` starts: the prefix itself when it ends in a separator, else
+    the prefix and one of ``separators``. Never the bare prefix: ``app`` must not load
+    ``application``."""
+    if prefix.endswith(SEPARATORS):
+        return (prefix,)
+    return tuple(prefix + separator for separator in separators)
+
+
+def key_under(prefix: str, name: str, separators: tuple[str, ...]) -> str | None:
+    """What follows the boundary in ``name``, or None when ``name`` is not under ``prefix``."""
+    for start in starts_under(prefix, separators):
+        if name.startswith(start):
+            return name[len(start) :]
+    return None
+
+
+def partition_of(region: str) -> str:
+    """The ARN partition of a region (``cn-north-1`` -> ``aws-cn``)."""
+    for start, partition in (
+        ("cn-", "aws-cn"),
+        ("us-gov-", "aws-us-gov"),
+        ("us-isob-", "aws-iso-b"),
+        ("us-iso-", "aws-iso"),
+    ):
+        if region.startswith(start):
+            return partition
+    return "aws"
