@@ -1,7 +1,7 @@
 """Command line: argv -> subcommand. The composition root, and the one place where errors
 become exit codes and one stderr line.
 
-Heavy imports (botocore, pydantic-settings, the Encryption SDK) happen only on paths that need
+Heavy imports (botocore, the Encryption SDK) happen only on paths that need
 them: with no prefix, no reference and no agent setting, ``exec`` replaces itself at once.
 """
 

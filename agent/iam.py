@@ -112,8 +112,8 @@ def needs_from_environment(
     environ: Mapping[str, str], *, account_id: str | None, kms_key_arns: Sequence[str] = ()
 ) -> Needs:
     """What the agent would read with ``environ``, as the agent itself parses it."""
-    from agent.config import load_settings
     from agent.references import AesdkRef, SecretRef, find_references
+    from agent.settings import load_settings
 
     settings = load_settings(environ)
     region = _region(

@@ -1,49 +1,36 @@
-"""The agent's settings as a plain frozen value, loaded without importing pydantic.
+"""The agent's settings: ONE declaration (the table ``SETTINGS``), one parser, a frozen value.
 
-Importing pydantic-settings costs 0.15-0.25 s on a small container CPU: more than botocore and
-more than the whole Python start. The agent reads eleven variables, so the hot path parses the
-usual, well-formed values here with the standard library, and hands anything else (a bad
-value, or an unusual spelling such as ``1e2`` or ``1_000``) to ``agent.config``, whose
-pydantic model stays the reference for what is valid and for the error message. A test checks
-that both agree wherever this module answers on its own.
+Each setting is a row: its variable, its field, its default, and the function that reads its
+text (or says, in words, why it cannot). Nothing else declares them: the README's table, the
+error lines and the tests all follow this one. No pydantic: its import costs 0.15-0.25 s on a
+small container CPU, more than botocore and more than the whole Python start, and a table of a
+dozen variables does the job (docs/performance.md has the measurement).
+
+The grammar is deliberately narrow: decimal numbers only (``30``, ``0.5``: no sign, exponent,
+``_`` or ``nan``), the words listed for booleans and choices (any case, spaces around ignored),
+comma-separated lists. An empty variable is unset, as for every agent setting.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
-from typing import Literal
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
 
-# Shared with agent.config, which validates the same variables with pydantic.
-PREFIX_CHARS = {
-    "parameter_store_prefix": r"[A-Za-z0-9_.\-/]+",
-    "secrets_manager_prefix": r"[A-Za-z0-9/_+=.@\-]+",
-}
-#: One entry of SECRETS_AGENT_ALLOW: a variable name, where ``*`` matches any run.
-ALLOW_ENTRY = r"[A-Za-z0-9_*]+"
-# AWS's limits on a whole name below a prefix: an SSM parameter name holds at most 2048
-# characters and 15 levels (``/``-separated parts); a secret name at most 512 characters. A
-# prefix that leaves no room for a separator and one character can name nothing.
-NAME_MAX_LENGTH = {"parameter_store_prefix": 2048, "secrets_manager_prefix": 512}
-SSM_MAX_LEVELS = 15
-_SEPARATORS = (".", "/", "-", "_")
-_PREFIX_ALLOWED = {
-    "parameter_store_prefix": "_.-/",
-    "secrets_manager_prefix": "/_+=.@-",
-}
-KMS_KEY_ARN = (
-    r"arn:aws(-[a-z]+)*:kms:[a-z]{2}(-[a-z]+)+-\d+:\d{12}:key/[A-Za-z0-9-]+"
-)
-# Supervise mode's shortest interval between change checks, in seconds. Each check reads every
-# loaded parameter and secret again: GetParametersByPath returns 10 parameters a page, and the
-# account's default Parameter Store throughput is 40 requests a second per Region, shared by
+from agent import aws_names
+from agent.errors import ConfigError
+
+# Supervise mode's checks: at least every 30 s. Each check reads every loaded secret again, and
+# the account's default Parameter Store throughput is 40 requests a second per Region, shared by
 # GetParameter, GetParameters and GetParametersByPath (100 for GetParametersByPath even with
 # higher throughput on). 50 tasks with 30 parameters each (4 pages) checking every 30 s use
 # ~7 of those 40; every second, 200 of them. The test suite lowers this module attribute in its
 # own wrapper (tests/bin/short_interval_entrypoint.py); no setting changes it.
 MIN_WATCH_INTERVAL = 30.0
 MAX_WATCH_INTERVAL = 86400.0
+#: One entry of SECRETS_AGENT_ALLOW: a variable name, where ``*`` matches any run.
+ALLOW_ENTRY = re.compile(r"[A-Za-z0-9_*]+\Z")
 _NUMBER = re.compile(r"[0-9]{1,6}(\.[0-9]{1,6})?\Z")
 _BOOLS = {
     "true": True,
@@ -57,10 +44,12 @@ _BOOLS = {
 }
 
 
+class _Invalid(ValueError):
+    """Why a value cannot be read, in words for the one error line."""
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Field names, types and defaults as in ``agent.config.Settings``."""
-
     parameter_store_prefix: str | None = None
     secrets_manager_prefix: str | None = None
     override: bool = False
@@ -78,134 +67,172 @@ class Settings:
         return self.watch_interval > 0
 
 
-class _Unsure(Exception):
-    """This module does not decide; the pydantic model does."""
+# ------------------------------------------------------------------------------ the readers
+_PREFIXES = {
+    "parameter_store_prefix": (
+        aws_names.SSM_NAME_CHARS,
+        aws_names.SSM_NAME_PUNCTUATION,
+        aws_names.SSM_NAME_MAX,
+        "an SSM parameter name",
+    ),
+    "secrets_manager_prefix": (
+        aws_names.SM_NAME_CHARS,
+        aws_names.SM_NAME_PUNCTUATION,
+        aws_names.SM_NAME_MAX,
+        "a secret name",
+    ),
+}
 
 
 def prefix_problem(value: str, field: str) -> str | None:
-    """Why a set, non-empty prefix variable is invalid, or None. Shared with agent.config.
+    """Why a set, non-empty prefix variable is invalid, or None.
 
     Whitespace around a prefix is ignored; a prefix of whitespace alone (a space, a tab, a
     no-break space) is a mistake, not "unset": only the empty string is unset.
     """
+    chars, punctuation, limit, what = _PREFIXES[field]
     stripped = value.strip()
     if not stripped:
         return (
             f"it holds only whitespace ({value[:20]!r}); set a prefix, or leave it empty to "
             "load nothing"
         )
-    if not re.fullmatch(PREFIX_CHARS[field], stripped):
+    if not re.fullmatch(f"[{chars}]+", stripped):
         return (
-            f"a prefix holds only letters, digits and {_PREFIX_ALLOWED[field]} as AWS names do "
+            f"a prefix holds only letters, digits and {punctuation} as AWS names do "
             "(no spaces, ':' or wildcards such as '*')"
         )
-    limit = NAME_MAX_LENGTH[field]
     # The shortest name under it: the prefix, its separator unless it ends with one, a character.
-    if len(stripped) + (1 if stripped.endswith(_SEPARATORS) else 2) > limit:
-        what = "an SSM parameter name" if field == "parameter_store_prefix" else "a secret name"
+    if len(stripped) + (1 if stripped.endswith(aws_names.SEPARATORS) else 2) > limit:
         return (
             f"it is {len(stripped)} characters long, so no name fits under it ({what} holds "
             f"at most {limit} characters, the prefix included)"
         )
     if field == "parameter_store_prefix":
         levels = len([part for part in stripped.split("/") if part])
-        if levels > SSM_MAX_LEVELS:
+        if levels > aws_names.SSM_MAX_LEVELS:
             return (
                 f"it has {levels} levels ('/'-separated parts), but an SSM parameter name has "
-                f"at most {SSM_MAX_LEVELS}"
+                f"at most {aws_names.SSM_MAX_LEVELS}"
             )
     return None
 
 
-def _prefix(value: str, field: str) -> str:
-    if prefix_problem(value, field) is not None:
-        raise _Unsure
-    return value.strip()
+def _prefix(field: str) -> Callable[[str], str]:
+    def read(value: str) -> str:
+        problem = prefix_problem(value, field)
+        if problem is not None:
+            raise _Invalid(problem)
+        return value.strip()
+
+    return read
 
 
 def _bool(value: str) -> bool:
     try:
-        return _BOOLS[value.lower()]
+        return _BOOLS[value.strip().lower()]
     except KeyError:
-        raise _Unsure from None
+        raise _Invalid("use true or false (also 1/0, yes/no, on/off)") from None
 
 
-def _number(value: str, *, low: float, high: float, low_open: bool) -> float:
-    if not _NUMBER.match(value):
-        raise _Unsure
-    number = float(value)
-    if number > high or number < low or (low_open and number == low):
-        raise _Unsure
-    return number
+def _number(low: float, high: float, *, low_open: bool = False) -> Callable[[str], float]:
+    shown = f"more than {low:g}" if low_open else f"{low:g}"
+
+    def read(value: str) -> float:
+        if not _NUMBER.match(value.strip()):
+            raise _Invalid(f"give a number of seconds such as 30 or 0.5, from {shown} to {high:g}")
+        number = float(value)
+        if number > high or number < low or (low_open and number == low):
+            raise _Invalid(f"give a number of seconds from {shown} to {high:g}")
+        return number
+
+    return read
 
 
 def _interval(value: str) -> float:
-    number = _number(value, low=0, high=MAX_WATCH_INTERVAL, low_open=False)
+    # 0 is exec mode; anything else is a check every that many seconds, not so often that a
+    # fleet uses up the account's request quota. (1e-400 is not a way to say exec mode.)
+    problem = (
+        f"use 0 (exec mode) or {MIN_WATCH_INTERVAL:g} to {MAX_WATCH_INTERVAL:g} seconds (each "
+        "check reads every loaded secret again: a shorter interval across a fleet uses up the "
+        "account's AWS request quota)"
+    )
+    try:
+        number = _number(0, MAX_WATCH_INTERVAL)(value)
+    except _Invalid:
+        raise _Invalid(problem) from None
     if 0 < number < MIN_WATCH_INTERVAL:
-        raise _Unsure
+        raise _Invalid(problem)
     return number
 
 
-def _choice(value: str, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise _Unsure
-    return value
+def _choice(*choices: str) -> Callable[[str], str]:
+    def read(value: str) -> str:
+        word = value.strip().lower()
+        if word not in choices:
+            raise _Invalid("use one of " + ", ".join(choices))
+        return word
+
+    return read
 
 
-def _arns(value: str) -> tuple[str, ...]:
-    arns = tuple(part.strip() for part in value.split(",") if part.strip())
-    if not all(re.fullmatch(KMS_KEY_ARN, arn) for arn in arns):
-        raise _Unsure
+def _list(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def _key_arns(value: str) -> tuple[str, ...]:
+    arns = _list(value)
+    for arn in arns:
+        if not aws_names.KMS_KEY_ONLY_ARN.match(arn):
+            raise _Invalid("each entry must be a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID)")
     return arns
 
 
 def _allow(value: str) -> tuple[str, ...]:
-    entries = tuple(part.strip() for part in value.split(",") if part.strip())
-    if not entries or not all(re.fullmatch(ALLOW_ENTRY, entry) for entry in entries):
-        raise _Unsure
+    entries = _list(value)
+    if not entries or not all(ALLOW_ENTRY.match(entry) for entry in entries):
+        raise _Invalid(
+            "give comma-separated variable names, where * matches any run of characters "
+            "(DATABASE_URL,SECRET_KEY_BASE,RAILS_*)"
+        )
     return entries
 
 
-def parse_settings(environ: Mapping[str, str]) -> Settings:
-    """Settings from well-formed values only; raises ``_Unsure`` for anything else."""
+@dataclass(frozen=True)
+class Setting:
+    variable: str
+    field: str
+    read: Callable[[str], Any]
 
-    def get(name: str) -> str | None:
-        value = environ.get(name)
-        return value if value else None  # an empty variable counts as unset
 
-    values: dict[str, object] = {}
-    if (v := get("PARAMETER_STORE_PREFIX")) is not None:
-        values["parameter_store_prefix"] = _prefix(v, "parameter_store_prefix")
-    if (v := get("SECRETS_MANAGER_PREFIX")) is not None:
-        values["secrets_manager_prefix"] = _prefix(v, "secrets_manager_prefix")
-    if (v := get("SECRETS_AGENT_OVERRIDE")) is not None:
-        values["override"] = _bool(v)
-    if (v := get("SECRETS_AGENT_TIMEOUT")) is not None:
-        values["timeout"] = _number(v, low=0, high=3600, low_open=True)
-    if (v := get("SECRETS_AGENT_WATCH_INTERVAL")) is not None:
-        values["watch_interval"] = _interval(v)
-    if (v := get("SECRETS_AGENT_ON_CHANGE")) is not None:
-        values["on_change"] = _choice(v.strip().lower(), ("restart", "exit"))
-    if (v := get("SECRETS_AGENT_STOP_TIMEOUT")) is not None:
-        values["stop_timeout"] = _number(v, low=0, high=3600, low_open=False)
-    if (v := get("SECRETS_AGENT_KMS_KEY_ARNS")) is not None:
-        values["kms_key_arns"] = _arns(v)
-    if (v := get("SECRETS_AGENT_LOG_FORMAT")) is not None:
-        values["log_format"] = _choice(v.strip().lower(), ("json", "text"))
-    if (v := get("SECRETS_AGENT_LOG_LEVEL")) is not None:
-        values["log_level"] = _choice(v.strip().lower(), ("debug", "info", "warning", "error"))
-    if (v := get("SECRETS_AGENT_ALLOW")) is not None:
-        values["allow"] = _allow(v)
-    return Settings(**values)  # type: ignore[arg-type]
+#: Every setting, in the order the README lists them. Defaults are the Settings fields'.
+SETTINGS: tuple[Setting, ...] = (
+    Setting("PARAMETER_STORE_PREFIX", "parameter_store_prefix", _prefix("parameter_store_prefix")),
+    Setting("SECRETS_MANAGER_PREFIX", "secrets_manager_prefix", _prefix("secrets_manager_prefix")),
+    Setting("SECRETS_AGENT_OVERRIDE", "override", _bool),
+    Setting("SECRETS_AGENT_TIMEOUT", "timeout", _number(0, 3600, low_open=True)),
+    Setting("SECRETS_AGENT_WATCH_INTERVAL", "watch_interval", _interval),
+    Setting("SECRETS_AGENT_ON_CHANGE", "on_change", _choice("restart", "exit")),
+    Setting("SECRETS_AGENT_STOP_TIMEOUT", "stop_timeout", _number(0, 3600)),
+    Setting("SECRETS_AGENT_KMS_KEY_ARNS", "kms_key_arns", _key_arns),
+    Setting("SECRETS_AGENT_LOG_FORMAT", "log_format", _choice("json", "text")),
+    Setting("SECRETS_AGENT_LOG_LEVEL", "log_level", _choice("debug", "info", "warning", "error")),
+    Setting("SECRETS_AGENT_ALLOW", "allow", _allow),
+)
+VARIABLES = tuple(setting.variable for setting in SETTINGS)
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
-    """Build Settings from ``environ`` only; a bad value is a ConfigError naming the variable."""
-    try:
-        return parse_settings(environ)
-    except _Unsure:
-        pass
-    from agent.config import load_settings as load_reference
-
-    reference = load_reference(environ)  # raises the ConfigError for a bad value
-    return Settings(**{f.name: getattr(reference, f.name) for f in fields(Settings)})
+    """Settings from ``environ`` only; the first bad value is a ConfigError naming its variable."""
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        text = environ.get(setting.variable)
+        if not text:
+            continue  # unset, or empty: the default
+        try:
+            values[setting.field] = setting.read(text)
+        except _Invalid as exc:
+            raise ConfigError(
+                f"{setting.variable} is invalid: {exc}", hint=f"fix or unset {setting.variable}"
+            ) from None
+    return Settings(**values)

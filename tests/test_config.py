@@ -1,13 +1,15 @@
-"""config.load_settings: defaults, valid and invalid values of every variable."""
+"""settings.load_settings: defaults, valid and invalid values of every variable."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from agent.config import load_settings
 from agent.errors import ConfigError
+from agent.settings import load_settings
 
 KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 KEY2 = "arn:aws-us-gov:kms:us-gov-west-1:123456789012:key/mrk-1234abcd12ab34cd56ef1234567890ab"
@@ -205,7 +207,7 @@ def test_unrelated_variables_are_ignored() -> None:
 
 def test_settings_are_frozen() -> None:
     s = load_settings({})
-    with pytest.raises(Exception):  # noqa: B017 - pydantic's frozen-instance error
+    with pytest.raises(dataclasses.FrozenInstanceError):
         s.timeout = 1  # type: ignore[misc]
 
 
