@@ -9,7 +9,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import NoReturn
 
-from agent.errors import CommandNotExecutableError, CommandNotFoundError
+from agent.errors import AgentError, CommandNotExecutableError, CommandNotFoundError
 from agent.execsize import check_exec_size
 
 # CPython ignores these at start-up; an ignored disposition survives execve, so reset them.
@@ -34,11 +34,21 @@ def flush_std_streams() -> None:
                 pass
 
 
+def _which(name: str, env: Mapping[str, str]) -> str:
+    """The path execvpe will try first, for sizing (execvpe reports its own errors)."""
+    from agent.spawn import find_command
+
+    try:
+        return find_command(name, env.get("PATH", os.environ.get("PATH")))
+    except AgentError:
+        return name
+
+
 def exec_command(argv: Sequence[str], env: Mapping[str, str]) -> NoReturn:
     """``execvpe`` the command; raise 127/126 errors naming the command (never the env)."""
     if not argv[0]:
         raise CommandNotFoundError("empty command name", hint="give the command to run")
-    check_exec_size(argv, env)
+    check_exec_size(argv, env, filename=_which(argv[0], env))
     restore_signals()
     flush_std_streams()
     try:
