@@ -74,11 +74,15 @@ SEEDER = (
     " Overwrite=True, Value=hashlib.sha256(f'bench/{n}/{i}'.encode()).hexdigest())\n"
 )
 PROBE = (
-    "import json, sys, sysconfig, boto3, botocore\n"
+    "import json, sys, sysconfig\n"
+    "try:\n"
+    "    import boto3, botocore\n"
+    "    found = boto3.__version__, botocore.__version__\n"
+    "except ImportError:\n"
+    "    found = None, None\n"
     "print(json.dumps({'executable': sys.executable, 'prefix': sys.prefix,"
     " 'base_prefix': sys.base_prefix, 'site_packages': sysconfig.get_paths()['purelib'],"
-    " 'version': sys.version.split()[0], 'boto3': boto3.__version__,"
-    " 'botocore': botocore.__version__}))\n"
+    " 'version': sys.version.split()[0], 'boto3': found[0], 'botocore': found[1]}))\n"
 )
 
 
@@ -203,6 +207,8 @@ class Setup:
             raise refuse(
                 f"{self.python} is the global site-packages ({self.info['prefix']}), not a venv"
             )
+        if self.info["boto3"] is None:
+            raise refuse(f"{self.python} has no boto3: not a venv of requirements/runtime.lock")
         self.entrypoint = install_agent(self.python, args.agent)
         self.path = f"{self.python.parent}:/usr/local/bin:/usr/bin:/bin"
         found = shutil.which("python3", path=self.path)
