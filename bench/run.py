@@ -160,8 +160,10 @@ def install_agent(python: Path, agent_entrypoint: Path) -> Path:
         "locating site-packages",
     ).stdout.strip()
     link = Path(purelib) / "agent"
-    if link.is_symlink() or link.exists():
+    if link.is_symlink():
         link.unlink()
+    elif link.exists():
+        raise refuse(f"{link} is an installed agent; measure a venv without one")
     link.symlink_to(agent_entrypoint.resolve().parent.parent / "agent", target_is_directory=True)
     installed = python.parent / "docker-entrypoint.py"
     lines = agent_entrypoint.read_text(encoding="utf-8").splitlines(keepends=True)
