@@ -15,7 +15,7 @@ from types import FrameType
 from typing import IO, TYPE_CHECKING, Any, NoReturn, cast
 
 from agent.errors import AgentError, OutputError, UsageError
-from agent.fastpath import needs_agent
+from agent.fastpath import exec_if_nothing_to_do, needs_agent
 from agent.printable import capped, printable
 
 if TYPE_CHECKING:
@@ -94,11 +94,12 @@ def entrypoint_exec(command: Sequence[str]) -> NoReturn:
     """``docker-entrypoint.py CMD...``: the fast path first, else ``exec -- CMD...``."""
     if command and command[0] == "--":
         command = command[1:]
+    exec_if_nothing_to_do(command)  # returns when there is work, or when the exec failed
     if command and not needs_agent(os.environ):
         from agent.execute import exec_command
 
         try:
-            exec_command(command, os.environ)
+            exec_command(command, os.environ)  # fails again, the same way: report it
         except AgentError as error:
             _exit(_fail(error))
     _exit(main(["exec", "--", *command]))

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The image's ENTRYPOINT: resolve secrets, then exec (or supervise) the command.
 
-``docker-entrypoint.py CMD [ARG...]`` is ``secrets-agent exec -- CMD [ARG...]``.
+``docker-entrypoint.py CMD [ARG...]`` is ``secrets-agent exec -- CMD [ARG...]``. With nothing
+to resolve it execs the command before importing anything but ``agent.fastpath``.
 """
 
 import os
@@ -11,6 +12,11 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if os.path.isfile(os.path.join(_ROOT, "agent", "cli.py")):  # a source checkout, not an install
     sys.path.insert(0, _ROOT)
 
+from agent.fastpath import exec_if_nothing_to_do  # noqa: E402
+
+_command = sys.argv[1:]
+exec_if_nothing_to_do(_command[1:] if _command[:1] == ["--"] else _command)
+
 from agent.cli import entrypoint_exec  # noqa: E402
 
-entrypoint_exec(sys.argv[1:])
+entrypoint_exec(_command)

@@ -66,8 +66,29 @@ def test_no_prefix_execs_without_aws_imports(tmp_path: Path) -> None:
     imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
     for heavy in ("botocore", "boto3", "pydantic", "pydantic_settings", "aws_encryption_sdk"):
         assert heavy not in imported, f"{heavy} imported on the no-prefix path"
-    assert "agent.cli" in imported  # the probe really measured the agent
+    assert "agent.fastpath" in imported  # the probe really measured the agent
     assert json.loads(proc.stdout) == []
+
+
+def test_no_prefix_imports_nothing_the_interpreter_had_not(tmp_path: Path) -> None:
+    """Beyond what `python3 -c pass` imports at start-up, the no-prefix path imports only its
+    own two modules: no typing, enum (through signal), re, argparse, agent.cli ..."""
+    env = base_env(None)
+
+    def imports(*argv: str) -> set[str]:
+        proc = subprocess.run(
+            [sys.executable, "-X", "importtime", *argv],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert proc.returncode == 0, proc.stderr
+        return {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
+
+    floor = imports("-c", "pass")
+    agent = imports(str(ENTRYPOINT), "/bin/true")
+    assert agent - floor == {"agent", "agent.fastpath"}
 
 
 def test_no_prefix_passes_environment_unchanged(tmp_path: Path) -> None:
@@ -94,6 +115,42 @@ def test_exit_codes_of_exec(tmp_path: Path) -> None:
     assert run.stderr.count("\n") == 1
     code = run_agent(tmp_path, env, command=[sys.executable, "-c", "raise SystemExit(7)"])
     assert code.returncode == 7
+
+
+def test_no_prefix_exec_resets_the_signal_mask_and_dispositions() -> None:
+    # Python ignores SIGPIPE and SIGXFSZ at start-up, and a blocked signal survives execve.
+    blocked = 1 << (signal.SIGUSR1 - 1)
+    ignored = (1 << (signal.SIGPIPE - 1)) | (1 << (signal.SIGXFSZ - 1))
+    proc = subprocess.run(
+        [sys.executable, str(ENTRYPOINT), "cat", "/proc/self/status"],
+        env=base_env(None),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        preexec_fn=lambda: signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1}),
+    )
+    assert proc.returncode == 0, proc.stderr
+    status = dict(line.split(":\t", 1) for line in proc.stdout.splitlines() if ":\t" in line)
+    assert int(status["SigBlk"], 16) & blocked == 0
+    assert int(status["SigIgn"], 16) & ignored == 0
+
+
+def test_no_prefix_searches_path_as_execvp_does(tmp_path: Path) -> None:
+    # A non-executable match is skipped for a later executable one; alone, it is a 126.
+    first, second = tmp_path / "first", tmp_path / "second"
+    for folder, mode in ((first, 0o644), (second, 0o755)):
+        folder.mkdir()
+        tool = folder / "the-tool"
+        tool.write_text(f"#!/bin/sh\necho {folder.name}\n")
+        tool.chmod(mode)
+    env = base_env(None)
+    env["PATH"] = f"{tmp_path / 'missing'}:{first}:{second}:/usr/bin:/bin"
+    run = run_agent(tmp_path, env, command=["the-tool"])
+    assert (run.returncode, run.stdout, run.stderr) == (0, "second\n", "")
+    env["PATH"] = f"{tmp_path / 'missing'}:{first}"
+    run = run_agent(tmp_path, env, command=["the-tool"])
+    assert run.returncode == 126
+    assert run.stderr.count("\n") == 1 and "not executable" in run.stderr
 
 
 def test_exec_replaces_the_agent_process(
