@@ -7,7 +7,6 @@ own environment variables (``AWS_ENDPOINT_URL``, ``AWS_ENDPOINT_URL_SSM``, crede
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from collections.abc import Mapping
@@ -306,13 +305,5 @@ class Deadline:
         self.seconds = seconds
         self.start = time.monotonic()
 
-    def remaining(self) -> float:
-        return self.seconds - (time.monotonic() - self.start)
-
     def elapsed(self) -> float:
         return time.monotonic() - self.start
-
-
-def ambient_region(environ: Mapping[str, str] | None = None) -> str | None:
-    env = os.environ if environ is None else environ
-    return env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None
