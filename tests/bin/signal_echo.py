@@ -97,21 +97,30 @@ def main() -> int:
 
 
 def spawn_orphan(emit: object, seconds: float) -> None:
-    """Fork a middle process that forks the grandchild and exits at once."""
+    """Fork a middle process that forks the grandchild and exits at once; return once the
+    grandchild, reparented, has reported (so that a command exiting right after cannot take
+    the orphan down before its line is written, as a PID 1 supervisor's exit does)."""
     assert callable(emit)
+    reported_r, reported_w = os.pipe()
     middle = os.fork()
     if middle == 0:
+        os.close(reported_r)
         parent = os.getpid()
         if os.fork() == 0:
             deadline = time.monotonic() + 5
             while os.getppid() == parent and time.monotonic() < deadline:
                 time.sleep(0.01)
             emit(f"orphan pid={os.getpid()} ppid={os.getppid()}")
+            os.write(reported_w, b"x")
+            os.close(reported_w)
             time.sleep(seconds)
             emit(f"orphan exit pid={os.getpid()}")
             os._exit(0)
         os._exit(0)
+    os.close(reported_w)
     os.waitpid(middle, 0)
+    os.read(reported_r, 1)
+    os.close(reported_r)
 
 
 if __name__ == "__main__":
