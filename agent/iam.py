@@ -15,9 +15,11 @@ from collections.abc import Mapping, Sequence
 from agent import aws_names
 from agent.errors import ConfigError, NotFoundError
 from agent.iam_statements import (
+    ACCOUNT_PLACEHOLDER,
     KEY_ARN,
     REGION_PATTERN,
     STAR_ONLY_ACTIONS,
+    TF_ACCOUNT,
     Needs,
     Statement,
     Where,
@@ -45,8 +47,6 @@ __all__ = [
 
 #: Stands for the account in a Terraform rendering without ``--account-id``. ``<`` appears in no
 #: parameter, secret or key name, so the substitution cannot touch anything else.
-ACCOUNT_PLACEHOLDER = "<account-id>"
-TF_ACCOUNT = "${data.aws_caller_identity.secrets_agent.account_id}"
 
 DESCRIBE_NOTE = (
     "Name-prefix mode: ssm:DescribeParameters accepts only \"*\" and reveals every parameter "

@@ -21,6 +21,9 @@ STAR_ONLY_ACTIONS = frozenset(
 #: algorithm suite adds.
 AESDK_CONTEXT_KEYS = ("aws-crypto-public-key", "secrets-agent:name")
 
+#: The account in a rendered policy when none is given; Terraform gets the caller's.
+ACCOUNT_PLACEHOLDER = "<account-id>"
+TF_ACCOUNT = "${data.aws_caller_identity.secrets_agent.account_id}"
 REGION_PATTERN = aws_names.REGION
 KEY_ARN = aws_names.KMS_KEY_ARN
 partition_of = aws_names.partition_of
