@@ -29,6 +29,7 @@ _ALIASES = {
     "log_format": "SECRETS_AGENT_LOG_FORMAT",
     "log_level": "SECRETS_AGENT_LOG_LEVEL",
     "allow": "SECRETS_AGENT_ALLOW",
+    "files": "SECRETS_AGENT_FILES",
 }
 
 
@@ -67,6 +68,10 @@ class Settings(BaseSettings):
     )
     allow: Annotated[tuple[str, ...] | None, NoDecode] = Field(
         None, validation_alias=_env("allow")
+    )
+
+    files: Annotated[tuple[tuple[str, str], ...], NoDecode] = Field(
+        (), validation_alias=_env("files")
     )
 
     @classmethod
@@ -117,6 +122,15 @@ class Settings(BaseSettings):
                 "give comma-separated variable names, where * matches any run of characters "
                 "(DATABASE_URL,SECRET_KEY_BASE,RAILS_*)"
             )
+        return value
+
+    @field_validator("files", mode="before")
+    @classmethod
+    def _parse_files(cls, value: object) -> object:
+        if isinstance(value, str):
+            from agent.secret_files import parse_mapping
+
+            return parse_mapping(value)  # its ValueError says what is wrong
         return value
 
     @field_validator("parameter_store_prefix", "secrets_manager_prefix")

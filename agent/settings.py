@@ -63,6 +63,7 @@ class Settings:
     log_format: Literal["json", "text"] | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     allow: tuple[str, ...] | None = None
+    files: tuple[tuple[str, str], ...] = ()
 
     @property
     def supervise(self) -> bool:
@@ -150,6 +151,15 @@ def _allow(value: str) -> tuple[str, ...]:
     return entries
 
 
+def _files(value: str) -> tuple[tuple[str, str], ...]:
+    from agent.secret_files import parse_mapping
+
+    try:
+        return parse_mapping(value)
+    except ValueError:
+        raise _Unsure from None
+
+
 def parse_settings(environ: Mapping[str, str]) -> Settings:
     """Settings from well-formed values only; raises ``_Unsure`` for anything else."""
 
@@ -180,6 +190,8 @@ def parse_settings(environ: Mapping[str, str]) -> Settings:
         values["log_level"] = _choice(v.strip().lower(), ("debug", "info", "warning", "error"))
     if (v := get("SECRETS_AGENT_ALLOW")) is not None:
         values["allow"] = _allow(v)
+    if (v := get("SECRETS_AGENT_FILES")) is not None:
+        values["files"] = _files(v)
     return Settings(**values)  # type: ignore[arg-type]
 
 

@@ -87,6 +87,19 @@ VALUES = {
         "[A]",
         "",
     ],
+    "SECRETS_AGENT_FILES": [
+        "RAILS_MASTER_KEY=config/credentials/production.key",
+        " TLS_KEY = /run/secrets/tls.key , A=/dev/shm/a=b ,",
+        "A=x,A=y",
+        "A=x,B=x",
+        "A",
+        "A=",
+        "=x",
+        "PATH=x",
+        "1A=x",
+        " , ",
+        "",
+    ],
 }
 
 
