@@ -278,7 +278,10 @@ def _replace(target: Target, folder: int, data: bytes) -> None:
     done = False
     try:
         try:
-            os.fchown(fd, os.geteuid(), os.getegid())
+            owner = (os.geteuid(), os.getegid())
+            info = os.fstat(fd)
+            if (info.st_uid, info.st_gid) != owner:  # a set-group-ID folder gives its group
+                os.fchown(fd, *owner)
             os.fchmod(fd, MODE)
             view = memoryview(data)
             while view:

@@ -124,6 +124,8 @@ def test_values_go_to_files_not_the_environment(
         "PARAMETER_STORE_PREFIX": "/app/prod",
         "TLS_KEY": "ssm:/shared/tls_key",
         "SECRETS_AGENT_FILES": f"RAILS_MASTER_KEY={KEY_PATH}, TLS_KEY={tls_path}",
+        "SECRETS_AGENT_LOG_LEVEL": "debug",
+        "SECRETS_AGENT_LOG_FORMAT": "json",
     }
     out = app / "report.json"
     result = run(app, env, reporter(out, KEY_PATH, tls_path))
@@ -492,3 +494,80 @@ def test_supervise_start_waits_for_nothing_else(app: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_failed_write_at_a_restart_is_74(
+    moto: MotoServer, boto_client: Any, tmp_path: Path
+) -> None:
+    """The file system turns read-only while the command runs: at the rotation the old command
+    is stopped, the new file cannot be written, and the agent exits 74 without a new start."""
+    if os.geteuid() != 0:
+        pytest.skip("mounts a tmpfs; runs as root (as .ci/run does)")
+    assert can_mount(), "unshare --mount with a tmpfs must work as root"
+    ssm = boto_client("ssm")
+    ssm.put_parameter(Name="/app/prod/rails_master_key", Value="key-one", Type="SecureString")
+    folder = tmp_path / "mounted"
+    folder.mkdir()
+    out = tmp_path / "starts.jsonl"
+    env = base_env(moto.url) | {
+        "PARAMETER_STORE_PREFIX": "/app/prod",
+        "SECRETS_AGENT_FILES": "RAILS_MASTER_KEY=master.key",
+        "SECRETS_AGENT_WATCH_INTERVAL": str(INTERVAL),
+        "SECRETS_AGENT_STOP_TIMEOUT": "3",
+        "SECRETS_AGENT_LOG_FORMAT": "json",
+    }
+    script = 'mount -t tmpfs -o size=1m tmpfs "$1" && cd "$1" && shift && exec "$@"'
+    err = tmp_path / "stderr.log"
+    with err.open("wb") as fh:
+        proc = subprocess.Popen(
+            [
+                *mount_wrapper(script),
+                str(folder),
+                sys.executable,
+                str(ENTRYPOINT),
+                *reporter(out, "master.key", wait=True),
+            ],
+            env=dict(env),
+            cwd=str(tmp_path),
+            stdout=subprocess.DEVNULL,
+            stderr=fh,
+        )
+    try:
+        wait_until(lambda: reports(out), timeout=30, what="the first start")
+        assert reports(out)[0]["files"] == {"master.key": "key-one"}
+        # proc is the agent itself (unshare and sh exec it), in its own mount namespace.
+        remount = subprocess.run(
+            [
+                "nsenter",
+                "--target",
+                str(proc.pid),
+                "--mount",
+                "mount",
+                "-o",
+                "remount,ro",
+                str(folder),
+            ],
+            capture_output=True,
+            text=True,
+        )
+        assert remount.returncode == 0, remount.stderr
+        ssm.put_parameter(
+            Name="/app/prod/rails_master_key", Value="key-two", Type="SecureString", Overwrite=True
+        )
+        assert proc.wait(timeout=WITHIN) == 74, err.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for report in reports(out):
+            try:
+                os.kill(report["pid"], signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    assert len(reports(out)) == 1
+    assert [x["stopping"] for x in lines(out) if "stopping" in x] == [{"master.key": "key-one"}]
+    text = err.read_text()
+    last = text.strip().splitlines()[-1]
+    assert last.startswith("secrets-agent: I/O error:") and "EROFS" in last, text
+    assert "RAILS_MASTER_KEY" in last and "master.key" in last
+    assert "key-one" not in text and "key-two" not in text
