@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
+import shutil
 import signal
+import stat
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -119,11 +123,6 @@ def test_rails_reads_credentials_with_the_master_key_file(
     """The Rails master key case end to end: the key is a SecureString, the agent writes it to
     config/credentials/production.key (SECRETS_AGENT_FILES), and Rails decrypts
     config/credentials/production.yml.enc with it; RAILS_MASTER_KEY is in no environment."""
-    import secrets
-    import shutil
-    import stat
-    import subprocess
-
     app_dir = tmp_path / "app"
     shutil.copytree(Path(__file__).resolve().parent / "rails", app_dir)
     secret_key_base = secrets.token_hex(64)
@@ -138,7 +137,10 @@ def test_rails_reads_credentials_with_the_master_key_file(
     )
     assert made.returncode == 0, made.stderr[-2000:]
     master_key = made.stdout
-    assert len(master_key) == 32 and not (app_dir / "config/credentials/production.key").exists()
+    # Asserted without quoting the key: a failure message must not print it.
+    key_is_hex = len(master_key) == 32 and all(c in "0123456789abcdef" for c in master_key)
+    assert key_is_hex
+    assert not (app_dir / "config/credentials/production.key").exists()
     boto_client("ssm").put_parameter(
         Name="/kptboard/prod/rails_master_key", Value=master_key, Type="SecureString"
     )
@@ -164,6 +166,7 @@ def test_rails_reads_credentials_with_the_master_key_file(
         key_file = app_dir / "config/credentials/production.key"
         assert stat.S_IMODE(key_file.stat().st_mode) == 0o400
         log = app.log()
-        assert master_key not in log and api_token not in log and secret_key_base not in log
+        leaked = sum(value in log for value in (master_key, api_token, secret_key_base))
+        assert leaked == 0, "a secret value is in the app's log"
     finally:
         app.stop()
