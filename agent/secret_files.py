@@ -96,6 +96,10 @@ class Target:
     folders: tuple[str, ...]
     filename: str
 
+    @property
+    def full_path(self) -> str:
+        return os.path.join(self.start, *self.folders, self.filename)
+
     def refused(self, why: str, hint: str = "") -> ConfigError:
         return ConfigError(
             f"{SETTING} maps {self.name} to {self.path!r}, which {why}",
@@ -116,8 +120,12 @@ def _within(path_parts: Sequence[str], root: str) -> bool:
 def targets(mapping: Sequence[tuple[str, str]], *, cwd: str) -> tuple[Target, ...]:
     """Check every path against the roots and the file system as it is now; 78 if refused."""
     found: list[Target] = []
+    files: dict[str, Target] = {}
     for name, path in mapping:
         target = _target(name, path, cwd=cwd)
+        same = files.setdefault(target.full_path, target)
+        if same is not target:
+            raise target.refused(f"is the same file as {same.name}'s {same.path!r}")
         _inspect(target)
         found.append(target)
     return tuple(found)
@@ -148,7 +156,8 @@ def _target(name: str, path: str, *, cwd: str) -> Target:
 def _inspect(target: Target) -> None:
     """lstat each component that exists: no link, folders then a regular file (or nothing)."""
     current = target.start
-    for part in (*target.folders, target.filename):
+    parts = (*target.folders, target.filename)
+    for index, part in enumerate(parts):
         current = os.path.join(current, part)
         try:
             info = os.lstat(current)
@@ -156,7 +165,7 @@ def _inspect(target: Target) -> None:
             return  # created when written
         except OSError as exc:
             raise target.refused(f"cannot be inspected ({_why(exc)})") from None
-        _check_component(target, current, info, last=part is target.filename)
+        _check_component(target, current, info, last=index == len(parts) - 1)
 
 
 def _check_component(target: Target, current: str, info: os.stat_result, *, last: bool) -> None:

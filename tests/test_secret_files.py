@@ -213,6 +213,29 @@ def test_check_shows_the_file_and_env_leaves_it_out(
     assert MASTER_KEY not in check.stdout + check.stderr + revealed.stderr
 
 
+def test_a_file_named_as_its_folder_is_written(app: Path) -> None:
+    (app / "k").mkdir()
+    env = base_env("http://127.0.0.1:9") | {
+        "RAILS_MASTER_KEY": MASTER_KEY,
+        "SECRETS_AGENT_FILES": "RAILS_MASTER_KEY=k/k",
+    }
+    result = run(app, env, reporter(app / "report.json", "k/k"))
+    assert result.returncode == 0, result.stderr
+    assert reports(app / "report.json")[0]["files"] == {"k/k": MASTER_KEY}
+
+
+def test_two_variables_for_one_file_is_78(app: Path) -> None:
+    env = base_env("http://127.0.0.1:9") | {
+        "A_KEY": "a",
+        "B_KEY": "b",
+        "SECRETS_AGENT_FILES": f"A_KEY=x.key,B_KEY={app}/./x.key",
+    }
+    result = run(app, env, reporter(app / "report.json"))
+    assert result.returncode == 78, result.stderr
+    assert "same file as A_KEY's 'x.key'" in result.stderr
+    assert not (app / "x.key").exists()
+
+
 def test_a_mapped_variable_nothing_provides_is_66(
     moto: MotoServer, boto_client: Any, app: Path
 ) -> None:
