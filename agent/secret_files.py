@@ -157,15 +157,39 @@ def _inspect(target: Target) -> None:
     """lstat each component that exists: no link, folders then a regular file (or nothing)."""
     current = target.start
     parts = (*target.folders, target.filename)
-    for index, part in enumerate(parts):
-        current = os.path.join(current, part)
-        try:
-            info = os.lstat(current)
-        except FileNotFoundError:
-            return  # created when written
-        except OSError as exc:
-            raise target.refused(f"cannot be inspected ({_why(exc)})") from None
-        _check_component(target, current, info, last=index == len(parts) - 1)
+    try:
+        shared = _shared(os.stat(current))
+        for index, part in enumerate(parts):
+            current = os.path.join(current, part)
+            try:
+                info = os.lstat(current)
+            except FileNotFoundError:
+                return  # created when written
+            last = index == len(parts) - 1
+            _check_component(target, current, info, last=last)
+            if not last:
+                _check_owner(target, current, info, parent_shared=shared)
+                shared = _shared(info)
+    except OSError as exc:
+        raise target.refused(f"cannot be inspected ({_why(exc)})") from None
+
+
+def _shared(folder: os.stat_result) -> bool:
+    """A folder every user may create names in (sticky and world-writable, as /dev/shm)."""
+    return bool(folder.st_mode & stat.S_ISVTX and folder.st_mode & stat.S_IWOTH)
+
+
+def _check_owner(
+    target: Target, current: str, info: os.stat_result, *, parent_shared: bool
+) -> None:
+    """In a shared folder, a folder on the way must be ours or root's: another user who made
+    it could replace the file in it before the command reads it."""
+    if parent_shared and info.st_uid not in (os.geteuid(), 0):
+        raise target.refused(
+            f"goes through {current!r}, which user {info.st_uid} owns in a folder every user "
+            "can write to",
+            hint="remove that folder, or choose another path",
+        )
 
 
 def _check_component(target: Target, current: str, info: os.stat_result, *, last: bool) -> None:
@@ -243,6 +267,7 @@ def _open_folder(target: Target) -> int:
         raise _write_failed(target, "opening its folder", exc) from None
     current = target.start
     try:
+        shared = _shared(os.fstat(fd))
         for part in target.folders:
             current = os.path.join(current, part)
             try:
@@ -259,6 +284,9 @@ def _open_folder(target: Target) -> int:
             child = os.open(part, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=fd)
             os.close(fd)
             fd = child
+            opened = os.fstat(fd)
+            _check_owner(target, current, opened, parent_shared=shared)
+            shared = _shared(opened)
     except AgentError:
         os.close(fd)
         raise

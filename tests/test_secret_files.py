@@ -236,6 +236,31 @@ def test_two_variables_for_one_file_is_78(app: Path) -> None:
     assert not (app / "x.key").exists()
 
 
+def test_a_folder_another_user_made_in_a_shared_folder_is_78(app: Path) -> None:
+    """/dev/shm-like: sticky and world-writable. A folder in it that another user made (and
+    could empty or fill at will) is refused; one of root's is not."""
+    if os.geteuid() != 0:
+        pytest.skip("gives a folder to another user; runs as root (as .ci/run does)")
+    shared = app / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    (shared / "theirs").mkdir()
+    os.chown(shared / "theirs", 54321, 54321)
+    (shared / "roots").mkdir()
+    env = base_env("http://127.0.0.1:9") | {
+        "RAILS_MASTER_KEY": MASTER_KEY,
+        "SECRETS_AGENT_FILES": "RAILS_MASTER_KEY=shared/theirs/x.key",
+    }
+    result = run(app, env, reporter(app / "report.json"))
+    assert result.returncode == 78, result.stderr
+    assert "user 54321" in result.stderr and "shared/theirs/x.key" in result.stderr
+    assert list((shared / "theirs").iterdir()) == []
+    env["SECRETS_AGENT_FILES"] = "RAILS_MASTER_KEY=shared/roots/x.key"
+    result = run(app, env, reporter(app / "report.json"))
+    assert result.returncode == 0, result.stderr
+    assert (shared / "roots" / "x.key").read_text() == MASTER_KEY
+
+
 def test_a_mapped_variable_nothing_provides_is_66(
     moto: MotoServer, boto_client: Any, app: Path
 ) -> None:
