@@ -23,7 +23,9 @@ if TYPE_CHECKING:
 
     from agent.clients import Clients
     from agent.logs import Logger
+    from agent.model import Record
     from agent.resolve import Plan, Resolution
+    from agent.secret_files import Target
     from agent.settings import Settings
 
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
@@ -235,6 +237,15 @@ def _setup(environ: Mapping[str, str]) -> tuple[Settings, Logger]:
     return settings, Logger(level=settings.log_level, fmt=settings.log_format, stream=stream)
 
 
+def _file_targets(settings: Settings) -> tuple[Target, ...]:
+    """SECRETS_AGENT_FILES' paths, checked before any AWS call (78 when one is refused)."""
+    if not settings.files:
+        return ()
+    from agent.secret_files import targets_here
+
+    return targets_here(settings.files)
+
+
 def _on_stop(signum: int, frame: FrameType | None) -> None:
     raise _Stopped(signum)
 
@@ -273,13 +284,20 @@ def _cmd_exec(command: list[str]) -> int:
         raise UsageError("no command given", hint="usage: secrets-agent exec -- CMD [ARG...]")
     environ = dict(os.environ)
     settings, log = _setup(environ)
+    files = _file_targets(settings)
     plan, result, clients = _resolve(environ, settings, log)
     env = result.env if result is not None else environ
+    prepare = None
+    if files:
+        from agent.secret_files import preparer, split_env
+
+        split_env(env, files)  # 66 before anything starts
+        prepare = preparer(files, log=log)
     if settings.supervise:
         from agent.resolve import ResolveWatcher
-        from agent.supervisor import supervise
+        from agent.supervisor import Watcher, supervise
 
-        watcher = None
+        watcher: Watcher | None = None
         if result is not None and clients is not None:
             watcher = ResolveWatcher(
                 plan,
@@ -289,6 +307,10 @@ def _cmd_exec(command: list[str]) -> int:
                 log=log,
                 fingerprint=result.fingerprint,
             )
+            if files:
+                from agent.secret_files import FilesWatcher
+
+                watcher = FilesWatcher(watcher, files)
         return supervise(
             command,
             env,
@@ -297,8 +319,12 @@ def _cmd_exec(command: list[str]) -> int:
             stop_timeout=settings.stop_timeout,
             watcher=watcher,
             log=log,
+            prepare=prepare,
         )
     from agent.execute import exec_command
+
+    if prepare is not None:
+        env = prepare(env)  # the files are written; their variables leave the environment
 
     log.debug("exec", command=command[0])
     exec_command(command, env)
@@ -309,8 +335,14 @@ def _cmd_env(*, fmt: str, reveal: bool) -> int:
 
     environ = dict(os.environ)
     settings, log = _setup(environ)
+    files = _file_targets(settings)
     _, result, _ = _resolve(environ, settings, log)
     records = result.applied if result is not None else ()
+    if files:
+        from agent.secret_files import split_env, without_files
+
+        split_env(result.env if result is not None else environ, files)
+        records = without_files(records, files)
     _stdout(render_env(records, fmt=fmt, reveal=reveal))
     return 0
 
@@ -320,9 +352,14 @@ def _cmd_check() -> int:
 
     environ = dict(os.environ)
     settings, log = _setup(environ)
+    files = _file_targets(settings)
     _, result, _ = _resolve(environ, settings, log)
-    records = (*result.applied, *result.kept) if result is not None else ()
-    _stdout(render_check(records))
+    records: Sequence[Record] = (*result.applied, *result.kept) if result is not None else ()
+    if files:
+        from agent.secret_files import check_records
+
+        records = check_records(records, result.env if result is not None else environ, files)
+    _stdout(render_check(records, files={t.name: t.path for t in files}))
     return 0
 
 

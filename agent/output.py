@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from agent.errors import DataError
 from agent.model import Record
@@ -101,16 +101,23 @@ def _dotenv_value(name: str, value: str) -> str:
         ) from None
 
 
-def render_check(records: Sequence[Record]) -> str:
-    """One line per variable: name, source, source name, version. Never a value."""
+def render_check(records: Sequence[Record], *, files: Mapping[str, str] | None = None) -> str:
+    """One line per variable: name, source, source name, version, and for a variable written
+    to a file (``SECRETS_AGENT_FILES``), ``file PATH``. Never a value."""
+    files = files or {}
     rows = [
         tuple(printable(cell) for cell in (r.name, r.source, r.source_name, r.version or "-"))
+        + ((f"file {printable(files[r.name])}",) if r.name in files else ())
         for r in sorted(records, key=lambda r: r.name)
     ]
     if not rows:
         return ""
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    width = 4 if files else 3
+    widths = [max(len(row[i]) for row in rows) for i in range(width)]
     return "".join(
-        f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:<{widths[2]}}  {row[3]}\n"
+        "  ".join(
+            cell if i == len(row) - 1 else f"{cell:<{widths[i]}}" for i, cell in enumerate(row)
+        )
+        + "\n"
         for row in rows
     )

@@ -61,6 +61,7 @@ class Settings:
     log_format: Literal["json", "text"] | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     allow: tuple[str, ...] | None = None
+    files: tuple[tuple[str, str], ...] = ()
 
     @property
     def supervise(self) -> bool:
@@ -198,6 +199,15 @@ def _allow(value: str) -> tuple[str, ...]:
     return entries
 
 
+def _files(value: str) -> tuple[tuple[str, str], ...]:
+    from agent.secret_files import parse_mapping
+
+    try:
+        return parse_mapping(value)
+    except ValueError as exc:
+        raise _Invalid(str(exc)) from None
+
+
 @dataclass(frozen=True)
 class Setting:
     variable: str
@@ -218,6 +228,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SECRETS_AGENT_LOG_FORMAT", "log_format", _choice("json", "text")),
     Setting("SECRETS_AGENT_LOG_LEVEL", "log_level", _choice("debug", "info", "warning", "error")),
     Setting("SECRETS_AGENT_ALLOW", "allow", _allow),
+    Setting("SECRETS_AGENT_FILES", "files", _files),
 )
 VARIABLES = tuple(setting.variable for setting in SETTINGS)
 

@@ -33,7 +33,7 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Literal, Protocol, runtime_checkable
 
 from agent.errors import AgentError, UsageError
@@ -128,8 +128,10 @@ class Supervisor:
         stop_timeout: float,
         watcher: Watcher | None,
         log: Logger,
+        prepare: Callable[[Mapping[str, str]], Mapping[str, str]] | None = None,
     ) -> None:
         self.argv = list(argv)
+        self.prepare = prepare
         self.env = dict(env)
         self.interval = interval
         self.on_change = on_change
@@ -195,7 +197,11 @@ class Supervisor:
 
     # -- the command ------------------------------------------------------------------------
     def start(self, env: Mapping[str, str]) -> None:
-        pid = spawn_command(self.argv, env)
+        # ``prepare`` (secret files) writes what it takes out of ``env``: at the first start and
+        # after a rotation, once the old command has stopped. ``self.env`` keeps every
+        # variable, so that a change to one written to a file is a change too.
+        command_env = self.prepare(env) if self.prepare is not None else env
+        pid = spawn_command(self.argv, command_env)
         self.child = pid
         self.env = dict(env)
         if self.owns_tty:
@@ -359,6 +365,7 @@ def supervise(
     stop_timeout: float,
     watcher: Watcher | None,
     log: Logger,
+    prepare: Callable[[Mapping[str, str]], Mapping[str, str]] | None = None,
 ) -> int:
     """Run ``argv`` with ``env`` as its supervisor; return the exit code for the agent.
 
@@ -376,4 +383,5 @@ def supervise(
         stop_timeout=stop_timeout,
         watcher=watcher,
         log=log,
+        prepare=prepare,
     ).run()

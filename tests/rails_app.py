@@ -34,7 +34,16 @@ def require_rails() -> str:
 class RailsApp:
     """``RailsApp(prefix_argv, env)`` runs ``prefix_argv + [puma, -b, ..., config.ru]``."""
 
-    def __init__(self, prefix: Sequence[str], env: Mapping[str, str], log_path: Path) -> None:
+    def __init__(
+        self,
+        prefix: Sequence[str],
+        env: Mapping[str, str],
+        log_path: Path,
+        *,
+        app_dir: Path | None = None,
+    ) -> None:
+        """``app_dir``: a copy of tests/rails to run instead (its working directory too)."""
+        config_ru = (app_dir / "config.ru") if app_dir is not None else CONFIG_RU
         self.port = free_port()
         puma = require_rails()
         env = dict(env)
@@ -43,11 +52,11 @@ class RailsApp:
         self.log_path = log_path
         self._log = open(log_path, "wb")
         self.proc = subprocess.Popen(
-            [*prefix, puma, "-b", f"tcp://127.0.0.1:{self.port}", str(CONFIG_RU)],
+            [*prefix, puma, "-b", f"tcp://127.0.0.1:{self.port}", str(config_ru)],
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            cwd=str(CONFIG_RU.parent),
+            cwd=str(config_ru.parent),
         )
 
     @property

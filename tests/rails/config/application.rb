@@ -14,6 +14,7 @@ class SecretsAgentTestApp < Rails::Application
     get "/health" => "probe#health"
     get "/secret" => "probe#secret"
     get "/env/:name" => "probe#env_digest"
+    get "/credential/:name" => "probe#credential_digest"
   end
 end
 
@@ -31,6 +32,14 @@ class ProbeController < ActionController::Base
       secret_key_base_sha256: Digest::SHA256.hexdigest(Rails.application.secret_key_base.to_s),
       pid: Process.pid,
     }
+  end
+
+  # A digest of one value of the encrypted credentials (config/credentials/production.yml.enc,
+  # read with config/credentials/production.key or RAILS_MASTER_KEY); never the value.
+  def credential_digest
+    value = Rails.application.credentials[params[:name].to_sym]
+    render json: { name: params[:name], present: !value.nil?,
+                   sha256: value && Digest::SHA256.hexdigest(value.to_s) }
   end
 
   def env_digest
