@@ -21,7 +21,7 @@ from agent.printable import capped, printable
 if TYPE_CHECKING:
     import argparse
 
-    from agent.clients import Clients
+    from agent.aws.clients import Clients
     from agent.logs import Logger
     from agent.model import Record
     from agent.resolve import Plan, Resolution
@@ -260,7 +260,7 @@ def _resolve(
     if plan.empty:
         log.debug("nothing to resolve")
         return plan, None, None
-    from agent.clients import Clients
+    from agent.aws.clients import Clients
     from agent.resolve import log_resolution, resolve, run_bounded
 
     clients = Clients(environ=environ, timeout=settings.timeout, log=log)
@@ -378,8 +378,8 @@ def _cmd_iam(args: Any) -> int:
 
 
 def _cmd_encrypt(*, key_id: str, name: str) -> int:
-    from agent import envelope
-    from agent.clients import Clients
+    from agent.aws import envelope
+    from agent.aws.clients import Clients
     from agent.naming import check_settable
 
     check_settable(name, origin="--name")

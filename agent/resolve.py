@@ -12,7 +12,7 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.clients import Clients, Deadline
+from agent.aws.clients import Clients, Deadline
 from agent.environment import merge
 from agent.errors import AgentError, DataError, ServiceError
 from agent.logs import Logger
@@ -139,7 +139,7 @@ def _run_all(
 
 
 def _ssm_prefix(clients: Clients, prefix: str, *, log: Logger) -> list[Item]:
-    from agent.sources import ssm
+    from agent.aws import ssm
 
     client = clients.get("ssm")
     if prefix.startswith("/"):
@@ -148,20 +148,20 @@ def _ssm_prefix(clients: Clients, prefix: str, *, log: Logger) -> list[Item]:
 
 
 def _ssm_refs(clients: Clients, region: str | None, refs: dict[str, SsmRef]) -> dict[str, Item]:
-    from agent.sources import ssm
+    from agent.aws import ssm
 
     return ssm.resolve_refs(clients.get("ssm", region), refs)
 
 
 def _sm_prefix(clients: Clients, prefix: str, *, log: Logger) -> list[Item]:
-    from agent.sources import secrets_manager
+    from agent.aws import secrets_manager
 
     items: list[Item] = secrets_manager.load_prefix(clients.get("secretsmanager"), prefix, log=log)
     return items
 
 
 def _sm_refs(clients: Clients, refs: dict[str, SecretRef], *, log: Logger) -> dict[str, Item]:
-    from agent.sources import secrets_manager
+    from agent.aws import secrets_manager
 
     found: dict[str, Item] = secrets_manager.resolve_refs(
         lambda region: clients.get("secretsmanager", region), refs, log=log
@@ -191,7 +191,7 @@ def finalize(
         for var, item in sorted(fetched.ref_items.items())
     ]
     if any(r.value.reveal().startswith("aesdk:") for r in (*loaded, *references)):
-        from agent import envelope
+        from agent.aws import envelope
 
         # One call, so that every aesdk: value decrypts concurrently.
         decrypted = envelope.decrypt_records(

@@ -1,4 +1,4 @@
-"""agent.clients against a local fake endpoint: answers that must fail rather than end a load."""
+"""agent.aws.clients against a local fake endpoint: answers that must fail, not end a load."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from agent.clients import Clients
+from agent.aws import ssm
+from agent.aws.clients import Clients
 from agent.errors import ServiceError
 from agent.logs import Logger
-from agent.sources import ssm
 
 
 class _EmptySecondPage(BaseHTTPRequestHandler):

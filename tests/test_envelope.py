@@ -1,4 +1,4 @@
-"""Unit tests for agent.envelope against moto's in-process KMS (mock_aws)."""
+"""Unit tests for agent.aws.envelope against moto's in-process KMS (mock_aws)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from agent import envelope
+from agent.aws import envelope
 from agent.errors import (
     AccessDeniedError,
     ConfigError,
@@ -332,7 +332,7 @@ def test_failure_mapping(exc: Exception | None, encrypting: bool, expected: type
 def test_sdk_is_not_imported_without_an_aesdk_value() -> None:
     code = (
         "import sys, io\n"
-        "from agent import envelope\n"
+        "from agent.aws import envelope\n"
         "from agent.logs import Logger\n"
         "from agent.model import Record, Secret\n"
         "r = [Record(name='A', value=Secret('x'), source='environment', source_name='A')]\n"

@@ -18,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from agent.aws.secrets_manager_values import expand, scalar_of
 from agent.errors import DataError, NotFoundError
 from agent.fastpath import looks_like_reference
 from agent.logs import Logger
@@ -30,7 +31,6 @@ from agent.references import (
     find_references,
     parse_reference,
 )
-from agent.sources.secrets_manager_values import expand, scalar_of
 from tests.conftest import AgentRun, base_env, run_agent
 from tests.moto_server import MotoServer
 

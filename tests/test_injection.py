@@ -97,7 +97,7 @@ def craft_aesdk(moto: MotoServer, key: str, bound_name: str) -> str:
     """An aesdk: value whose header binds it to ``bound_name`` (what a hostile writer crafts)."""
     code = (
         "import sys, botocore.session\n"
-        "from agent.envelope import encrypt_value\n"
+        "from agent.aws.envelope import encrypt_value\n"
         "print(encrypt_value(b'x', key_id=sys.argv[1], name=sys.argv[2],"
         " botocore_session=botocore.session.get_session()))\n"
     )

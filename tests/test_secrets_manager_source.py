@@ -1,4 +1,4 @@
-"""agent.sources.secrets_manager: moto in-process for behaviour, Stubber for pages and errors."""
+"""agent.aws.secrets_manager: moto in-process for behaviour, Stubber for pages and errors."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from moto import mock_aws
 
+from agent.aws import secrets_manager as sm
+from agent.aws.secrets_manager_values import expand
 from agent.errors import (
     AccessDeniedError,
     AgentError,
@@ -25,8 +27,6 @@ from agent.errors import (
 from agent.logs import Logger
 from agent.model import Item
 from agent.references import SecretRef, parse_reference
-from agent.sources import secrets_manager as sm
-from agent.sources.secrets_manager_values import expand
 
 REGION = "us-east-1"
 CANARY = "canary-Zq9-value"

@@ -26,13 +26,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from agent import aws_names
+from agent.aws.paging import pages
+from agent.aws.secrets_manager_errors import code_of, entry_error, map_error
+from agent.aws.secrets_manager_values import expand, scalar_of, text_of
 from agent.errors import DataError, NotFoundError
 from agent.logs import Logger
 from agent.model import Item, Secret
 from agent.naming import key_under_secret_prefix as remainder
-from agent.sources.paging import pages
-from agent.sources.secrets_manager_errors import code_of, entry_error, map_error
-from agent.sources.secrets_manager_values import expand, scalar_of, text_of
 
 if TYPE_CHECKING:
     from agent.references import SecretRef

@@ -1,4 +1,4 @@
-"""Secrets Manager's wording of the shared error table (``agent.sources.errors``).
+"""Secrets Manager's wording of the shared error table (``agent.aws.errors``).
 
 - not found (ResourceNotFoundException): 66.
 - unreadable (InvalidRequestException on a read: marked for deletion, or a stage that does not
@@ -13,8 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from agent.errors import AccessDeniedError, AgentError, NotFoundError, ServiceError
-from agent.sources.errors import (
+from agent.aws.errors import (
     DENIED,
     KMS_REFUSED,
     NOT_FOUND,
@@ -23,6 +22,7 @@ from agent.sources.errors import (
     kind_of,
     map_aws_error,
 )
+from agent.errors import AccessDeniedError, AgentError, NotFoundError, ServiceError
 
 BATCH_HINT = (
     "a prefix load needs secretsmanager:BatchGetSecretValue and secretsmanager:ListSecrets "

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+from agent.aws import errors
 from agent.errors import (
     AccessDeniedError,
     AgentError,
@@ -30,7 +31,6 @@ from agent.errors import (
 )
 from agent.logs import Logger
 from agent.model import Record, Secret
-from agent.sources import errors
 
 PREFIX = "aesdk:"
 CONTEXT_KEY = "secrets-agent:name"
@@ -241,7 +241,7 @@ def _kms_failure(exc: BaseException, *, subject: str, key: str, encrypting: bool
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
     if isinstance(exc, AgentError):
-        return exc  # already mapped, e.g. a malformed answer on every attempt (agent.clients)
+        return exc  # already mapped, e.g. a malformed answer on every attempt (agent.aws.clients)
     on_key = f" with KMS key {key}" if key else ""
     action = "kms:GenerateDataKey" if encrypting else "kms:Decrypt"
     if isinstance(exc, ClientError):

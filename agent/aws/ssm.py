@@ -10,13 +10,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from agent.aws.errors import map_aws_error
+from agent.aws.paging import pages
 from agent.errors import DataError, NotFoundError
 from agent.logs import Logger
 from agent.model import Item, Secret
 from agent.naming import key_under_name_prefix, key_under_path, normalize_path
 from agent.references import SsmRef
-from agent.sources.errors import map_aws_error
-from agent.sources.paging import pages
 
 BATCH = 10
 
