@@ -305,8 +305,11 @@ def _cmd_check() -> int:
     environ = dict(os.environ)
     settings, log = _setup(environ)
     _, result, _ = _resolve(environ, settings, log)
+    from agent.layers import layered
+
     records = (*result.applied, *result.kept) if result is not None else ()
-    _stdout(render_check(records))
+    layers = layered(settings.parameter_store_prefix, settings.secrets_manager_prefix)
+    _stdout(render_check(records, layers=layers))
     return 0
 
 

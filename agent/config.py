@@ -15,7 +15,7 @@ from pydantic_settings import (
 )
 
 from agent.errors import ConfigError
-from agent.settings import ALLOW_ENTRY, KMS_KEY_ARN, prefix_problem
+from agent.settings import ALLOW_ENTRY, KMS_KEY_ARN, normalize_prefixes, prefix_problem
 
 _ALIASES = {
     "parameter_store_prefix": "PARAMETER_STORE_PREFIX",
@@ -127,7 +127,7 @@ class Settings(BaseSettings):
         problem = prefix_problem(value, info.field_name or "")
         if problem is not None:
             raise ValueError(problem)
-        return value.strip()
+        return normalize_prefixes(value)
 
     @field_validator("on_change", "log_format", "log_level", mode="before")
     @classmethod

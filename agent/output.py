@@ -101,16 +101,24 @@ def _dotenv_value(name: str, value: str) -> str:
         ) from None
 
 
-def render_check(records: Sequence[Record]) -> str:
-    """One line per variable: name, source, source name, version. Never a value."""
+def render_check(records: Sequence[Record], *, layers: bool = False) -> str:
+    """One line per variable: name, source, source name, version. Never a value.
+
+    With ``layers`` (a prefix setting lists several prefixes), a fifth column names the prefix
+    each variable was loaded under (``-`` for a reference or a kept variable).
+    """
     rows = [
-        tuple(printable(cell) for cell in (r.name, r.source, r.source_name, r.version or "-"))
+        tuple(
+            printable(cell)
+            for cell in (r.name, r.source, r.source_name, r.version or "-", r.layer or "-")
+        )
         for r in sorted(records, key=lambda r: r.name)
     ]
     if not rows:
         return ""
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    columns = 5 if layers else 4
+    widths = [max(len(row[i]) for row in rows) for i in range(columns - 1)]
     return "".join(
-        f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:<{widths[2]}}  {row[3]}\n"
+        "  ".join(f"{row[i]:<{widths[i]}}" for i in range(columns - 1)) + f"  {row[columns - 1]}\n"
         for row in rows
     )

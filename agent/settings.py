@@ -76,6 +76,40 @@ class _Unsure(Exception):
 def prefix_problem(value: str, field: str) -> str | None:
     """Why a set, non-empty prefix variable is invalid, or None. Shared with agent.config.
 
+    A prefix variable holds one prefix or a comma-separated list of them (layers; AWS names
+    cannot hold a comma). Each entry follows every rule of a single prefix; an empty entry or
+    one listed twice is a mistake too.
+    """
+    if "," not in value:
+        return _one_prefix_problem(value, field)
+    from agent.layers import same_prefix_key
+
+    entries = value.split(",")
+    seen: set[str] = set()
+    for number, entry in enumerate(entries, start=1):
+        if not entry.strip():
+            return (
+                f"entry {number} of its {len(entries)} comma-separated prefixes is empty; "
+                "list each prefix once, separated by single commas"
+            )
+        problem = _one_prefix_problem(entry, field)
+        if problem is not None:
+            return f"prefix {entry.strip()[:100]!r} (entry {number}): {problem}"
+        key = same_prefix_key(entry.strip())
+        if key in seen:
+            return f"prefix {entry.strip()[:100]!r} is listed twice; list each prefix once"
+        seen.add(key)
+    return None
+
+
+def normalize_prefixes(value: str) -> str:
+    """The prefix variable as it is kept: each entry stripped, joined by single commas."""
+    return ",".join(part.strip() for part in value.split(","))
+
+
+def _one_prefix_problem(value: str, field: str) -> str | None:
+    """Why one prefix is invalid, or None.
+
     Whitespace around a prefix is ignored; a prefix of whitespace alone (a space, a tab, a
     no-break space) is a mistake, not "unset": only the empty string is unset.
     """
@@ -111,7 +145,7 @@ def prefix_problem(value: str, field: str) -> str | None:
 def _prefix(value: str, field: str) -> str:
     if prefix_problem(value, field) is not None:
         raise _Unsure
-    return value.strip()
+    return normalize_prefixes(value)
 
 
 def _bool(value: str) -> bool:
