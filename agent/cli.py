@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from agent.clients import Clients
     from agent.logs import Logger
+    from agent.metrics import Emf
     from agent.resolve import Plan, Resolution
     from agent.settings import Settings
 
@@ -216,7 +217,13 @@ def _setup(environ: Mapping[str, str]) -> tuple[Settings, Logger]:
     from agent.settings import load_settings
 
     settings = load_settings(environ)
-    return settings, Logger(level=settings.log_level, fmt=settings.log_format)
+    fmt = settings.log_format
+    if settings.metrics != "off":
+        from agent.metrics import check_settings
+
+        check_settings(settings)
+        fmt = "json"  # the embedded metric format is JSON, on a terminal too
+    return settings, Logger(level=settings.log_level, fmt=fmt)
 
 
 def _on_stop(signum: int, frame: FrameType | None) -> None:
@@ -224,31 +231,54 @@ def _on_stop(signum: int, frame: FrameType | None) -> None:
 
 
 def _resolve(
-    environ: Mapping[str, str], settings: Settings, log: Logger
+    environ: Mapping[str, str], settings: Settings, log: Logger, *, emf: Emf | None = None
 ) -> tuple[Plan, Resolution | None, Clients | None]:
-    """Resolve everything, bounded by SECRETS_AGENT_TIMEOUT; a stop signal ends it at once."""
+    """Resolve everything, bounded by SECRETS_AGENT_TIMEOUT; a stop signal ends it at once.
+
+    With ``emf``, the summary line carries the resolution's metrics, and a failure writes one
+    metric line (``ResolutionFailures``) before the error line.
+    """
+    import time
+
     from agent.resolve import make_plan
 
-    plan = make_plan(settings, environ)
-    if plan.empty:
-        log.debug("nothing to resolve")
-        return plan, None, None
-    from agent.clients import Clients
-    from agent.resolve import log_resolution, resolve, run_bounded
-
-    clients = Clients(environ=environ, timeout=settings.timeout, log=log)
-    previous = {s: signal.signal(s, _on_stop) for s in _STOP_SIGNALS}
+    started = time.monotonic()
+    clients: Clients | None = None
     try:
-        result: Resolution = run_bounded(
-            lambda: resolve(plan, settings=settings, environ=environ, clients=clients, log=log),
-            timeout=settings.timeout,
-            what="resolving secrets",
-            clients=clients,
-        )
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-    log_resolution(result, log=log)
+        plan = make_plan(settings, environ)
+        if plan.empty:
+            log.debug("nothing to resolve")
+            return plan, None, None
+        from agent.clients import Clients
+        from agent.resolve import log_resolution, resolve, run_bounded
+
+        clients = Clients(environ=environ, timeout=settings.timeout, log=log)
+        previous = {s: signal.signal(s, _on_stop) for s in _STOP_SIGNALS}
+        try:
+            result: Resolution = run_bounded(
+                lambda: resolve(plan, settings=settings, environ=environ, clients=clients, log=log),
+                timeout=settings.timeout,
+                what="resolving secrets",
+                clients=clients,
+            )
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+    except AgentError as error:
+        if emf is not None:
+            calls = clients.calls if clients is not None else 0
+            retries = clients.retries if clients is not None else 0
+            metrics = {
+                "SecretsResolved": 0,
+                "ResolutionSeconds": round(time.monotonic() - started, 3),
+                "AwsCalls": calls,
+                "Retries": retries,
+                "ResolutionFailures": 1,
+            }
+            emf.write(log, "error", "secrets resolution failed", metrics,
+                      exit_code=error.exit_code, calls=calls, retries=retries)
+        raise
+    log_resolution(result, log=log, emf=emf)
     return plan, result, clients
 
 
@@ -257,7 +287,12 @@ def _cmd_exec(command: list[str]) -> int:
         raise UsageError("no command given", hint="usage: secrets-agent exec -- CMD [ARG...]")
     environ = dict(os.environ)
     settings, log = _setup(environ)
-    plan, result, clients = _resolve(environ, settings, log)
+    emf = None
+    if settings.metrics != "off":
+        from agent.metrics import from_settings
+
+        emf = from_settings(settings, environ, log=log)
+    plan, result, clients = _resolve(environ, settings, log, emf=emf)
     env = result.env if result is not None else environ
     if settings.supervise:
         from agent.resolve import ResolveWatcher
@@ -281,6 +316,7 @@ def _cmd_exec(command: list[str]) -> int:
             stop_timeout=settings.stop_timeout,
             watcher=watcher,
             log=log,
+            emf=emf,
         )
     from agent.execute import exec_command
 

@@ -15,7 +15,13 @@ from pydantic_settings import (
 )
 
 from agent.errors import ConfigError
-from agent.settings import ALLOW_ENTRY, KMS_KEY_ARN, normalize_prefixes, prefix_problem
+from agent.settings import (
+    ALLOW_ENTRY,
+    KMS_KEY_ARN,
+    namespace_problem,
+    normalize_prefixes,
+    prefix_problem,
+)
 
 _ALIASES = {
     "parameter_store_prefix": "PARAMETER_STORE_PREFIX",
@@ -29,6 +35,8 @@ _ALIASES = {
     "log_format": "SECRETS_AGENT_LOG_FORMAT",
     "log_level": "SECRETS_AGENT_LOG_LEVEL",
     "allow": "SECRETS_AGENT_ALLOW",
+    "metrics": "SECRETS_AGENT_METRICS",
+    "metrics_namespace": "SECRETS_AGENT_METRICS_NAMESPACE",
 }
 
 
@@ -67,6 +75,10 @@ class Settings(BaseSettings):
     )
     allow: Annotated[tuple[str, ...] | None, NoDecode] = Field(
         None, validation_alias=_env("allow")
+    )
+    metrics: Literal["off", "emf"] = Field("off", validation_alias=_env("metrics"))
+    metrics_namespace: str = Field(
+        "SecretsAgent", validation_alias=_env("metrics_namespace")
     )
 
     @classmethod
@@ -129,7 +141,15 @@ class Settings(BaseSettings):
             raise ValueError(problem)
         return normalize_prefixes(value)
 
-    @field_validator("on_change", "log_format", "log_level", mode="before")
+    @field_validator("metrics_namespace")
+    @classmethod
+    def _check_namespace(cls, value: str) -> str:
+        problem = namespace_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("on_change", "log_format", "log_level", "metrics", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value

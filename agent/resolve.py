@@ -10,7 +10,7 @@ import functools
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.clients import Clients, Deadline
 from agent.environment import merge
@@ -21,6 +21,9 @@ from agent.model import Item, Record, Secret
 from agent.naming import check_allowed, check_settable
 from agent.references import AesdkRef, Ref, SecretRef, SsmRef, find_references
 from agent.settings import Settings
+
+if TYPE_CHECKING:
+    from agent.metrics import Emf
 
 
 @dataclass(frozen=True)
@@ -252,7 +255,7 @@ def resolve(
     )
 
 
-def log_resolution(result: Resolution, *, log: Logger) -> None:
+def log_resolution(result: Resolution, *, log: Logger, emf: Emf | None = None) -> None:
     if result.overrides:
         # Layered prefixes: a later prefix giving a variable again is on purpose; say which.
         log.info(
@@ -278,16 +281,26 @@ def log_resolution(result: Resolution, *, log: Logger) -> None:
     by_source: dict[str, int] = {}
     for record in result.applied:
         by_source[record.source] = by_source.get(record.source, 0) + 1
-    log.info(
-        "secrets resolved",
-        count=len(result.applied),
-        kept=len(result.kept),
-        sources=by_source,
-        names=sorted(r.name for r in result.applied),
-        calls=result.calls,
-        retries=result.retries,
-        seconds=round(result.seconds, 3),
-    )
+    summary: dict[str, object] = {
+        "count": len(result.applied),
+        "kept": len(result.kept),
+        "sources": by_source,
+        "names": sorted(r.name for r in result.applied),
+        "calls": result.calls,
+        "retries": result.retries,
+        "seconds": round(result.seconds, 3),
+    }
+    if emf is None:
+        log.info("secrets resolved", **summary)
+        return
+    metrics = {
+        "SecretsResolved": len(result.applied),
+        "ResolutionSeconds": round(result.seconds, 3),
+        "AwsCalls": result.calls,
+        "Retries": result.retries,
+        "ResolutionFailures": 0,
+    }
+    emf.write(log, "info", "secrets resolved", metrics, **summary)
 
 
 def run_bounded(fn: Callable[[], Any], *, timeout: float, what: str, clients: Clients) -> Any:

@@ -32,6 +32,8 @@ _PREFIX_ALLOWED = {
     "parameter_store_prefix": "_.-/",
     "secrets_manager_prefix": "/_+=.@-",
 }
+#: A CloudWatch namespace: 1-255 of these characters, and never AWS's own ``AWS/``.
+METRICS_NAMESPACE = r"[A-Za-z0-9.\-_/#: ]{1,255}"
 KMS_KEY_ARN = (
     r"arn:aws(-[a-z]+)*:kms:[a-z]{2}(-[a-z]+)+-\d+:\d{12}:key/[A-Za-z0-9-]+"
 )
@@ -63,6 +65,8 @@ class Settings:
     log_format: Literal["json", "text"] | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     allow: tuple[str, ...] | None = None
+    metrics: Literal["off", "emf"] = "off"
+    metrics_namespace: str = "SecretsAgent"
 
     @property
     def supervise(self) -> bool:
@@ -177,6 +181,24 @@ def _arns(value: str) -> tuple[str, ...]:
     return arns
 
 
+def namespace_problem(value: str) -> str | None:
+    """Why a CloudWatch namespace is invalid, or None. Shared with agent.config."""
+    if not re.fullmatch(METRICS_NAMESPACE, value) or not value.strip():
+        return (
+            "a CloudWatch namespace holds 1-255 letters, digits, spaces and . - _ / # : "
+            "(SecretsAgent, kptboard/secrets)"
+        )
+    if value.startswith("AWS/"):
+        return "namespaces starting with AWS/ are AWS's own"
+    return None
+
+
+def _namespace(value: str) -> str:
+    if namespace_problem(value) is not None:
+        raise _Unsure
+    return value
+
+
 def _allow(value: str) -> tuple[str, ...]:
     entries = tuple(part.strip() for part in value.split(",") if part.strip())
     if not entries or not all(re.fullmatch(ALLOW_ENTRY, entry) for entry in entries):
@@ -214,6 +236,10 @@ def parse_settings(environ: Mapping[str, str]) -> Settings:
         values["log_level"] = _choice(v.strip().lower(), ("debug", "info", "warning", "error"))
     if (v := get("SECRETS_AGENT_ALLOW")) is not None:
         values["allow"] = _allow(v)
+    if (v := get("SECRETS_AGENT_METRICS")) is not None:
+        values["metrics"] = _choice(v.strip().lower(), ("off", "emf"))
+    if (v := get("SECRETS_AGENT_METRICS_NAMESPACE")) is not None:
+        values["metrics_namespace"] = _namespace(v)
     return Settings(**values)  # type: ignore[arg-type]
 
 

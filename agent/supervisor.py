@@ -28,11 +28,14 @@ import signal
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from typing import Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 from agent.errors import AgentError, UsageError
 from agent.logs import Level, Logger
 from agent.spawn import exit_code, give_terminal, owns_terminal, set_subreaper, spawn_command
+
+if TYPE_CHECKING:
+    from agent.metrics import Emf
 
 FORWARDED: tuple[signal.Signals, ...] = (
     signal.SIGTERM,
@@ -108,7 +111,9 @@ class Supervisor:
         stop_timeout: float,
         watcher: Watcher | None,
         log: Logger,
+        emf: Emf | None = None,
     ) -> None:
+        self.emf = emf
         self.argv = list(argv)
         self.env = dict(env)
         self.interval = interval
@@ -222,7 +227,14 @@ class Supervisor:
             env, self.pending_env = self.pending_env, None
             changed = _changed_names(self.env, env)
             self.start(env)
-            self.log.info("command restarted", pid=self.child, changed=changed, old_status=code)
+            self.event(
+                "info",
+                "command restarted",
+                {"Restarts": 1},
+                pid=self.child,
+                changed=changed,
+                old_status=code,
+            )
             return None
         if stopping == "exit" and not self.shutdown:
             self.log.info("command stopped for changed secrets", status=code, exit_code=0)
@@ -271,23 +283,49 @@ class Supervisor:
         ):
             self.check = _Check(self.watcher, self.thread)
 
+    def event(
+        self, level: Level, event: str, metrics: Mapping[str, float], **fields: object
+    ) -> None:
+        """Log a summary event; with EMF on, with its metrics and whatever the log level."""
+        if self.emf is None:
+            self.log.log(level, event, **fields)
+        else:
+            shown: Level = "info" if level == "debug" else level
+            self.emf.write(self.log, shown, event, metrics, **fields)
+
     def on_check(self, check: _Check, now: float) -> None:
         took = round(now - check.started, 3)
+        unchanged: dict[str, float] = {"Checks": 1, "FailedChecks": 0, "ChangesSeen": 0}
         if check.error is not None:
-            self.log.warning("secrets check failed; command kept", error=check.error, took=took)
+            self.event(
+                "warning",
+                "secrets check failed; command kept",
+                unchanged | {"FailedChecks": 1},
+                error=check.error,
+                took=took,
+            )
             return
         if check.result is None or self.shutdown or self.stopping is not None:
-            self.log.debug("secrets checked", changed=False, took=took)
+            self.event("debug", "secrets checked", unchanged, changed=False, took=took)
             return
         new_env = dict(check.result)
         changed = _changed_names(self.env, new_env)
         if not changed:
-            self.log.debug("secrets checked", changed=False, took=took, same_values=True)
+            self.event(
+                "debug", "secrets checked", unchanged, changed=False, took=took, same_values=True
+            )
             return
         versions: list[str] = []
         if isinstance(self.watcher, DescribesChanges):
             versions = list(self.watcher.last_changes)
-        self.log.info("secrets changed", names=changed, changes=versions, took=took)
+        self.event(
+            "info",
+            "secrets changed",
+            unchanged | {"ChangesSeen": 1},
+            names=changed,
+            changes=versions,
+            took=took,
+        )
         self.pending_env = new_env
         self.stop(self.on_change)
 
@@ -305,6 +343,7 @@ def supervise(
     stop_timeout: float,
     watcher: Watcher | None,
     log: Logger,
+    emf: Emf | None = None,
 ) -> int:
     """Run ``argv`` with ``env`` as its supervisor; return the exit code for the agent.
 
@@ -321,4 +360,5 @@ def supervise(
         stop_timeout=stop_timeout,
         watcher=watcher,
         log=log,
+        emf=emf,
     ).run()
