@@ -95,11 +95,11 @@ def records_from_layers(
     groups: dict[tuple[str, str | None], dict[str, list[Item]]] = {}
     for name, item in named:
         groups.setdefault((item.source, item.layer), {}).setdefault(name, []).append(item)
-    collisions: dict[str, list[Item]] = {}
+    collisions: dict[str, list[Item]] = {}  # name -> the items that collide on it
     for by_name in groups.values():
         for name, same in by_name.items():
             if len(same) > 1:
-                collisions.setdefault(name, same)
+                collisions.setdefault(name, []).extend(same)
     chosen: dict[str, dict[str, Item]] = {}
     overrides: list[Override] = []
     for source, layer in _ordered(groups, order):
@@ -122,11 +122,15 @@ def records_from_layers(
     for i, source in enumerate(sources):
         for other in sources[i + 1 :]:
             for name in chosen[source].keys() & chosen[other].keys():
-                collisions.setdefault(name, [chosen[source][name], chosen[other][name]])
+                collisions.setdefault(name, []).extend(
+                    (chosen[source][name], chosen[other][name])
+                )
     if collisions:
         name, same = sorted(collisions.items())[0]
+        position = {id(item): i for i, item in enumerate(items)}
+        involved = sorted({id(i): i for i in same}.values(), key=lambda i: position[id(i)])
         raise DataError(
-            f"{describe(same)} all map to variable {name}",
+            f"{describe(involved)} all map to variable {name}",
             hint="rename one of them so that each maps to its own variable",
         )
     records = tuple(

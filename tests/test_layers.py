@@ -12,8 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from agent import iam
+from agent.errors import DataError
+from agent.layers import records_from_layers
+from agent.model import Item, Secret
+from agent.naming import records_from_items
 from tests.conftest import REGION, base_env, run_agent
 from tests.iam_support import ACCOUNT, Check, allows, as_list, aws_calls, checks_for
 from tests.moto_server import MotoServer
@@ -304,3 +310,46 @@ def test_change_checks_cover_every_layer(
     assert CANARY not in sup.stderr()
     sup.kill(signal.SIGTERM)
     assert sup.wait() == 3
+
+
+# ----------------------------------------------------------------------------- the pure rule
+
+KEYS = st.sampled_from(["db_url", "db.url", "DB/URL", "token", "ld_preload", "9x", "a-b", "A_B"])
+
+
+def _items(source: str, layer: str, keys: list[str]) -> list[Item]:
+    return [
+        Item(source=source, source_name=f"{layer}/{k}", value=Secret("v"), version="1",  # type: ignore[arg-type]
+             key=k, layer=layer)
+        for k in keys
+    ]
+
+
+def _outcome(fn: Any) -> Any:
+    try:
+        return sorted((r.name, r.source, r.source_name) for r in fn())
+    except DataError as exc:
+        return ("error", exc.exit_code, exc.message)
+
+
+@given(st.lists(KEYS, max_size=5), st.lists(KEYS, max_size=5), st.booleans())
+def test_one_layer_per_source_behaves_as_a_single_prefix(
+    ssm_keys: list[str], sm_keys: list[str], allow: bool
+) -> None:
+    items = _items("ssm", "/app", ssm_keys) + _items("secretsmanager", "app", sm_keys)
+    allowed = ("DB_URL", "TOKEN") if allow else None
+    order = {"ssm": ("/app",), "secretsmanager": ("app",)}
+    layered = _outcome(lambda: records_from_layers(items, order=order, allow=allowed).records)
+    single = _outcome(lambda: records_from_items(items, allow=allowed))
+    assert layered == single
+
+
+def test_later_layers_override_in_setting_order_and_report_names_only() -> None:
+    items = _items("ssm", "/b", ["db_url"]) + _items("ssm", "/a", ["db_url", "token"])
+    result = records_from_layers(items, order={"ssm": ("/a", "/b")})
+    assert {r.name: r.source_name for r in result.records} == {
+        "DB_URL": "/b/db_url", "TOKEN": "/a/token"
+    }
+    (override,) = result.overrides
+    assert (override.name, override.earlier_layer, override.later_layer) == ("DB_URL", "/a", "/b")
+    assert "'/b/db_url'" in override.describe() and "v" not in override.describe().split()
