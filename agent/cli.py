@@ -243,41 +243,34 @@ def _resolve(
     from agent.resolve import make_plan
 
     started = time.monotonic()
-    clients: Clients | None = None
     try:
         plan = make_plan(settings, environ)
-        if plan.empty:
-            log.debug("nothing to resolve")
-            return plan, None, None
-        from agent.clients import Clients
-        from agent.resolve import log_resolution, resolve, run_bounded
-
-        clients = Clients(environ=environ, timeout=settings.timeout, log=log)
-        previous = {s: signal.signal(s, _on_stop) for s in _STOP_SIGNALS}
-        try:
-            result: Resolution = run_bounded(
-                lambda: resolve(plan, settings=settings, environ=environ, clients=clients, log=log),
-                timeout=settings.timeout,
-                what="resolving secrets",
-                clients=clients,
-            )
-        finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
     except AgentError as error:
         if emf is not None:
-            calls = clients.calls if clients is not None else 0
-            retries = clients.retries if clients is not None else 0
-            metrics = {
-                "SecretsResolved": 0,
-                "ResolutionSeconds": round(time.monotonic() - started, 3),
-                "AwsCalls": calls,
-                "Retries": retries,
-                "ResolutionFailures": 1,
-            }
-            emf.write(log, "error", "secrets resolution failed", metrics,
-                      exit_code=error.exit_code, calls=calls, retries=retries)
+            emf.failed(log, error, clients=None, seconds=time.monotonic() - started)
         raise
+    if plan.empty:
+        log.debug("nothing to resolve")
+        return plan, None, None
+    from agent.clients import Clients
+    from agent.resolve import log_resolution, resolve, run_bounded
+
+    clients = Clients(environ=environ, timeout=settings.timeout, log=log)
+    previous = {s: signal.signal(s, _on_stop) for s in _STOP_SIGNALS}
+    try:
+        result: Resolution = run_bounded(
+            lambda: resolve(plan, settings=settings, environ=environ, clients=clients, log=log),
+            timeout=settings.timeout,
+            what="resolving secrets",
+            clients=clients,
+        )
+    except AgentError as error:
+        if emf is not None:
+            emf.failed(log, error, clients=clients, seconds=time.monotonic() - started)
+        raise
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     log_resolution(result, log=log, emf=emf)
     return plan, result, clients
 

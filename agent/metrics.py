@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING
 from agent.errors import ConfigError
 
 if TYPE_CHECKING:
+    from agent.clients import Clients
+    from agent.errors import AgentError
     from agent.logs import Level, Logger
     from agent.settings import Settings
 
@@ -89,6 +91,29 @@ class Emf:
     ) -> None:
         """Log ``event`` with ``fields`` and the metrics, whatever the log level."""
         log.always(level, event, **fields, **self.fields(values))
+
+    def failed(
+        self, log: Logger, error: AgentError, *, clients: Clients | None, seconds: float
+    ) -> None:
+        """The metric line of a resolution that failed (before the one error line)."""
+        calls = clients.calls if clients is not None else 0
+        retries = clients.retries if clients is not None else 0
+        metrics = {
+            "SecretsResolved": 0,
+            "ResolutionSeconds": round(seconds, 3),
+            "AwsCalls": calls,
+            "Retries": retries,
+            "ResolutionFailures": 1,
+        }
+        self.write(
+            log,
+            "error",
+            "secrets resolution failed",
+            metrics,
+            exit_code=error.exit_code,
+            calls=calls,
+            retries=retries,
+        )
 
 
 def check_settings(settings: Settings) -> None:
