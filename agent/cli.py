@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from agent.aws.clients import Clients
     from agent.logs import Logger
+    from agent.metrics import Emf
     from agent.model import Record
     from agent.resolve import Plan, Resolution
     from agent.secret_files import Target
@@ -227,6 +228,12 @@ def _setup(environ: Mapping[str, str]) -> tuple[Settings, Logger]:
     from agent.settings import load_settings
 
     settings = load_settings(environ)
+    fmt = settings.log_format
+    if settings.metrics != "off":
+        from agent.metrics import check_settings
+
+        check_settings(settings)
+        fmt = "json"  # the embedded metric format is JSON, on a terminal too
     stream: IO[str] | None = None
     if settings.supervise and sys.stderr is not None:
         from agent import logsink
@@ -234,7 +241,7 @@ def _setup(environ: Mapping[str, str]) -> tuple[Settings, Logger]:
         # The supervisor outlives a stalled log driver: its lines never block it. (The
         # logger uses write, flush and isatty only.)
         stream = cast("IO[str]", logsink.install(2))
-    return settings, Logger(level=settings.log_level, fmt=settings.log_format, stream=stream)
+    return settings, Logger(level=settings.log_level, fmt=fmt, stream=stream)
 
 
 def _file_targets(settings: Settings) -> tuple[Target, ...]:
@@ -251,12 +258,24 @@ def _on_stop(signum: int, frame: FrameType | None) -> None:
 
 
 def _resolve(
-    environ: Mapping[str, str], settings: Settings, log: Logger
+    environ: Mapping[str, str], settings: Settings, log: Logger, *, emf: Emf | None = None
 ) -> tuple[Plan, Resolution | None, Clients | None]:
-    """Resolve everything, bounded by SECRETS_AGENT_TIMEOUT; a stop signal ends it at once."""
+    """Resolve everything, bounded by SECRETS_AGENT_TIMEOUT; a stop signal ends it at once.
+
+    With ``emf``, the summary line carries the resolution's metrics, and a failure writes one
+    metric line (``ResolutionFailures``) before the error line.
+    """
+    import time
+
     from agent.resolve import make_plan
 
-    plan = make_plan(settings, environ)
+    started = time.monotonic()
+    try:
+        plan = make_plan(settings, environ)
+    except AgentError as error:
+        if emf is not None:
+            emf.failed(log, error, clients=None, seconds=time.monotonic() - started)
+        raise
     if plan.empty:
         log.debug("nothing to resolve")
         return plan, None, None
@@ -272,10 +291,14 @@ def _resolve(
             what="resolving secrets",
             clients=clients,
         )
+    except AgentError as error:
+        if emf is not None:
+            emf.failed(log, error, clients=clients, seconds=time.monotonic() - started)
+        raise
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-    log_resolution(result, log=log)
+    log_resolution(result, log=log, emf=emf)
     return plan, result, clients
 
 
@@ -285,7 +308,12 @@ def _cmd_exec(command: list[str]) -> int:
     environ = dict(os.environ)
     settings, log = _setup(environ)
     files = _file_targets(settings)
-    plan, result, clients = _resolve(environ, settings, log)
+    emf = None
+    if settings.metrics != "off":
+        from agent.metrics import from_settings
+
+        emf = from_settings(settings, environ, log=log)
+    plan, result, clients = _resolve(environ, settings, log, emf=emf)
     env = result.env if result is not None else environ
     prepare = None
     if files:
@@ -320,6 +348,7 @@ def _cmd_exec(command: list[str]) -> int:
             watcher=watcher,
             log=log,
             prepare=prepare,
+            emf=emf,
         )
     from agent.execute import exec_command
 
@@ -354,12 +383,15 @@ def _cmd_check() -> int:
     settings, log = _setup(environ)
     files = _file_targets(settings)
     _, result, _ = _resolve(environ, settings, log)
+    from agent.layers import layered
+
     records: Sequence[Record] = (*result.applied, *result.kept) if result is not None else ()
     if files:
         from agent.secret_files import check_records
 
         records = check_records(records, result.env if result is not None else environ, files)
-    _stdout(render_check(records, files={t.name: t.path for t in files}))
+    layers = layered(settings.parameter_store_prefix, settings.secrets_manager_prefix)
+    _stdout(render_check(records, files={t.name: t.path for t in files}, layers=layers))
     return 0
 
 

@@ -142,18 +142,21 @@ def needs_from_environment(
             # Secrets Manager reads an ARN as written, in whichever account it names.
             where = Where(partition, ref_region, ref.account or home.account)
             secrets.append((where, ref.secret_id))
-    ssm_prefix = settings.parameter_store_prefix
-    sm_prefix = settings.secrets_manager_prefix
-    for var, value, pattern in (
-        ("PARAMETER_STORE_PREFIX", ssm_prefix, _SSM_PREFIX),
-        ("SECRETS_MANAGER_PREFIX", sm_prefix, _SECRET_PREFIX),
+    from agent.layers import split_prefixes
+
+    # Layered prefixes: each prefix of a comma-separated list is granted on its own.
+    ssm_prefixes = split_prefixes(settings.parameter_store_prefix)
+    sm_prefixes = split_prefixes(settings.secrets_manager_prefix)
+    for var, values, pattern in (
+        ("PARAMETER_STORE_PREFIX", ssm_prefixes, _SSM_PREFIX),
+        ("SECRETS_MANAGER_PREFIX", sm_prefixes, _SECRET_PREFIX),
     ):
-        if value is not None and not pattern.match(value):
+        if any(not pattern.match(value) for value in values):
             raise ConfigError(
                 f"{var} holds characters no parameter or secret name can hold",
                 hint=f"fix {var}; a wildcard in it would widen the policy",
             )
-    any_prefix = bool(ssm_prefix or sm_prefix)
+    any_prefix = bool(ssm_prefixes or sm_prefixes)
     if aesdk_vars and not settings.kms_key_arns:
         raise ConfigError(
             "aesdk: values are set (" + ", ".join(aesdk_vars) + ") but no key may decrypt them",
@@ -170,10 +173,10 @@ def needs_from_environment(
     service_keys = tuple(_check_service_key(arn, read_regions) for arn in kms_key_arns)
     return Needs(
         home=home,
-        ssm_path=ssm_prefix if ssm_prefix and ssm_prefix.startswith("/") else None,
-        ssm_name_prefix=ssm_prefix if ssm_prefix and not ssm_prefix.startswith("/") else None,
+        ssm_path=tuple(p for p in ssm_prefixes if p.startswith("/")),
+        ssm_name_prefix=tuple(p for p in ssm_prefixes if not p.startswith("/")),
         parameters=tuple(parameters),
-        secrets_prefix=sm_prefix,
+        secrets_prefix=sm_prefixes,
         secrets=tuple(secrets),
         # A parameter or secret may hold an aesdk: value too, bound to the variable it sets.
         aesdk_keys=settings.kms_key_arns,

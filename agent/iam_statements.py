@@ -44,13 +44,17 @@ class Where:
 
 @dataclass(frozen=True)
 class Needs:
-    """What a configuration reads. Names carry no ``:version``/``:label`` selector."""
+    """What a configuration reads. Names carry no ``:version``/``:label`` selector.
+
+    A prefix field holds one prefix, or a tuple of them (layered prefixes): each is granted on
+    its own, and nothing between them.
+    """
 
     home: Where
-    ssm_path: str | None = None
-    ssm_name_prefix: str | None = None
+    ssm_path: str | tuple[str, ...] | None = None
+    ssm_name_prefix: str | tuple[str, ...] | None = None
     parameters: tuple[tuple[Where, str], ...] = ()
-    secrets_prefix: str | None = None
+    secrets_prefix: str | tuple[str, ...] | None = None
     secrets: tuple[tuple[Where, str], ...] = ()  # (where, name or full ARN)
     aesdk_keys: tuple[str, ...] = ()
     aesdk_names: tuple[str, ...] | None = None  # None: any variable (prefix loads may hold some)
@@ -115,6 +119,12 @@ def secret_pattern(where: Where, secret_id: str) -> str:
     return where.arn("secretsmanager", f"secret:{secret_id}-??????")
 
 
+def _many(value: str | tuple[str, ...] | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    return (value,) if isinstance(value, str) else value
+
+
 def _unique(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted(set(values)))
 
@@ -132,12 +142,14 @@ def statements(needs: Needs) -> list[Statement]:
     out: list[Statement] = []
     home = needs.home
     ssm_scopes: list[tuple[str, str]] = []  # (region, PARAMETER_ARN pattern) for the CMK statement
-    if needs.ssm_path:
-        by_path = path_patterns(home, needs.ssm_path)
+    paths = _many(needs.ssm_path)
+    if paths:
+        by_path = tuple(p for path in paths for p in path_patterns(home, path))
         out.append(Statement("ReadParametersUnderPath", ("ssm:GetParametersByPath",), by_path))
-        ssm_scopes.append((home.region, by_path[1]))
-    if needs.ssm_name_prefix:
-        patterns = name_prefix_patterns(home, needs.ssm_name_prefix)
+        ssm_scopes.extend((home.region, path_patterns(home, path)[1]) for path in paths)
+    name_prefixes = _many(needs.ssm_name_prefix)
+    if name_prefixes:
+        patterns = tuple(p for n in name_prefixes for p in name_prefix_patterns(home, n))
         out.append(Statement("ListParameterNames", ("ssm:DescribeParameters",), ("*",)))
         out.append(Statement("ReadParametersByNamePrefix", ("ssm:GetParameters",), patterns))
         ssm_scopes.extend((home.region, p) for p in patterns)
@@ -146,16 +158,17 @@ def statements(needs: Needs) -> list[Statement]:
         out.append(Statement("ReadReferencedParameters", ("ssm:GetParameters",), arns))
         ssm_scopes.extend((w.region, parameter_arn(w, n)) for w, n in needs.parameters)
     sm_scopes: list[tuple[str, str]] = []
-    if needs.secrets_prefix:
-        pattern = secret_prefix_pattern(home, needs.secrets_prefix)
+    secret_prefixes = _many(needs.secrets_prefix)
+    if secret_prefixes:
+        sm_patterns = tuple(secret_prefix_pattern(home, p) for p in secret_prefixes)
         # BatchGetSecretValue with a name filter also needs ListSecrets, and GetSecretValue on
         # each secret it returns; ListSecrets alone is the fallback path and the change check.
         listing = ("secretsmanager:BatchGetSecretValue", "secretsmanager:ListSecrets")
         out.append(Statement("ListSecretsUnderPrefix", listing, ("*",)))
         out.append(
-            Statement("ReadSecretsUnderPrefix", ("secretsmanager:GetSecretValue",), (pattern,))
+            Statement("ReadSecretsUnderPrefix", ("secretsmanager:GetSecretValue",), sm_patterns)
         )
-        sm_scopes.append((home.region, pattern))
+        sm_scopes.extend((home.region, pattern) for pattern in sm_patterns)
     if needs.secrets:
         arns = _unique(secret_pattern(w, s) for w, s in needs.secrets)
         out.append(Statement("ReadReferencedSecrets", ("secretsmanager:GetSecretValue",), arns))

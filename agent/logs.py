@@ -23,6 +23,7 @@ from agent.printable import MAX_LINE, printable
 Level = Literal["debug", "info", "warning", "error"]
 LEVELS: dict[str, int] = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 _MAX_TEXT = 1024  # a single string field past this is shortened when a line is too long
+_KEPT = frozenset({"_aws"})  # never shortened: the embedded metric format's metadata
 
 
 def _plain(value: object) -> object:
@@ -57,7 +58,13 @@ class Logger:
         return LEVELS[level] >= self.threshold
 
     def log(self, level: Level, event: str, **fields: object) -> None:
-        if not self.enabled(level) or self.stream is None:
+        if not self.enabled(level):
+            return
+        self.always(level, event, **fields)
+
+    def always(self, level: Level, event: str, **fields: object) -> None:
+        """Write the event whatever the level threshold (metric lines: ``agent.metrics``)."""
+        if self.stream is None:
             return
         plain = {k: _plain(v) for k, v in fields.items()}
         line = self._render(level, event, plain)
@@ -104,7 +111,7 @@ class Logger:
             sized = [
                 (len(json.dumps(v, ensure_ascii=False)), k)
                 for k, v in fields.items()
-                if isinstance(v, (list, dict)) and v
+                if isinstance(v, (list, dict)) and v and k not in _KEPT
             ]
             if not sized:
                 break

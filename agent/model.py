@@ -57,6 +57,8 @@ class Item:
     value: Secret
     version: str | None
     key: str | None = None
+    #: The prefix (of a comma-separated list) the item was loaded under; None for a reference.
+    layer: str | None = None
 
 
 @dataclass(frozen=True)
@@ -69,3 +71,4 @@ class Record:
     source_name: str
     version: str | None = None
     encrypted: bool = False
+    layer: str | None = None

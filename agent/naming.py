@@ -17,6 +17,7 @@ __all__ = [
     "check_allowed",
     "check_settable",
     "is_protected",
+    "item_name",
     "records_from_items",
     "variable_name",
 ]
@@ -103,21 +104,7 @@ def records_from_items(
     names."""
     by_name: dict[str, list[Item]] = {}
     for item in items:
-        if item.key is None:
-            raise ValueError("records_from_items takes prefix items only")
-        if item.key.strip("/") == "" or _RUN.sub("", item.key) == "":
-            raise DataError(
-                f"{item.source} {item.source_name!r} leaves an empty name after the prefix",
-                hint="rename or delete it",
-            )
-        try:
-            name = variable_name(item.key)
-        except DataError as exc:
-            raise DataError(
-                f"{item.source} {item.source_name!r}: {exc.message}", hint=exc.hint
-            ) from exc
-        check_settable(name, origin=f"{item.source} {item.source_name!r}")
-        by_name.setdefault(name, []).append(item)
+        by_name.setdefault(item_name(item), []).append(item)
     check_allowed(
         ((n, f"{i.source} {i.source_name!r}") for n, its in by_name.items() for i in its), allow
     )
@@ -138,6 +125,24 @@ def records_from_items(
         )
         for name, its in by_name.items()
     ]
+
+
+def item_name(item: Item) -> str:
+    """The variable a prefix item sets; DataError for an empty, invalid or protected name."""
+    if item.key is None:
+        raise ValueError("item_name takes prefix items only")
+    if item.key.strip("/") == "" or _RUN.sub("", item.key) == "":
+        raise DataError(
+            f"{item.source} {item.source_name!r} leaves an empty name after the prefix",
+            hint="rename or delete it",
+        )
+    try:
+        name = variable_name(item.key)
+    except DataError as exc:
+        origin = f"{item.source} {item.source_name!r}"
+        raise DataError(f"{origin}: {exc.message}", hint=exc.hint) from exc
+    check_settable(name, origin=f"{item.source} {item.source_name!r}")
+    return name
 
 
 def describe(items: Iterable[Item]) -> str:

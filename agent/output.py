@@ -101,22 +101,31 @@ def _dotenv_value(name: str, value: str) -> str:
         ) from None
 
 
-def render_check(records: Sequence[Record], *, files: Mapping[str, str] | None = None) -> str:
-    """One line per variable: name, source, source name, version, and for a variable written
-    to a file (``SECRETS_AGENT_FILES``), ``file PATH``. Never a value."""
+def render_check(
+    records: Sequence[Record], *, files: Mapping[str, str] | None = None, layers: bool = False
+) -> str:
+    """One line per variable: name, source, source name, version. Never a value.
+
+    With ``layers`` (a prefix setting lists several prefixes), a fifth column names the prefix
+    each variable was loaded under (``-`` for a reference or a kept variable). A variable
+    written to a file (``SECRETS_AGENT_FILES``) ends with ``file PATH``.
+    """
     files = files or {}
     rows = [
         tuple(printable(cell) for cell in (r.name, r.source, r.source_name, r.version or "-"))
+        + ((printable(r.layer or "-"),) if layers else ())
         + ((f"file {printable(files[r.name])}",) if r.name in files else ())
         for r in sorted(records, key=lambda r: r.name)
     ]
     if not rows:
         return ""
-    width = 4 if files else 3
-    widths = [max(len(row[i]) for row in rows) for i in range(width)]
+    # Every column but the last of a row is padded to a common width.
+    aligned = 3 + (1 if layers else 0) + (1 if files else 0)
+    widths = [max(len(row[i]) for row in rows) for i in range(aligned)]
     return "".join(
         "  ".join(
-            cell if i == len(row) - 1 else f"{cell:<{widths[i]}}" for i, cell in enumerate(row)
+            f"{cell:<{widths[i]}}" if i < aligned and i < len(row) - 1 else cell
+            for i, cell in enumerate(row)
         )
         + "\n"
         for row in rows

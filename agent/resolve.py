@@ -9,17 +9,21 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 from agent.aws.clients import Clients, Deadline
 from agent.environment import merge
 from agent.errors import AgentError, DataError, ServiceError
+from agent.layers import Override, records_from_layers, split_prefixes
 from agent.logs import Logger
 from agent.model import Item, Record, Secret
-from agent.naming import check_allowed, check_settable, records_from_items
+from agent.naming import check_allowed, check_settable
 from agent.references import AesdkRef, Ref, SecretRef, SsmRef, find_references
 from agent.settings import Settings
+
+if TYPE_CHECKING:
+    from agent.metrics import Emf
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,7 @@ class Resolution:
     retries: int = 0
     seconds: float = 0.0
     fingerprint: dict[str, tuple[str | None, str]] = field(default_factory=dict)
+    overrides: tuple[Override, ...] = ()
 
 
 def make_plan(settings: Settings, environ: Mapping[str, str]) -> Plan:
@@ -82,10 +87,11 @@ def make_plan(settings: Settings, environ: Mapping[str, str]) -> Plan:
 def fetch(plan: Plan, clients: Clients, *, log: Logger) -> Fetched:
     """Run every independent request group concurrently; fail on the first error."""
     tasks: list[Callable[[], list[Item] | dict[str, Item]]] = []
-    if plan.ssm_prefix:
-        tasks.append(lambda: _ssm_prefix(clients, plan.ssm_prefix or "", log=log))
-    if plan.sm_prefix:
-        tasks.append(lambda: _sm_prefix(clients, plan.sm_prefix or "", log=log))
+    # One task per layer of each prefix setting, all concurrent; items carry their layer.
+    for prefix in split_prefixes(plan.ssm_prefix):
+        tasks.append(functools.partial(_layer, _ssm_prefix, clients, prefix, log=log))
+    for prefix in split_prefixes(plan.sm_prefix):
+        tasks.append(functools.partial(_layer, _sm_prefix, clients, prefix, log=log))
     ssm_refs = {v: r for v, r in plan.refs.items() if isinstance(r, SsmRef)}
     sm_refs = {v: r for v, r in plan.refs.items() if isinstance(r, SecretRef)}
     by_region: dict[str | None, dict[str, SsmRef]] = {}
@@ -138,6 +144,12 @@ def _run_all(
         pool.shutdown(wait=not failed, cancel_futures=True)
 
 
+def _layer(
+    load: Callable[..., list[Item]], clients: Clients, prefix: str, *, log: Logger
+) -> list[Item]:
+    return [replace(item, layer=prefix) for item in load(clients, prefix, log=log)]
+
+
 def _ssm_prefix(clients: Clients, prefix: str, *, log: Logger) -> list[Item]:
     from agent.aws import ssm
 
@@ -179,7 +191,15 @@ def finalize(
     log: Logger,
 ) -> Resolution:
     """Name, check, decrypt and merge; all or nothing."""
-    loaded = records_from_items(fetched.prefix_items, allow=settings.allow)
+    layers = records_from_layers(
+        fetched.prefix_items,
+        order={
+            "ssm": split_prefixes(plan.ssm_prefix),
+            "secretsmanager": split_prefixes(plan.sm_prefix),
+        },
+        allow=settings.allow,
+    )
+    loaded = list(layers.records)
     references = [
         Record(
             name=var,
@@ -208,6 +228,7 @@ def finalize(
         applied=merged.applied,
         kept=merged.kept,
         fingerprint=fetched.fingerprint(),
+        overrides=layers.overrides,
     )
 
 
@@ -230,10 +251,18 @@ def resolve(
         retries=clients.retries,
         seconds=deadline.elapsed(),
         fingerprint=result.fingerprint,
+        overrides=result.overrides,
     )
 
 
-def log_resolution(result: Resolution, *, log: Logger) -> None:
+def log_resolution(result: Resolution, *, log: Logger, emf: Emf | None = None) -> None:
+    if result.overrides:
+        # Layered prefixes: a later prefix giving a variable again is on purpose; say which.
+        log.info(
+            "variables overridden by a later prefix",
+            names=sorted({o.name for o in result.overrides}),
+            overrides={o.name: o.describe() for o in result.overrides},
+        )
     for record in result.kept:
         log.info(
             "variable kept from the environment",
@@ -252,16 +281,26 @@ def log_resolution(result: Resolution, *, log: Logger) -> None:
     by_source: dict[str, int] = {}
     for record in result.applied:
         by_source[record.source] = by_source.get(record.source, 0) + 1
-    log.info(
-        "secrets resolved",
-        count=len(result.applied),
-        kept=len(result.kept),
-        sources=by_source,
-        names=sorted(r.name for r in result.applied),
-        calls=result.calls,
-        retries=result.retries,
-        seconds=round(result.seconds, 3),
-    )
+    summary: dict[str, object] = {
+        "count": len(result.applied),
+        "kept": len(result.kept),
+        "sources": by_source,
+        "names": sorted(r.name for r in result.applied),
+        "calls": result.calls,
+        "retries": result.retries,
+        "seconds": round(result.seconds, 3),
+    }
+    if emf is None:
+        log.info("secrets resolved", **summary)
+        return
+    metrics = {
+        "SecretsResolved": len(result.applied),
+        "ResolutionSeconds": round(result.seconds, 3),
+        "AwsCalls": result.calls,
+        "Retries": result.retries,
+        "ResolutionFailures": 0,
+    }
+    emf.write(log, "info", "secrets resolved", metrics, **summary)
 
 
 def run_bounded(fn: Callable[[], Any], *, timeout: float, what: str, clients: Clients) -> Any:

@@ -31,6 +31,8 @@ MIN_WATCH_INTERVAL = 30.0
 MAX_WATCH_INTERVAL = 86400.0
 #: One entry of SECRETS_AGENT_ALLOW: a variable name, where ``*`` matches any run.
 ALLOW_ENTRY = re.compile(r"[A-Za-z0-9_*]+\Z")
+#: A CloudWatch namespace: 1-255 of these characters, and never AWS's own ``AWS/``.
+METRICS_NAMESPACE = re.compile(r"[A-Za-z0-9.\-_/#: ]{1,255}\Z")
 _NUMBER = re.compile(r"[0-9]{1,6}(\.[0-9]{1,6})?\Z")
 _BOOLS = {
     "true": True,
@@ -62,6 +64,8 @@ class Settings:
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     allow: tuple[str, ...] | None = None
     files: tuple[tuple[str, str], ...] = ()
+    metrics: Literal["off", "emf"] = "off"
+    metrics_namespace: str = "SecretsAgent"
 
     @property
     def supervise(self) -> bool:
@@ -87,6 +91,40 @@ _PREFIXES = {
 
 def prefix_problem(value: str, field: str) -> str | None:
     """Why a set, non-empty prefix variable is invalid, or None.
+
+    A prefix variable holds one prefix or a comma-separated list of them (layers; AWS names
+    cannot hold a comma). Each entry follows every rule of a single prefix; an empty entry or
+    one listed twice is a mistake too.
+    """
+    if "," not in value:
+        return _one_prefix_problem(value, field)
+    from agent.layers import same_prefix_key
+
+    entries = value.split(",")
+    seen: set[str] = set()
+    for number, entry in enumerate(entries, start=1):
+        if not entry.strip():
+            return (
+                f"entry {number} of its {len(entries)} comma-separated prefixes is empty; "
+                "list each prefix once, separated by single commas"
+            )
+        problem = _one_prefix_problem(entry, field)
+        if problem is not None:
+            return f"prefix {entry.strip()[:100]!r} (entry {number}): {problem}"
+        key = same_prefix_key(entry.strip())
+        if key in seen:
+            return f"prefix {entry.strip()[:100]!r} is listed twice; list each prefix once"
+        seen.add(key)
+    return None
+
+
+def normalize_prefixes(value: str) -> str:
+    """The prefix variable as it is kept: each entry stripped, joined by single commas."""
+    return ",".join(part.strip() for part in value.split(","))
+
+
+def _one_prefix_problem(value: str, field: str) -> str | None:
+    """Why one prefix is invalid, or None.
 
     Whitespace around a prefix is ignored; a prefix of whitespace alone (a space, a tab, a
     no-break space) is a mistake, not "unset": only the empty string is unset.
@@ -124,7 +162,7 @@ def _prefix(field: str) -> Callable[[str], str]:
         problem = prefix_problem(value, field)
         if problem is not None:
             raise _Invalid(problem)
-        return value.strip()
+        return normalize_prefixes(value)
 
     return read
 
@@ -189,6 +227,25 @@ def _key_arns(value: str) -> tuple[str, ...]:
     return arns
 
 
+def namespace_problem(value: str) -> str | None:
+    """Why a CloudWatch namespace is invalid, or None."""
+    if not METRICS_NAMESPACE.match(value) or not value.strip():
+        return (
+            "a CloudWatch namespace holds 1-255 letters, digits, spaces and . - _ / # : "
+            "(SecretsAgent, kptboard/secrets)"
+        )
+    if value.startswith("AWS/"):
+        return "namespaces starting with AWS/ are AWS's own"
+    return None
+
+
+def _namespace(value: str) -> str:
+    problem = namespace_problem(value)
+    if problem is not None:
+        raise _Invalid(problem)
+    return value
+
+
 def _allow(value: str) -> tuple[str, ...]:
     entries = _list(value)
     if not entries or not all(ALLOW_ENTRY.match(entry) for entry in entries):
@@ -229,6 +286,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SECRETS_AGENT_LOG_LEVEL", "log_level", _choice("debug", "info", "warning", "error")),
     Setting("SECRETS_AGENT_ALLOW", "allow", _allow),
     Setting("SECRETS_AGENT_FILES", "files", _files),
+    Setting("SECRETS_AGENT_METRICS", "metrics", _choice("off", "emf")),
+    Setting("SECRETS_AGENT_METRICS_NAMESPACE", "metrics_namespace", _namespace),
 )
 VARIABLES = tuple(setting.variable for setting in SETTINGS)
 

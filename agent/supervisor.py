@@ -34,7 +34,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 from agent.errors import AgentError, UsageError
 from agent.execsize import check_exec_size
@@ -47,6 +47,9 @@ from agent.spawn import (
     set_subreaper,
     spawn_command,
 )
+
+if TYPE_CHECKING:
+    from agent.metrics import Emf
 
 FORWARDED: tuple[signal.Signals, ...] = (
     signal.SIGTERM,
@@ -129,7 +132,9 @@ class Supervisor:
         watcher: Watcher | None,
         log: Logger,
         prepare: Callable[[Mapping[str, str]], Mapping[str, str]] | None = None,
+        emf: Emf | None = None,
     ) -> None:
+        self.emf = emf
         self.argv = list(argv)
         self.prepare = prepare
         self.env = dict(env)
@@ -248,7 +253,14 @@ class Supervisor:
             env, self.pending_env = self.pending_env, None
             changed = _changed_names(self.env, env)
             self.start(env)
-            self.log.info("command restarted", pid=self.child, changed=changed, old_status=code)
+            self.event(
+                "info",
+                "command restarted",
+                {"Restarts": 1},
+                pid=self.child,
+                changed=changed,
+                old_status=code,
+            )
             return None
         if stopping == "exit" and not self.shutdown:
             self.log.info("command stopped for changed secrets", status=code, exit_code=0)
@@ -297,20 +309,39 @@ class Supervisor:
         ):
             self.check = _Check(self.watcher, self.thread)
 
+    def event(
+        self, level: Level, event: str, metrics: Mapping[str, float], **fields: object
+    ) -> None:
+        """Log a summary event; with EMF on, with its metrics and whatever the log level."""
+        if self.emf is None:
+            self.log.log(level, event, **fields)
+        else:
+            shown: Level = "info" if level == "debug" else level
+            self.emf.write(self.log, shown, event, metrics, **fields)
+
     def on_check(self, check: _Check, now: float) -> None:
         took = round(now - check.started, 3)
+        unchanged: dict[str, float] = {"Checks": 1, "FailedChecks": 0, "ChangesSeen": 0}
         if check.error is not None:
-            self.log.warning("secrets check failed; command kept", error=check.error, took=took)
+            self.event(
+                "warning",
+                "secrets check failed; command kept",
+                unchanged | {"FailedChecks": 1},
+                error=check.error,
+                took=took,
+            )
             return
         if check.result is None or self.shutdown or self.stopping is not None:
-            self.log.debug("secrets checked", changed=False, took=took)
+            self.event("debug", "secrets checked", unchanged, changed=False, took=took)
             return
         watcher = check.watcher
         new_env = dict(check.result)
         changed = _changed_names(self.env, new_env)
         if not changed:
             watcher.commit()
-            self.log.debug("secrets checked", changed=False, took=took, same_values=True)
+            self.event(
+                "debug", "secrets checked", unchanged, changed=False, took=took, same_values=True
+            )
             return
         versions: list[str] = []
         if isinstance(watcher, DescribesChanges):
@@ -319,8 +350,10 @@ class Supervisor:
         if removed:
             # Never restart into a partial environment. Not committed: the next interval
             # checks again, and a restored secret then looks like no change at all.
-            self.log.warning(
+            self.event(
+                "warning",
                 "secrets check failed; command kept",
+                unchanged | {"FailedChecks": 1},
                 error=(
                     f"the new secrets would remove {', '.join(removed)} from the command's "
                     "environment (a parameter or secret deleted, renamed or scheduled for "
@@ -338,8 +371,10 @@ class Supervisor:
             path = find_command(self.argv[0], new_env.get("PATH", os.environ.get("PATH")))
             check_exec_size(self.argv, new_env, filename=path)
         except AgentError as exc:
-            self.log.warning(
+            self.event(
+                "warning",
                 "secrets check failed; command kept",
+                unchanged | {"FailedChecks": 1},
                 error=exc.line().removeprefix("secrets-agent: "),
                 names=changed,
                 changes=versions,
@@ -347,7 +382,14 @@ class Supervisor:
             )
             return
         watcher.commit()
-        self.log.info("secrets changed", names=changed, changes=versions, took=took)
+        self.event(
+            "info",
+            "secrets changed",
+            unchanged | {"ChangesSeen": 1},
+            names=changed,
+            changes=versions,
+            took=took,
+        )
         self.pending_env = new_env
         self.stop(self.on_change)
 
@@ -366,6 +408,7 @@ def supervise(
     watcher: Watcher | None,
     log: Logger,
     prepare: Callable[[Mapping[str, str]], Mapping[str, str]] | None = None,
+    emf: Emf | None = None,
 ) -> int:
     """Run ``argv`` with ``env`` as its supervisor; return the exit code for the agent.
 
@@ -384,4 +427,5 @@ def supervise(
         watcher=watcher,
         log=log,
         prepare=prepare,
+        emf=emf,
     ).run()

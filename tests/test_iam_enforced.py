@@ -38,11 +38,21 @@ ACTIONS: dict[str, tuple[str, ...]] = {
         "secretsmanager:ListSecrets",
         "secretsmanager:GetSecretValue",
     ),
+    # Layered prefixes: two SSM paths and two Secrets Manager prefixes.
+    "layers": (
+        "ssm:GetParametersByPath",
+        "kms:Decrypt",
+        "secretsmanager:BatchGetSecretValue",
+        "secretsmanager:ListSecrets",
+        "secretsmanager:GetSecretValue",
+    ),
 }
 #: Actions AWS checks implicitly, inside another call; moto checks only the call's own action.
 IMPLICIT = {
     ("sm-prefix", "secretsmanager:ListSecrets"): "required by BatchGetSecretValue's filters",
     ("sm-prefix", "secretsmanager:GetSecretValue"): "required per secret BatchGetSecretValue reads",
+    ("layers", "secretsmanager:ListSecrets"): "required by BatchGetSecretValue's filters",
+    ("layers", "secretsmanager:GetSecretValue"): "required per secret BatchGetSecretValue reads",
 }
 
 
@@ -92,10 +102,12 @@ def _seed(server: MotoServer, tmp: Path) -> dict[str, dict[str, str]]:
         ("/kptboard/prod/database/url", "postgres://db"),
         ("kptboard-rails.secret.key.base", "skb2"),
         ("/shared/token", "v1"),
+        ("/kptboard/common/smtp_host", "smtp"),
     ]:
         ssm.put_parameter(Name=name, Value=value, Type="SecureString")
     sm = _client(server, "secretsmanager")
     sm.create_secret(Name="kptboard/prod/database", SecretString=json.dumps({"password": "p"}))
+    sm.create_secret(Name="kptboard/common/mail", SecretString=json.dumps({"user": "u"}))
     sm.create_secret(Name="kptboard/other", SecretString=json.dumps({"password": "pw"}))
     key = _client(server, "kms").create_key()["KeyMetadata"]["Arn"]
     root = {**base_env(server.url), "SECRETS_AGENT_KMS_KEY_ARNS": key}
@@ -116,6 +128,11 @@ def _seed(server: MotoServer, tmp: Path) -> dict[str, dict[str, str]]:
             **keys,
         },
         "sm-prefix": {"SECRETS_MANAGER_PREFIX": "kptboard/prod"},
+        "layers": {
+            "PARAMETER_STORE_PREFIX": "/kptboard/common,/kptboard/prod",
+            "SECRETS_MANAGER_PREFIX": "kptboard/common,kptboard/prod",
+            **keys,
+        },
     }
 
 
