@@ -261,11 +261,11 @@ def _cmd_exec(command: list[str]) -> int:
     env = result.env if result is not None else environ
     if settings.supervise:
         from agent.resolve import ResolveWatcher
-        from agent.supervisor import supervise
+        from agent.supervisor import Watcher, supervise
 
-        watcher = None
+        watcher: Watcher | None = None
         if result is not None and clients is not None:
-            watcher = ResolveWatcher(
+            resolve_watcher = ResolveWatcher(
                 plan,
                 settings=settings,
                 environ=environ,
@@ -273,11 +273,19 @@ def _cmd_exec(command: list[str]) -> int:
                 log=log,
                 fingerprint=result.fingerprint,
             )
+            watcher = resolve_watcher
+            if settings.on_change == "redeploy":
+                from agent.redeploy import start_redeploy
+
+                watcher = start_redeploy(
+                    resolve_watcher, settings=settings, environ=environ, clients=clients, log=log
+                )
         return supervise(
             command,
             env,
             interval=settings.watch_interval,
-            on_change=settings.on_change,
+            # Redeploy mode's watcher never hands back an environment: nothing restarts.
+            on_change="exit" if settings.on_change == "exit" else "restart",
             stop_timeout=settings.stop_timeout,
             watcher=watcher,
             log=log,

@@ -31,6 +31,12 @@ _LOGGED_PARAMS = (
     "KeyId",
     "EncryptionContext",
     "NextToken",
+    # ECS (SECRETS_AGENT_ON_CHANGE=redeploy): names and ARNs only.
+    "cluster",
+    "service",
+    "services",
+    "tasks",
+    "forceNewDeployment",
 )
 
 

@@ -15,7 +15,13 @@ from pydantic_settings import (
 )
 
 from agent.errors import ConfigError
-from agent.settings import ALLOW_ENTRY, KMS_KEY_ARN, prefix_problem
+from agent.settings import (
+    ALLOW_ENTRY,
+    ECS_NAME,
+    KMS_KEY_ARN,
+    MAX_RESTART_SPREAD,
+    prefix_problem,
+)
 
 _ALIASES = {
     "parameter_store_prefix": "PARAMETER_STORE_PREFIX",
@@ -29,6 +35,9 @@ _ALIASES = {
     "log_format": "SECRETS_AGENT_LOG_FORMAT",
     "log_level": "SECRETS_AGENT_LOG_LEVEL",
     "allow": "SECRETS_AGENT_ALLOW",
+    "ecs_cluster": "SECRETS_AGENT_ECS_CLUSTER",
+    "ecs_service": "SECRETS_AGENT_ECS_SERVICE",
+    "restart_spread": "SECRETS_AGENT_RESTART_SPREAD",
 }
 
 
@@ -56,7 +65,9 @@ class Settings(BaseSettings):
     override: bool = Field(False, validation_alias=_env("override"))
     timeout: float = Field(30.0, gt=0, le=3600, validation_alias=_env("timeout"))
     watch_interval: float = Field(0.0, ge=0, le=86400, validation_alias=_env("watch_interval"))
-    on_change: Literal["restart", "exit"] = Field("restart", validation_alias=_env("on_change"))
+    on_change: Literal["restart", "exit", "redeploy"] = Field(
+        "restart", validation_alias=_env("on_change")
+    )
     stop_timeout: float = Field(10.0, ge=0, le=3600, validation_alias=_env("stop_timeout"))
     kms_key_arns: Annotated[tuple[str, ...], NoDecode] = Field(
         (), validation_alias=_env("kms_key_arns")
@@ -67,6 +78,11 @@ class Settings(BaseSettings):
     )
     allow: Annotated[tuple[str, ...] | None, NoDecode] = Field(
         None, validation_alias=_env("allow")
+    )
+    ecs_cluster: str | None = Field(None, validation_alias=_env("ecs_cluster"))
+    ecs_service: str | None = Field(None, validation_alias=_env("ecs_service"))
+    restart_spread: float = Field(
+        0.0, ge=0, le=MAX_RESTART_SPREAD, validation_alias=_env("restart_spread")
     )
 
     @classmethod
@@ -118,6 +134,18 @@ class Settings(BaseSettings):
                 "(DATABASE_URL,SECRET_KEY_BASE,RAILS_*)"
             )
         return value
+
+    @field_validator("ecs_cluster", "ecs_service")
+    @classmethod
+    def _ecs_name(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not re.fullmatch(ECS_NAME, value.strip()):
+            raise ValueError(
+                "an ECS name holds 1 to 255 letters, digits, hyphens and underscores "
+                "(the name, not the ARN)"
+            )
+        return value.strip()
 
     @field_validator("parameter_store_prefix", "secrets_manager_prefix")
     @classmethod

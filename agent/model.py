@@ -49,7 +49,8 @@ class Item:
 
     ``key`` is what follows the prefix (for a prefix load) or ``None`` (for a reference,
     whose variable name is already known). ``source_name`` is the parameter or secret name,
-    plus ``:json_key`` for one key of a JSON secret.
+    plus ``:json_key`` for one key of a JSON secret. ``modified`` is when the source says this
+    version was written (seconds since the epoch), when it says so.
     """
 
     source: SourceKind
@@ -57,6 +58,7 @@ class Item:
     value: Secret
     version: str | None
     key: str | None = None
+    modified: float | None = None
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,15 @@ class Fetched:
             out[key] = (item.version, item.value.fingerprint())
         return out
 
+    def modified_times(self) -> dict[str, float | None]:
+        """The fingerprint's keys -> when the source says that version was written."""
+        out: dict[str, float | None] = {}
+        for item in self.prefix_items:
+            out[f"{item.source}:{item.source_name}"] = item.modified
+        for var, item in self.ref_items.items():
+            out[f"{item.source}:{item.source_name} (variable {var})"] = item.modified
+        return out
+
 
 @dataclass(frozen=True)
 class Resolution:
@@ -321,12 +330,24 @@ class ResolveWatcher:
         self._log = log
         self._fingerprint = fingerprint
         self.last_changes: list[str] = []
+        self.last_fetched: Fetched | None = None
+
+    @property
+    def fingerprint(self) -> dict[str, tuple[str | None, str]]:
+        """What the last accepted check (or the start) read: versions and value digests."""
+        return self._fingerprint
+
+    def rewind(self, fingerprint: dict[str, tuple[str | None, str]]) -> None:
+        """Forget a change that was not acted on, so that the next poll reports it again."""
+        self._fingerprint = fingerprint
 
     def poll(self) -> Mapping[str, str] | None:
         if self._plan.empty:
             return None
 
-        Change = tuple[dict[str, tuple[str | None, str]], Mapping[str, str], list[str]]
+        Change = tuple[
+            dict[str, tuple[str | None, str]], Mapping[str, str], list[str], Fetched
+        ]
 
         def check() -> Change | None:
             fetched = fetch(self._plan, self._clients, log=self._log)
@@ -342,7 +363,7 @@ class ResolveWatcher:
                 clients=self._clients,
                 log=self._log,
             )
-            return new, result.env, changes
+            return new, result.env, changes, fetched
 
         # Recorded here, not in the check's thread: a check that outlives the timeout keeps
         # running, and must not mark a change as seen that nobody acted on.
@@ -354,7 +375,8 @@ class ResolveWatcher:
         )
         if change is None:
             return None
-        self._fingerprint, env, self.last_changes = change  # the supervisor logs the changes
+        # The supervisor logs the changes.
+        self._fingerprint, env, self.last_changes, self.last_fetched = change
         return env
 
 

@@ -1,7 +1,7 @@
 """The agent's settings as a plain frozen value, loaded without importing pydantic.
 
 Importing pydantic-settings costs 0.15-0.25 s on a small container CPU: more than botocore and
-more than the whole Python start. The agent reads eleven variables, so the hot path parses the
+more than the whole Python start. The agent reads fourteen variables, so the hot path parses the
 usual, well-formed values here with the standard library, and hands anything else (a bad
 value, or an unusual spelling such as ``1e2`` or ``1_000``) to ``agent.config``, whose
 pydantic model stays the reference for what is valid and for the error message. A test checks
@@ -32,6 +32,10 @@ _PREFIX_ALLOWED = {
     "parameter_store_prefix": "_.-/",
     "secrets_manager_prefix": "/_+=.@-",
 }
+#: An ECS cluster or service name (ECS allows letters, digits, hyphens and underscores, 1-255).
+ECS_NAME = r"[A-Za-z0-9_-]{1,255}"
+#: The longest SECRETS_AGENT_RESTART_SPREAD, in seconds (a day).
+MAX_RESTART_SPREAD = 86400.0
 KMS_KEY_ARN = (
     r"arn:aws(-[a-z]+)*:kms:[a-z]{2}(-[a-z]+)+-\d+:\d{12}:key/[A-Za-z0-9-]+"
 )
@@ -57,12 +61,15 @@ class Settings:
     override: bool = False
     timeout: float = 30.0
     watch_interval: float = 0.0
-    on_change: Literal["restart", "exit"] = "restart"
+    on_change: Literal["restart", "exit", "redeploy"] = "restart"
     stop_timeout: float = 10.0
     kms_key_arns: tuple[str, ...] = ()
     log_format: Literal["json", "text"] | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     allow: tuple[str, ...] | None = None
+    ecs_cluster: str | None = None
+    ecs_service: str | None = None
+    restart_spread: float = 0.0
 
     @property
     def supervise(self) -> bool:
@@ -150,6 +157,12 @@ def _allow(value: str) -> tuple[str, ...]:
     return entries
 
 
+def _ecs_name(value: str) -> str:
+    if not re.fullmatch(ECS_NAME, value.strip()):
+        raise _Unsure
+    return value.strip()
+
+
 def parse_settings(environ: Mapping[str, str]) -> Settings:
     """Settings from well-formed values only; raises ``_Unsure`` for anything else."""
 
@@ -169,7 +182,7 @@ def parse_settings(environ: Mapping[str, str]) -> Settings:
     if (v := get("SECRETS_AGENT_WATCH_INTERVAL")) is not None:
         values["watch_interval"] = _number(v, low=0, high=86400, low_open=False)
     if (v := get("SECRETS_AGENT_ON_CHANGE")) is not None:
-        values["on_change"] = _choice(v.strip().lower(), ("restart", "exit"))
+        values["on_change"] = _choice(v.strip().lower(), ("restart", "exit", "redeploy"))
     if (v := get("SECRETS_AGENT_STOP_TIMEOUT")) is not None:
         values["stop_timeout"] = _number(v, low=0, high=3600, low_open=False)
     if (v := get("SECRETS_AGENT_KMS_KEY_ARNS")) is not None:
@@ -180,6 +193,14 @@ def parse_settings(environ: Mapping[str, str]) -> Settings:
         values["log_level"] = _choice(v.strip().lower(), ("debug", "info", "warning", "error"))
     if (v := get("SECRETS_AGENT_ALLOW")) is not None:
         values["allow"] = _allow(v)
+    if (v := get("SECRETS_AGENT_ECS_CLUSTER")) is not None:
+        values["ecs_cluster"] = _ecs_name(v)
+    if (v := get("SECRETS_AGENT_ECS_SERVICE")) is not None:
+        values["ecs_service"] = _ecs_name(v)
+    if (v := get("SECRETS_AGENT_RESTART_SPREAD")) is not None:
+        values["restart_spread"] = _number(
+            v, low=0, high=MAX_RESTART_SPREAD, low_open=False
+        )
     return Settings(**values)  # type: ignore[arg-type]
 
 

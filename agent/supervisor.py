@@ -68,6 +68,14 @@ class DescribesChanges(Protocol):
     last_changes: Sequence[str]
 
 
+@runtime_checkable
+class PacesChecks(Protocol):
+    """Optional: a watcher that sets the time to its next check itself (redeploy mode spreads
+    a service's checks over its tasks)."""
+
+    def next_delay(self, interval: float, rng: random.Random) -> float: ...
+
+
 class _Check:
     """One ``watcher.poll()`` in a worker thread; wakes the supervising thread when done."""
 
@@ -184,6 +192,8 @@ class Supervisor:
         self.log.info("command started", pid=pid, command=self.argv[0])
 
     def jittered(self) -> float:
+        if isinstance(self.watcher, PacesChecks):
+            return self.watcher.next_delay(self.interval, self.rng)
         return self.interval * self.rng.uniform(1 - JITTER, 1 + JITTER)
 
     def on_signal(self, sig: signal.Signals) -> None:
