@@ -144,6 +144,12 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         help="customer-managed KMS key of SecureStrings or secrets (repeatable)",
     )
+    p_iam.add_argument(
+        "--ecs-cluster", help="redeploy mode: the cluster of the service (when the task finds it)"
+    )
+    p_iam.add_argument(
+        "--ecs-service", help="redeploy mode: the service the task may redeploy (likewise)"
+    )
     p_enc = sub.add_parser("encrypt", help="encrypt stdin into an aesdk: value for variable VAR")
     p_enc.add_argument("--key-id", required=True, help="KMS key ARN to encrypt under")
     p_enc.add_argument("--name", required=True, help="the variable the value is bound to")
@@ -327,6 +333,8 @@ def _cmd_iam(args: Any) -> int:
             fmt=args.format,
             account_id=args.account_id,
             kms_key_arns=tuple(args.kms_key_arn),
+            ecs_cluster=args.ecs_cluster,
+            ecs_service=args.ecs_service,
         )
     )
     return 0

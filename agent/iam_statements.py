@@ -66,6 +66,10 @@ class Needs:
     aesdk_keys: tuple[str, ...] = ()
     aesdk_names: tuple[str, ...] | None = None  # None: any variable (prefix loads may hold some)
     service_keys: tuple[str, ...] = ()  # customer-managed keys of SecureStrings and secrets
+    # SECRETS_AGENT_ON_CHANGE=redeploy: (where, cluster name, service name), and whether the task
+    # finds its service itself (then, on Fargate, through DescribeTasks on its own task).
+    ecs_service: tuple[Where, str, str] | None = None
+    ecs_task_lookup: bool = False
 
 
 @dataclass(frozen=True)
@@ -177,6 +181,30 @@ def statements(needs: Needs) -> list[Statement]:
     out.extend(_service_key_statements(needs.service_keys, ssm_scopes, sm_scopes))
     if needs.aesdk_keys:
         out.append(_aesdk_statement(needs))
+    out.extend(_ecs_statements(needs))
+    return out
+
+
+def _ecs_statements(needs: Needs) -> list[Statement]:
+    """Redeploy mode: read and redeploy the one service; find it from the task's own group."""
+    if needs.ecs_service is None:
+        return []
+    where, cluster, service = needs.ecs_service
+    out = [
+        Statement(
+            "RedeployOwnService",
+            ("ecs:DescribeServices", "ecs:UpdateService"),
+            (where.arn("ecs", f"service/{cluster}/{service}"),),
+        )
+    ]
+    if needs.ecs_task_lookup:
+        out.append(
+            Statement(
+                "FindServiceOfOwnTask",
+                ("ecs:DescribeTasks",),
+                (where.arn("ecs", f"task/{cluster}/*"),),
+            )
+        )
     return out
 
 

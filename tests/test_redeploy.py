@@ -425,3 +425,78 @@ def test_twenty_tasks_one_deployment_per_rotation_and_one_check_per_interval(
             assert "signal SIGTERM" not in sup.lines()
             assert "tok-" not in sup.stderr()
         print(f"UpdateService per rotation: {[u for u, _ in results]}")
+
+
+# ----------------------------------------------------------------------------- IAM
+
+
+@pytest.mark.parametrize("named", [False, True], ids=["found-by-group", "named"])
+def test_iam_policy_allows_every_call_of_a_redeploy_run_and_nothing_more(
+    moto: MotoServer,
+    boto_client: Any,
+    metadata: TaskMetadataServer,
+    agents: Any,
+    named: bool,
+) -> None:
+    from agent import iam
+    from tests.iam_support import (
+        ACCOUNT,
+        allows,
+        as_list,
+        aws_calls,
+        checks_for,
+        parliament_findings,
+        static_problems,
+    )
+
+    boto_client("ssm").put_parameter(Name="/app/prod/api_token", Value="tok-1", Type="SecureString")
+    ecs = make_service(boto_client, 1)
+    env = redeploy_env(moto.url)
+    flags: dict[str, str | None] = {"ecs_cluster": None, "ecs_service": None}
+    if named:
+        env.update(SECRETS_AGENT_ECS_SERVICE=SERVICE, SECRETS_AGENT_ECS_CLUSTER=CLUSTER)
+    else:
+        doc = task_document(cluster_arn=ecs.cluster_arn, task_arn=ecs.tasks[0])
+        env["ECS_CONTAINER_METADATA_URI_V4"] = metadata.add(doc)
+        flags = {"ecs_cluster": CLUSTER, "ecs_service": SERVICE}
+    sup = agents(env, "API_TOKEN")
+    rotate(boto_client, "tok-2")
+    wait_until(lambda: events(sup, REQUESTED), timeout=30, what=f"a deployment: {sup.stderr()}")
+    calls = aws_calls(sup.stderr())
+    operations = {f"{c['service']}:{c['operation']}" for c in calls}
+    assert {"ecs:DescribeServices", "ecs:UpdateService"} <= operations
+    assert ("ecs:DescribeTasks" in operations) is not named
+
+    text = iam.render_for_environment(env, fmt="json", account_id=ACCOUNT, **flags)
+    policy = json.loads(text)
+    assert parliament_findings(text) == []
+    assert static_problems(policy, regions=["us-east-1"]) == []
+    checks = [c for call in calls for c in checks_for(call, lambda _: [])]
+    denied = [c for c in checks if not allows(policy, c)]
+    assert denied == [], denied
+    granted = {a for s in policy["Statement"] for a in as_list(s["Action"])}
+    assert granted == {c.action for c in checks}
+    service = f"arn:aws:ecs:us-east-1:{ACCOUNT}:service/{CLUSTER}/{SERVICE}"
+    ecs_resources = {
+        r
+        for s in policy["Statement"]
+        if any(str(a).startswith("ecs:") for a in as_list(s["Action"]))
+        for r in as_list(s["Resource"])
+    }
+    tasks = f"arn:aws:ecs:us-east-1:{ACCOUNT}:task/{CLUSTER}/*"
+    assert ecs_resources == ({service} if named else {service, tasks})
+
+
+def test_iam_policy_for_redeploy_needs_the_service_named(tmp_path: Path) -> None:
+    env = redeploy_env("http://127.0.0.1:9")
+    run = run_agent(tmp_path, env, ["iam-policy", "--account-id", "123456789012"])
+    assert run.returncode == 78
+    assert "--ecs-service" in _one_line(run.stderr)
+    ok = run_agent(
+        tmp_path,
+        env,
+        ["iam-policy", "--account-id", "123456789012", "--ecs-cluster", CLUSTER,
+         "--ecs-service", SERVICE],
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert f"service/{CLUSTER}/{SERVICE}" in ok.stdout
