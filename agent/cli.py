@@ -295,11 +295,22 @@ def _cmd_exec(command: list[str]) -> int:
             stop_timeout=settings.stop_timeout,
             watcher=watcher,
             log=log,
+            restart_delay=_restart_delay(settings, environ, log) if watcher is not None else 0.0,
         )
     from agent.execute import exec_command
 
     log.debug("exec", command=command[0])
     exec_command(command, env)
+
+
+def _restart_delay(settings: Settings, environ: Mapping[str, str], log: Logger) -> float:
+    if settings.on_change != "restart" or settings.restart_spread <= 0:
+        return 0.0
+    from agent.stagger import restart_delay
+
+    return restart_delay(
+        environ, spread=settings.restart_spread, timeout=settings.timeout, log=log
+    )
 
 
 def _cmd_env(*, fmt: str, reveal: bool) -> int:

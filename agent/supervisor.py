@@ -116,6 +116,7 @@ class Supervisor:
         stop_timeout: float,
         watcher: Watcher | None,
         log: Logger,
+        restart_delay: float = 0.0,
     ) -> None:
         self.argv = list(argv)
         self.env = dict(env)
@@ -134,6 +135,9 @@ class Supervisor:
         self.check: _Check | None = None
         self.next_check = 0.0
         self.owns_tty = False
+        # SECRETS_AGENT_RESTART_SPREAD: a restart waits this long after its change is found.
+        self.restart_delay = restart_delay
+        self.restart_due: float | None = None
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self) -> int:
@@ -177,7 +181,9 @@ class Supervisor:
         wake = now + _SAFETY_WAKE
         if self.kill_at is not None:
             wake = min(wake, self.kill_at)
-        if self.watcher is not None and self.check is None and self.stopping is None:
+        if self.restart_due is not None:
+            wake = min(wake, self.restart_due)
+        elif self.watcher is not None and self.check is None and self.stopping is None:
             wake = min(wake, self.next_check)
         return max(0.0, wake - now)
 
@@ -268,6 +274,10 @@ class Supervisor:
                     kill(self.child, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+        if self.restart_due is not None and now >= self.restart_due:
+            self.restart_due = None
+            if not self.shutdown and self.stopping is None:
+                self.stop("restart")
         if self.check is not None and self.check.done.is_set():
             check, self.check = self.check, None
             self.next_check = now + self.jittered()
@@ -276,6 +286,7 @@ class Supervisor:
             self.watcher is not None
             and self.check is None
             and self.stopping is None
+            and self.restart_due is None
             and not self.shutdown
             and now >= self.next_check
         ):
@@ -299,6 +310,11 @@ class Supervisor:
             versions = list(self.watcher.last_changes)
         self.log.info("secrets changed", names=changed, changes=versions, took=took)
         self.pending_env = new_env
+        if self.on_change == "restart" and self.restart_delay > 0:
+            # Checks wait until the restart; a later change is found after it.
+            self.restart_due = now + self.restart_delay
+            self.log.info("restart scheduled", pid=self.child, in_seconds=self.restart_delay)
+            return
         self.stop(self.on_change)
 
 
@@ -315,6 +331,7 @@ def supervise(
     stop_timeout: float,
     watcher: Watcher | None,
     log: Logger,
+    restart_delay: float = 0.0,
 ) -> int:
     """Run ``argv`` with ``env`` as its supervisor; return the exit code for the agent.
 
@@ -331,4 +348,5 @@ def supervise(
         stop_timeout=stop_timeout,
         watcher=watcher,
         log=log,
+        restart_delay=restart_delay,
     ).run()
