@@ -329,8 +329,13 @@ def _cmd_check() -> int:
 
     environ = dict(os.environ)
     settings, log = _setup(environ)
-    _, result, _ = _resolve(environ, settings, log)
+    _, result, clients = _resolve(environ, settings, log)
     records = (*result.applied, *result.kept) if result is not None else ()
+    if clients is not None:
+        from agent.check_cost import check_cost, log_check_cost
+
+        calls = check_cost(dict(clients.by_operation), settings=settings)
+        log_check_cost(calls, settings=settings, log=log)
     _stdout(render_check(records))
     return 0
 
