@@ -4,13 +4,15 @@ the service allows, and each new task resolves the new values at start.
 
 **One deployment per rotation.** Before asking, the check reads the service's deployments
 (``DescribeServices``). When one was created at or after the change, another task already asked
-(or a deploy is under way whose tasks resolve the new values): nothing is done. "The change" is
-when the source wrote the new version (SSM ``LastModifiedDate``, the Secrets Manager version's
-``CreatedDate``): the same instant for every task, whenever each one happens to check. (The time
-a task *saw* the change would not do: a task that checks after the first deployment began would
-see no deployment newer than its own check, and ask again.) When a variable's source was
-removed, which has no time, the task's own start stands in: a deployment created since then
-replaces it anyway.
+(or a deploy is under way whose tasks resolve the new values): nothing is done. Otherwise the
+task waits a random part of ``SETTLE`` seconds and reads them again, so that tasks that found
+the change at the same moment mostly see the first one's deployment rather than all asking.
+"The change" is when the source wrote the new version (SSM ``LastModifiedDate``, the Secrets
+Manager version's ``CreatedDate``): the same instant for every task, whenever each one checks.
+(The time a task *saw* the change would not do: a task that checks after the first deployment
+began would see no deployment newer than its own check, and ask again.) When a variable's
+source was removed, which has no time, the task's own start stands in: a deployment created
+since then replaces it anyway.
 
 **A polling cost that does not grow with the service.** Any one task that sees a change is
 enough, so each task waits ``interval x running tasks`` (at most ``MAX_STRETCH`` times the
@@ -39,6 +41,10 @@ from agent.settings import Settings
 #: A task stretches its interval by the service's running task count, at most this many times.
 MAX_STRETCH = 100
 JITTER = 0.15
+#: Before asking, a task that found no newer deployment waits a random part of this many
+#: seconds and looks again: tasks that found one change at the same moment then mostly see the
+#: first one's deployment instead of each asking (bench/redeploy_race.py measures it).
+SETTLE = 5.0
 
 Fingerprint = Mapping[str, tuple[str | None, str]]
 
@@ -71,6 +77,22 @@ def _iso(stamp: float | None) -> str | None:
     return datetime.fromtimestamp(stamp, tz=UTC).isoformat(timespec="milliseconds")
 
 
+def request_once(
+    clients: Clients, service: Service, changed_at: float, *, pause: float
+) -> tuple[bool, float | None, ServiceState]:
+    """Ask for a deployment unless one created at or after ``changed_at`` exists, looking twice
+    (before and after ``pause`` seconds). (asked?, that deployment's createdAt, the service)."""
+    state = describe(clients, service)
+    for attempt in range(2):
+        newer = [t for t in state.deployments if t >= changed_at]
+        if newer:
+            return False, max(newer), state
+        if attempt == 0:
+            time.sleep(pause)
+            state = describe(clients, service)
+    return True, force_new_deployment(clients, service, state.arn), state
+
+
 class RedeployWatcher:
     """A ``Watcher`` for the supervisor: ``poll`` never returns an environment (nothing is
     restarted here); a change becomes one ``UpdateService`` for the whole service."""
@@ -94,6 +116,7 @@ class RedeployWatcher:
         self._timeout = timeout
         self._started = time.time()
         self._first = True
+        self._rng = random.Random()  # noqa: S311 - spreading calls, not cryptography
 
     # -- pacing (agent.supervisor.PacesChecks) ------------------------------------------------
     def next_delay(self, interval: float, rng: random.Random) -> float:
@@ -128,15 +151,9 @@ class RedeployWatcher:
             before, self._inner.fingerprint, self._inner.last_fetched, fallback=self._started
         )
 
-        def act() -> tuple[bool, float | None, ServiceState]:
-            state = describe(self._clients, self.service)
-            newer = [t for t in state.deployments if t >= changed_at]
-            if newer:
-                return False, max(newer), state
-            return True, force_new_deployment(self._clients, self.service, state.arn), state
-
+        pause = self._rng.uniform(0.0, min(SETTLE, self._timeout / 3))
         requested, deployment, state = run_bounded(
-            act,
+            lambda: request_once(self._clients, self.service, changed_at, pause=pause),
             timeout=self._timeout,
             what="asking ECS for a new deployment",
             clients=self._clients,
