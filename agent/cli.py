@@ -284,7 +284,12 @@ def _cmd_exec(command: list[str]) -> int:
                 from agent.redeploy import start_redeploy
 
                 watcher = start_redeploy(
-                    resolve_watcher, settings=settings, environ=environ, clients=clients, log=log
+                    resolve_watcher,
+                    settings=settings,
+                    environ=environ,
+                    env=env,
+                    clients=clients,
+                    log=log,
                 )
         return supervise(
             command,

@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 
 from agent.clients import Clients
 from agent.ecs_service import Service, ServiceState, describe, force_new_deployment
-from agent.errors import AgentError
+from agent.errors import AgentError, DataError
 from agent.logs import Logger
 from agent.resolve import Fetched, ResolveWatcher, run_bounded
 from agent.settings import Settings
@@ -106,8 +106,10 @@ class RedeployWatcher:
         clients: Clients,
         log: Logger,
         timeout: float,
+        env: Mapping[str, str],
     ) -> None:
         self._inner = inner
+        self._env = dict(env)  # the command's environment, which redeploy mode never changes
         self.service = service
         self.arn = state.arn
         self.running = state.running
@@ -130,7 +132,8 @@ class RedeployWatcher:
     # -- the check ----------------------------------------------------------------------------
     def poll(self) -> Mapping[str, str] | None:
         before = dict(self._inner.fingerprint)
-        if self._inner.poll() is None:
+        new_env = self._inner.poll()
+        if new_env is None:
             state: ServiceState = run_bounded(
                 lambda: describe(self._clients, self.service),
                 timeout=self._timeout,
@@ -140,17 +143,34 @@ class RedeployWatcher:
             self.running = state.running
             return None
         try:
+            self._refuse_dropped(new_env)
             self._on_change(before)
         except AgentError:
             self._inner.rewind(before)  # seen again, and acted on, at the next check
             raise
+        accept = getattr(self._inner, "commit", None)  # a watcher that waits to be told
+        if callable(accept):
+            accept()
         return None
 
-    def _on_change(self, before: Fingerprint) -> None:
-        changed_at = change_time(
-            before, self._inner.fingerprint, self._inner.last_fetched, fallback=self._started
-        )
+    def commit(self) -> None:
+        """Nothing to do: ``poll`` accepts what it acted on itself."""
 
+    def _refuse_dropped(self, new_env: Mapping[str, str]) -> None:
+        """A change that would start tasks without a variable the command has (a parameter
+        deleted or renamed by mistake) asks for nothing: new tasks would boot without it."""
+        dropped = sorted(set(self._env) - set(new_env))
+        if dropped:
+            raise DataError(
+                "the change would leave out " + ", ".join(dropped) + "; no deployment asked",
+                hint="restore the parameter or secret; a secret removed on purpose goes away "
+                "with the next deploy",
+            )
+
+    def _on_change(self, before: Fingerprint) -> None:
+        fetched = self._inner.last_fetched
+        after = fetched.fingerprint() if fetched is not None else self._inner.fingerprint
+        changed_at = change_time(before, after, fetched, fallback=self._started)
         pause = self._rng.uniform(0.0, min(SETTLE, self._timeout / 3))
         requested, deployment, state = run_bounded(
             lambda: request_once(self._clients, self.service, changed_at, pause=pause),
@@ -178,6 +198,7 @@ def start_redeploy(
     *,
     settings: Settings,
     environ: Mapping[str, str],
+    env: Mapping[str, str],
     clients: Clients,
     log: Logger,
 ) -> RedeployWatcher:
@@ -207,4 +228,5 @@ def start_redeploy(
         clients=clients,
         log=log,
         timeout=settings.timeout,
+        env=env,
     )

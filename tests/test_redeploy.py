@@ -348,6 +348,28 @@ def test_a_denied_update_service_keeps_the_command_warns_and_is_retried(
     assert "signal SIGTERM" not in sup.lines()
 
 
+def test_a_deleted_parameter_asks_for_no_deployment(
+    moto: MotoServer, boto_client: Any, agents: Any
+) -> None:
+    """New tasks would start without the variable: a failed check, not a deployment."""
+    ssm = boto_client("ssm")
+    ssm.put_parameter(Name="/app/prod/api_token", Value="tok-1", Type="SecureString")
+    ssm.put_parameter(Name="/app/prod/other", Value="o", Type="SecureString")
+    ecs = make_service(boto_client, 1)
+    env = redeploy_env(
+        moto.url, SECRETS_AGENT_ECS_SERVICE=SERVICE, SECRETS_AGENT_ECS_CLUSTER=CLUSTER
+    )
+    sup = agents(env, "API_TOKEN")
+    before = ecs.deployment()
+    ssm.delete_parameter(Name="/app/prod/other")
+    failed = "secrets check failed; command kept"
+    wait_until(lambda: len(events(sup, failed)) >= 2, timeout=30, what=f"warnings: {sup.stderr()}")
+    assert "OTHER" in events(sup, failed)[0]["error"]
+    assert ecs.deployment() == before
+    assert not events(sup, REQUESTED)
+    assert starts(sup) == 1 and sup.proc.poll() is None
+
+
 # ----------------------------------------------------------------------------- a service of 20
 
 FLEET = 20
