@@ -1,10 +1,12 @@
 """What one change check costs in AWS calls, for ``secrets-agent check``.
 
-Supervise mode's check (``ResolveWatcher.poll``) reads exactly what the start read: the same
-``fetch`` of the same plan, page for page. It decrypts ``aesdk:`` values (``kms:Decrypt``) only
-when something changed. So the calls of one check are the calls the resolution just made, by
-operation, without ``kms:Decrypt``; redeploy mode adds one ``ecs:DescribeServices`` per check
-(and one ``ecs:UpdateService`` for the whole service when something changed).
+Supervise mode's check (``ResolveWatcher.poll``) reads SSM exactly as the start did, page for
+page; it asks Secrets Manager only for versions (``agent.sm_versions``: ListSecrets pages for a
+prefix, one DescribeSecret per referenced secret that can move) and reads its values only when
+one moved; it decrypts ``aesdk:`` values (``kms:Decrypt``) only when something changed. So one
+check that finds nothing costs the resolution's SSM calls plus those version calls; redeploy
+mode adds one ``ecs:DescribeServices`` (and one ``ecs:UpdateService`` for the whole service
+when something changed).
 """
 
 from __future__ import annotations
@@ -12,15 +14,28 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from agent.logs import Logger
+from agent.resolve import Plan
 from agent.settings import Settings
+from agent.sm_versions import version_check_calls
 
-#: Calls the resolution makes that a check without a change does not.
-ONLY_ON_CHANGE = frozenset({"kms:Decrypt"})
+#: Services whose calls a check without a change makes differently from the resolution.
+CHECKED_OTHERWISE = ("kms:", "secretsmanager:")
 
 
-def check_cost(resolution_calls: Mapping[str, int], *, settings: Settings) -> dict[str, int]:
+def check_cost(
+    resolution_calls: Mapping[str, int],
+    *,
+    plan: Plan,
+    fingerprint: Mapping[str, tuple[str | None, str]],
+    settings: Settings,
+) -> dict[str, int]:
     """``service:Operation`` -> calls of one check that finds nothing changed."""
-    calls = {op: n for op, n in resolution_calls.items() if op not in ONLY_ON_CHANGE and n}
+    calls = {
+        op: n
+        for op, n in resolution_calls.items()
+        if n and not op.startswith(CHECKED_OTHERWISE)
+    }
+    calls.update(version_check_calls(plan, fingerprint))
     if settings.on_change == "redeploy":
         calls["ecs:DescribeServices"] = calls.get("ecs:DescribeServices", 0) + 1
     return dict(sorted(calls.items()))

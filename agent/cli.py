@@ -334,12 +334,17 @@ def _cmd_check() -> int:
 
     environ = dict(os.environ)
     settings, log = _setup(environ)
-    _, result, clients = _resolve(environ, settings, log)
+    plan, result, clients = _resolve(environ, settings, log)
     records = (*result.applied, *result.kept) if result is not None else ()
-    if clients is not None:
+    if result is not None and clients is not None:
         from agent.check_cost import check_cost, log_check_cost
 
-        calls = check_cost(dict(clients.by_operation), settings=settings)
+        calls = check_cost(
+            dict(clients.by_operation),
+            plan=plan,
+            fingerprint=result.fingerprint,
+            settings=settings,
+        )
         log_check_cost(calls, settings=settings, log=log)
     _stdout(render_check(records))
     return 0

@@ -156,6 +156,7 @@ def needs_from_environment(
     refs = find_references(environ)
     parameters: list[tuple[Where, str]] = []
     secrets: list[tuple[Where, str]] = []
+    described: list[tuple[Where, str]] = []
     aesdk_vars: list[str] = []
     for var, ref in sorted(refs.items()):
         if isinstance(ref, AesdkRef):
@@ -172,6 +173,8 @@ def needs_from_environment(
             # Secrets Manager reads an ARN as written, in whichever account it names.
             where = Where(partition, ref_region, ref.account or home.account)
             secrets.append((where, ref.secret_id))
+            if settings.supervise and not ref.version_id:
+                described.append((where, ref.secret_id))  # a check asks for its version
     ssm_prefix = settings.parameter_store_prefix
     sm_prefix = settings.secrets_manager_prefix
     for var, value, pattern in (
@@ -208,6 +211,7 @@ def needs_from_environment(
         parameters=tuple(parameters),
         secrets_prefix=sm_prefix,
         secrets=tuple(secrets),
+        described_secrets=tuple(described),
         # A parameter or secret may hold an aesdk: value too, bound to the variable it sets.
         aesdk_keys=settings.kms_key_arns,
         aesdk_names=None if any_prefix else tuple(sorted(refs)),

@@ -63,6 +63,8 @@ class Needs:
     parameters: tuple[tuple[Where, str], ...] = ()
     secrets_prefix: str | None = None
     secrets: tuple[tuple[Where, str], ...] = ()  # (where, name or full ARN)
+    # Supervise mode: referenced secrets whose version a change check asks for (DescribeSecret).
+    described_secrets: tuple[tuple[Where, str], ...] = ()
     aesdk_keys: tuple[str, ...] = ()
     aesdk_names: tuple[str, ...] | None = None  # None: any variable (prefix loads may hold some)
     service_keys: tuple[str, ...] = ()  # customer-managed keys of SecureStrings and secrets
@@ -178,6 +180,11 @@ def statements(needs: Needs) -> list[Statement]:
         arns = _unique(secret_pattern(w, s) for w, s in needs.secrets)
         out.append(Statement("ReadReferencedSecrets", ("secretsmanager:GetSecretValue",), arns))
         sm_scopes.extend((w.region, secret_pattern(w, s)) for w, s in needs.secrets)
+    if needs.described_secrets:
+        arns = _unique(secret_pattern(w, s) for w, s in needs.described_secrets)
+        out.append(
+            Statement("CheckReferencedSecretVersions", ("secretsmanager:DescribeSecret",), arns)
+        )
     out.extend(_service_key_statements(needs.service_keys, ssm_scopes, sm_scopes))
     if needs.aesdk_keys:
         out.append(_aesdk_statement(needs))

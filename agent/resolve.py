@@ -341,6 +341,21 @@ class ResolveWatcher:
         """Forget a change that was not acted on, so that the next poll reports it again."""
         self._fingerprint = fingerprint
 
+    def _fetch_for_check(self) -> Fetched | None:
+        """What a check reads; None when it can tell nothing changed. Secrets Manager is asked
+        for versions first (``agent.sm_versions``) and its values read only when one moved."""
+        from agent.sm_versions import secrets_manager_unchanged, without_secrets_manager
+
+        plan = self._plan
+        if plan.sm_prefix or any(isinstance(r, SecretRef) for r in plan.refs.values()):
+            if secrets_manager_unchanged(plan, self._clients, self._fingerprint):
+                rest = fetch(without_secrets_manager(plan), self._clients, log=self._log)
+                old = self._fingerprint
+                kept = {k: v for k, v in old.items() if k.startswith("secretsmanager:")}
+                if {**kept, **rest.fingerprint()} == old:
+                    return None
+        return fetch(plan, self._clients, log=self._log)
+
     def poll(self) -> Mapping[str, str] | None:
         if self._plan.empty:
             return None
@@ -350,7 +365,9 @@ class ResolveWatcher:
         ]
 
         def check() -> Change | None:
-            fetched = fetch(self._plan, self._clients, log=self._log)
+            fetched = self._fetch_for_check()
+            if fetched is None:
+                return None
             new = fetched.fingerprint()
             if new == self._fingerprint:
                 return None

@@ -40,11 +40,15 @@ def test_check_states_the_calls_of_one_change_check(
     sm = boto_client("secretsmanager")
     for i in range(3):
         sm.create_secret(Name=f"app/prod/s{i}", SecretString=json.dumps({f"k{i}": "x"}))
+    sm.create_secret(Name="shared/db", SecretString=json.dumps({"password": "pw"}))
+    pinned = sm.create_secret(Name="shared/pinned", SecretString="p")["VersionId"]
     env = base_env(moto.url)
     env.update(
         PARAMETER_STORE_PREFIX="/app/prod",
         SECRETS_MANAGER_PREFIX="app/prod",
         TOKEN="ssm:/shared/token",
+        DB_PASSWORD="secretsmanager:shared/db:password",
+        PINNED=f"secretsmanager:shared/pinned:::{pinned}",
         SECRETS_AGENT_LOG_FORMAT="json",
         SECRETS_AGENT_WATCH_INTERVAL="1",
     )
@@ -54,7 +58,12 @@ def test_check_states_the_calls_of_one_change_check(
     operations: dict[str, int] = cost["operations"]
     assert operations["ssm:GetParametersByPath"] >= 3  # 10 parameters a page
     assert operations["ssm:GetParameters"] == 1
-    assert "secretsmanager:BatchGetSecretValue" in operations
+    # Secrets Manager is asked for versions only: one ListSecrets page for the prefix, one
+    # DescribeSecret for the reference that can move, nothing for the one pinned to a version.
+    assert operations["secretsmanager:ListSecrets"] == 1
+    assert operations["secretsmanager:DescribeSecret"] == 1
+    assert "secretsmanager:BatchGetSecretValue" not in operations
+    assert "secretsmanager:GetSecretValue" not in operations
     assert cost["calls"] == sum(operations.values())
 
     # A supervisor with the same configuration sends exactly that at each check.
