@@ -156,6 +156,12 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         help="customer-managed KMS key of SecureStrings or secrets (repeatable)",
     )
+    p_iam.add_argument(
+        "--ecs-cluster", help="redeploy mode: the cluster of the service (when the task finds it)"
+    )
+    p_iam.add_argument(
+        "--ecs-service", help="redeploy mode: the service the task may redeploy (likewise)"
+    )
     p_enc = sub.add_parser("encrypt", help="encrypt stdin into an aesdk: value for variable VAR")
     p_enc.add_argument("--key-id", required=True, help="KMS key ARN to encrypt under")
     p_enc.add_argument("--name", required=True, help="the variable the value is bound to")
@@ -327,7 +333,7 @@ def _cmd_exec(command: list[str]) -> int:
 
         watcher: Watcher | None = None
         if result is not None and clients is not None:
-            watcher = ResolveWatcher(
+            resolve_watcher = ResolveWatcher(
                 plan,
                 settings=settings,
                 environ=environ,
@@ -335,20 +341,35 @@ def _cmd_exec(command: list[str]) -> int:
                 log=log,
                 fingerprint=result.fingerprint,
             )
-            if files:
+            watcher = resolve_watcher
+            if settings.on_change == "redeploy":
+                from agent.redeploy import start_redeploy
+
+                watcher = start_redeploy(
+                    resolve_watcher,
+                    settings=settings,
+                    environ=environ,
+                    env=env,
+                    clients=clients,
+                    log=log,
+                )
+            elif files:
+                # Redeploy mode never rewrites files (nothing restarts): only restart and exit.
                 from agent.secret_files import FilesWatcher
 
-                watcher = FilesWatcher(watcher, files)
+                watcher = FilesWatcher(resolve_watcher, files)
         return supervise(
             command,
             env,
             interval=settings.watch_interval,
-            on_change=settings.on_change,
+            # Redeploy mode's watcher never hands back an environment: nothing restarts.
+            on_change="exit" if settings.on_change == "exit" else "restart",
             stop_timeout=settings.stop_timeout,
             watcher=watcher,
             log=log,
             prepare=prepare,
             emf=emf,
+            restart_delay=_restart_delay(settings, environ, log) if watcher is not None else 0.0,
         )
     from agent.execute import exec_command
 
@@ -357,6 +378,16 @@ def _cmd_exec(command: list[str]) -> int:
 
     log.debug("exec", command=command[0])
     exec_command(command, env)
+
+
+def _restart_delay(settings: Settings, environ: Mapping[str, str], log: Logger) -> float:
+    if settings.on_change != "restart" or settings.restart_spread <= 0:
+        return 0.0
+    from agent.stagger import restart_delay
+
+    return restart_delay(
+        environ, spread=settings.restart_spread, timeout=settings.timeout, log=log
+    )
 
 
 def _cmd_env(*, fmt: str, reveal: bool) -> int:
@@ -382,10 +413,20 @@ def _cmd_check() -> int:
     environ = dict(os.environ)
     settings, log = _setup(environ)
     files = _file_targets(settings)
-    _, result, _ = _resolve(environ, settings, log)
+    plan, result, clients = _resolve(environ, settings, log)
     from agent.layers import layered
 
     records: Sequence[Record] = (*result.applied, *result.kept) if result is not None else ()
+    if result is not None and clients is not None:
+        from agent.check_cost import check_cost, log_check_cost
+
+        calls = check_cost(
+            dict(clients.by_operation),
+            plan=plan,
+            fingerprint=result.fingerprint,
+            settings=settings,
+        )
+        log_check_cost(calls, settings=settings, log=log)
     if files:
         from agent.secret_files import check_records
 
@@ -404,6 +445,8 @@ def _cmd_iam(args: Any) -> int:
             fmt=args.format,
             account_id=args.account_id,
             kms_key_arns=tuple(args.kms_key_arn),
+            ecs_cluster=args.ecs_cluster,
+            ecs_service=args.ecs_service,
         )
     )
     return 0

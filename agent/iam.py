@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from agent import aws_names
 from agent.errors import ConfigError, NotFoundError
@@ -29,6 +30,7 @@ from agent.iam_statements import (
     statements,
 )
 from agent.references import SsmRef
+from agent.settings import ECS_NAME
 
 __all__ = [
     "ACCOUNT_PLACEHOLDER",
@@ -108,8 +110,37 @@ def _check_ssm_account(var: str, ref: SsmRef, account_id: str | None) -> None:
     )
 
 
+def _ecs_needs(
+    settings: Any, home: Where, *, ecs_cluster: str | None, ecs_service: str | None
+) -> tuple[tuple[Where, str, str] | None, bool]:
+    """Redeploy mode's service, from the settings or --ecs-cluster/--ecs-service."""
+    if not (settings.supervise and settings.on_change == "redeploy"):
+        return None, False
+    cluster = settings.ecs_cluster or ecs_cluster
+    service = settings.ecs_service or ecs_service
+    for flag, value in (("--ecs-cluster", cluster), ("--ecs-service", service)):
+        if value is not None and not re.fullmatch(ECS_NAME, value):
+            raise ConfigError(
+                f"{flag} {value!r} is not an ECS name", hint="give the name, not the ARN"
+            )
+    if not cluster or not service:
+        raise ConfigError(
+            "SECRETS_AGENT_ON_CHANGE=redeploy: the policy names the one service the task may "
+            "redeploy, but the cluster or the service is not known here",
+            hint="pass --ecs-cluster and --ecs-service (or set SECRETS_AGENT_ECS_CLUSTER and "
+            "SECRETS_AGENT_ECS_SERVICE)",
+        )
+    # A task that is not told its service finds it itself: on Fargate through DescribeTasks.
+    return (home, cluster, service), settings.ecs_service is None
+
+
 def needs_from_environment(
-    environ: Mapping[str, str], *, account_id: str | None, kms_key_arns: Sequence[str] = ()
+    environ: Mapping[str, str],
+    *,
+    account_id: str | None,
+    kms_key_arns: Sequence[str] = (),
+    ecs_cluster: str | None = None,
+    ecs_service: str | None = None,
 ) -> Needs:
     """What the agent would read with ``environ``, as the agent itself parses it."""
     from agent.references import AesdkRef, SecretRef, find_references
@@ -126,6 +157,7 @@ def needs_from_environment(
     refs = find_references(environ)
     parameters: list[tuple[Where, str]] = []
     secrets: list[tuple[Where, str]] = []
+    described: list[tuple[Where, str]] = []
     aesdk_vars: list[str] = []
     for var, ref in sorted(refs.items()):
         if isinstance(ref, AesdkRef):
@@ -142,6 +174,8 @@ def needs_from_environment(
             # Secrets Manager reads an ARN as written, in whichever account it names.
             where = Where(partition, ref_region, ref.account or home.account)
             secrets.append((where, ref.secret_id))
+            if settings.supervise and not ref.version_id:
+                described.append((where, ref.secret_id))  # a check asks for its version
     from agent.layers import split_prefixes
 
     # Layered prefixes: each prefix of a comma-separated list is granted on its own.
@@ -171,6 +205,9 @@ def needs_from_environment(
     if any_prefix:
         read_regions.add(region)
     service_keys = tuple(_check_service_key(arn, read_regions) for arn in kms_key_arns)
+    ecs, ecs_lookup = _ecs_needs(
+        settings, home, ecs_cluster=ecs_cluster, ecs_service=ecs_service
+    )
     return Needs(
         home=home,
         ssm_path=tuple(p for p in ssm_prefixes if p.startswith("/")),
@@ -178,10 +215,13 @@ def needs_from_environment(
         parameters=tuple(parameters),
         secrets_prefix=sm_prefixes,
         secrets=tuple(secrets),
+        described_secrets=tuple(described),
         # A parameter or secret may hold an aesdk: value too, bound to the variable it sets.
         aesdk_keys=settings.kms_key_arns,
         aesdk_names=None if any_prefix else tuple(sorted(refs)),
         service_keys=service_keys,
+        ecs_service=ecs,
+        ecs_task_lookup=ecs_lookup,
     )
 
 
@@ -219,9 +259,17 @@ def render_for_environment(
     fmt: str,
     account_id: str | None,
     kms_key_arns: Sequence[str] = (),
+    ecs_cluster: str | None = None,
+    ecs_service: str | None = None,
 ) -> str:
     """The policy for the configuration in ``environ``, as ``json`` or ``terraform``."""
-    needs = needs_from_environment(environ, account_id=account_id, kms_key_arns=kms_key_arns)
+    needs = needs_from_environment(
+        environ,
+        account_id=account_id,
+        kms_key_arns=kms_key_arns,
+        ecs_cluster=ecs_cluster,
+        ecs_service=ecs_service,
+    )
     if fmt == "json":
         return render_json(needs)
     if fmt == "terraform":

@@ -56,9 +56,15 @@ class Needs:
     parameters: tuple[tuple[Where, str], ...] = ()
     secrets_prefix: str | tuple[str, ...] | None = None
     secrets: tuple[tuple[Where, str], ...] = ()  # (where, name or full ARN)
+    # Supervise mode: referenced secrets whose version a change check asks for (DescribeSecret).
+    described_secrets: tuple[tuple[Where, str], ...] = ()
     aesdk_keys: tuple[str, ...] = ()
     aesdk_names: tuple[str, ...] | None = None  # None: any variable (prefix loads may hold some)
     service_keys: tuple[str, ...] = ()  # customer-managed keys of SecureStrings and secrets
+    # SECRETS_AGENT_ON_CHANGE=redeploy: (where, cluster name, service name), and whether the task
+    # finds its service itself (then, on Fargate, through DescribeTasks on its own task).
+    ecs_service: tuple[Where, str, str] | None = None
+    ecs_task_lookup: bool = False
 
 
 @dataclass(frozen=True)
@@ -173,9 +179,38 @@ def statements(needs: Needs) -> list[Statement]:
         arns = _unique(secret_pattern(w, s) for w, s in needs.secrets)
         out.append(Statement("ReadReferencedSecrets", ("secretsmanager:GetSecretValue",), arns))
         sm_scopes.extend((w.region, secret_pattern(w, s)) for w, s in needs.secrets)
+    if needs.described_secrets:
+        arns = _unique(secret_pattern(w, s) for w, s in needs.described_secrets)
+        out.append(
+            Statement("CheckReferencedSecretVersions", ("secretsmanager:DescribeSecret",), arns)
+        )
     out.extend(_service_key_statements(needs.service_keys, ssm_scopes, sm_scopes))
     if needs.aesdk_keys:
         out.append(_aesdk_statement(needs))
+    out.extend(_ecs_statements(needs))
+    return out
+
+
+def _ecs_statements(needs: Needs) -> list[Statement]:
+    """Redeploy mode: read and redeploy the one service; find it from the task's own group."""
+    if needs.ecs_service is None:
+        return []
+    where, cluster, service = needs.ecs_service
+    out = [
+        Statement(
+            "RedeployOwnService",
+            ("ecs:DescribeServices", "ecs:UpdateService"),
+            (where.arn("ecs", f"service/{cluster}/{service}"),),
+        )
+    ]
+    if needs.ecs_task_lookup:
+        out.append(
+            Statement(
+                "FindServiceOfOwnTask",
+                ("ecs:DescribeTasks",),
+                (where.arn("ecs", f"task/{cluster}/*"),),
+            )
+        )
     return out
 
 

@@ -59,6 +59,15 @@ class Fetched:
             out[key] = (item.version, item.value.fingerprint())
         return out
 
+    def modified_times(self) -> dict[str, float | None]:
+        """The fingerprint's keys -> when the source says that version was written."""
+        out: dict[str, float | None] = {}
+        for item in self.prefix_items:
+            out[f"{item.source}:{item.source_name}"] = item.modified
+        for var, item in self.ref_items.items():
+            out[f"{item.source}:{item.source_name} (variable {var})"] = item.modified
+        return out
+
 
 @dataclass(frozen=True)
 class Resolution:
@@ -363,16 +372,45 @@ class ResolveWatcher:
         self._fingerprint = fingerprint
         self._pending: dict[str, tuple[str | None, str]] | None = None
         self.last_changes: list[str] = []
+        self.last_fetched: Fetched | None = None
+
+    @property
+    def fingerprint(self) -> dict[str, tuple[str | None, str]]:
+        """What the last accepted check (or the start) read: versions and value digests."""
+        return self._fingerprint
+
+    def rewind(self, fingerprint: dict[str, tuple[str | None, str]]) -> None:
+        """Forget a change that was not acted on, so that the next poll reports it again."""
+        self._fingerprint = fingerprint
+
+    def _fetch_for_check(self) -> Fetched | None:
+        """What a check reads; None when it can tell nothing changed. Secrets Manager is asked
+        for versions first (``agent.sm_versions``) and its values read only when one moved."""
+        from agent.sm_versions import secrets_manager_unchanged, without_secrets_manager
+
+        plan = self._plan
+        if plan.sm_prefix or any(isinstance(r, SecretRef) for r in plan.refs.values()):
+            if secrets_manager_unchanged(plan, self._clients, self._fingerprint):
+                rest = fetch(without_secrets_manager(plan), self._clients, log=self._log)
+                old = self._fingerprint
+                kept = {k: v for k, v in old.items() if k.startswith("secretsmanager:")}
+                if {**kept, **rest.fingerprint()} == old:
+                    return None
+        return fetch(plan, self._clients, log=self._log)
 
     def poll(self) -> Mapping[str, str] | None:
         self._pending = None
         if self._plan.empty:
             return None
 
-        Change = tuple[dict[str, tuple[str | None, str]], Mapping[str, str], list[str]]
+        Change = tuple[
+            dict[str, tuple[str | None, str]], Mapping[str, str], list[str], Fetched
+        ]
 
         def check() -> Change | None:
-            fetched = fetch(self._plan, self._clients, log=self._log)
+            fetched = self._fetch_for_check()
+            if fetched is None:
+                return None
             new = fetched.fingerprint()
             if new == self._fingerprint:
                 return None
@@ -385,7 +423,7 @@ class ResolveWatcher:
                 clients=self._clients,
                 log=self._log,
             )
-            return new, result.env, changes
+            return new, result.env, changes, fetched
 
         # Kept here, not in the check's thread: a check that outlives the timeout keeps
         # running, and must not mark a change as seen that nobody acted on.
@@ -397,7 +435,8 @@ class ResolveWatcher:
         )
         if change is None:
             return None
-        self._pending, env, self.last_changes = change  # the supervisor logs the changes
+        # The supervisor logs the changes.
+        self._pending, env, self.last_changes, self.last_fetched = change
         return env
 
     def commit(self) -> None:

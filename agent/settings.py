@@ -33,6 +33,10 @@ MAX_WATCH_INTERVAL = 86400.0
 ALLOW_ENTRY = re.compile(r"[A-Za-z0-9_*]+\Z")
 #: A CloudWatch namespace: 1-255 of these characters, and never AWS's own ``AWS/``.
 METRICS_NAMESPACE = re.compile(r"[A-Za-z0-9.\-_/#: ]{1,255}\Z")
+#: An ECS cluster or service name (ECS allows letters, digits, hyphens and underscores, 1-255).
+ECS_NAME = re.compile(r"[A-Za-z0-9_-]{1,255}\Z")
+#: The longest SECRETS_AGENT_RESTART_SPREAD, in seconds (a day).
+MAX_RESTART_SPREAD = 86400.0
 _NUMBER = re.compile(r"[0-9]{1,6}(\.[0-9]{1,6})?\Z")
 _BOOLS = {
     "true": True,
@@ -57,7 +61,7 @@ class Settings:
     override: bool = False
     timeout: float = 30.0
     watch_interval: float = 0.0
-    on_change: Literal["restart", "exit"] = "restart"
+    on_change: Literal["restart", "exit", "redeploy"] = "restart"
     stop_timeout: float = 10.0
     kms_key_arns: tuple[str, ...] = ()
     log_format: Literal["json", "text"] | None = None
@@ -66,6 +70,9 @@ class Settings:
     files: tuple[tuple[str, str], ...] = ()
     metrics: Literal["off", "emf"] = "off"
     metrics_namespace: str = "SecretsAgent"
+    ecs_cluster: str | None = None
+    ecs_service: str | None = None
+    restart_spread: float = 0.0
 
     @property
     def supervise(self) -> bool:
@@ -256,6 +263,12 @@ def _allow(value: str) -> tuple[str, ...]:
     return entries
 
 
+def _ecs_name(value: str) -> str:
+    if not ECS_NAME.match(value.strip()):
+        raise _Invalid("an ECS name holds 1-255 letters, digits, hyphens and underscores")
+    return value.strip()
+
+
 def _files(value: str) -> tuple[tuple[str, str], ...]:
     from agent.secret_files import parse_mapping
 
@@ -279,7 +292,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SECRETS_AGENT_OVERRIDE", "override", _bool),
     Setting("SECRETS_AGENT_TIMEOUT", "timeout", _number(0, 3600, low_open=True)),
     Setting("SECRETS_AGENT_WATCH_INTERVAL", "watch_interval", _interval),
-    Setting("SECRETS_AGENT_ON_CHANGE", "on_change", _choice("restart", "exit")),
+    Setting("SECRETS_AGENT_ON_CHANGE", "on_change", _choice("restart", "exit", "redeploy")),
     Setting("SECRETS_AGENT_STOP_TIMEOUT", "stop_timeout", _number(0, 3600)),
     Setting("SECRETS_AGENT_KMS_KEY_ARNS", "kms_key_arns", _key_arns),
     Setting("SECRETS_AGENT_LOG_FORMAT", "log_format", _choice("json", "text")),
@@ -288,6 +301,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SECRETS_AGENT_FILES", "files", _files),
     Setting("SECRETS_AGENT_METRICS", "metrics", _choice("off", "emf")),
     Setting("SECRETS_AGENT_METRICS_NAMESPACE", "metrics_namespace", _namespace),
+    Setting("SECRETS_AGENT_ECS_CLUSTER", "ecs_cluster", _ecs_name),
+    Setting("SECRETS_AGENT_ECS_SERVICE", "ecs_service", _ecs_name),
+    Setting("SECRETS_AGENT_RESTART_SPREAD", "restart_spread", _number(0, MAX_RESTART_SPREAD)),
 )
 VARIABLES = tuple(setting.variable for setting in SETTINGS)
 

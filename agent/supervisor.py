@@ -91,6 +91,14 @@ class DescribesChanges(Protocol):
     last_changes: Sequence[str]
 
 
+@runtime_checkable
+class PacesChecks(Protocol):
+    """Optional: a watcher that sets the time to its next check itself (redeploy mode spreads
+    a service's checks over its tasks)."""
+
+    def next_delay(self, interval: float, rng: random.Random) -> float: ...
+
+
 class _Check:
     """One ``watcher.poll()`` in a worker thread; wakes the supervising thread when done."""
 
@@ -133,6 +141,7 @@ class Supervisor:
         log: Logger,
         prepare: Callable[[Mapping[str, str]], Mapping[str, str]] | None = None,
         emf: Emf | None = None,
+        restart_delay: float = 0.0,
     ) -> None:
         self.emf = emf
         self.argv = list(argv)
@@ -153,6 +162,9 @@ class Supervisor:
         self.check: _Check | None = None
         self.next_check = 0.0
         self.owns_tty = False
+        # SECRETS_AGENT_RESTART_SPREAD: a restart waits this long after its change is found.
+        self.restart_delay = restart_delay
+        self.restart_due: float | None = None
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self) -> int:
@@ -196,7 +208,9 @@ class Supervisor:
         wake = now + _SAFETY_WAKE
         if self.kill_at is not None:
             wake = min(wake, self.kill_at)
-        if self.watcher is not None and self.check is None and self.stopping is None:
+        if self.restart_due is not None:
+            wake = min(wake, self.restart_due)
+        elif self.watcher is not None and self.check is None and self.stopping is None:
             wake = min(wake, self.next_check)
         return max(0.0, wake - now)
 
@@ -215,6 +229,8 @@ class Supervisor:
         self.log.info("command started", pid=pid, command=self.argv[0])
 
     def jittered(self) -> float:
+        if isinstance(self.watcher, PacesChecks):
+            return self.watcher.next_delay(self.interval, self.rng)
         return self.interval * self.rng.uniform(1 - JITTER, 1 + JITTER)
 
     def on_signal(self, sig: signal.Signals) -> None:
@@ -296,6 +312,10 @@ class Supervisor:
                     kill(self.child, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+        if self.restart_due is not None and now >= self.restart_due:
+            self.restart_due = None
+            if not self.shutdown and self.stopping is None:
+                self.stop("restart")
         if self.check is not None and self.check.done.is_set():
             check, self.check = self.check, None
             self.next_check = now + self.jittered()
@@ -304,6 +324,7 @@ class Supervisor:
             self.watcher is not None
             and self.check is None
             and self.stopping is None
+            and self.restart_due is None
             and not self.shutdown
             and now >= self.next_check
         ):
@@ -391,6 +412,11 @@ class Supervisor:
             took=took,
         )
         self.pending_env = new_env
+        if self.on_change == "restart" and self.restart_delay > 0:
+            # Checks wait until the restart; a later change is found after it.
+            self.restart_due = now + self.restart_delay
+            self.log.info("restart scheduled", pid=self.child, in_seconds=self.restart_delay)
+            return
         self.stop(self.on_change)
 
 
@@ -409,6 +435,7 @@ def supervise(
     log: Logger,
     prepare: Callable[[Mapping[str, str]], Mapping[str, str]] | None = None,
     emf: Emf | None = None,
+    restart_delay: float = 0.0,
 ) -> int:
     """Run ``argv`` with ``env`` as its supervisor; return the exit code for the agent.
 
@@ -428,4 +455,5 @@ def supervise(
         log=log,
         prepare=prepare,
         emf=emf,
+        restart_delay=restart_delay,
     ).run()

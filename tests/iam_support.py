@@ -204,4 +204,11 @@ def checks_for(call: Mapping[str, Any], secrets: Callable[[str], list[str]]) -> 
         request: dict[str, object] = {"kms:EncryptionContextKeys": sorted(context)}
         request.update({f"kms:EncryptionContext:{k}": v for k, v in context.items()})
         return [Check(action, str(params["KeyId"]), request)]
+    if service == "ecs" and operation in {"DescribeServices", "UpdateService"}:
+        cluster = str(params.get("cluster") or "default").rsplit("/", 1)[-1]
+        names = as_list(params["services"]) if "services" in params else [params["service"]]
+        arn = f"arn:aws:ecs:{region}:{ACCOUNT}:service/{cluster}/"
+        return [Check(action, arn + str(n).rsplit("/", 1)[-1]) for n in names]
+    if (service, operation) == ("ecs", "DescribeTasks"):
+        return [Check(action, str(arn)) for arn in as_list(params["tasks"])]
     raise AssertionError(f"no IAM mapping for {action}: add one, then cover it in iam/")

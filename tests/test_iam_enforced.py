@@ -25,6 +25,7 @@ import pytest
 
 from agent import iam
 from tests.conftest import REGION, base_env, run_agent
+from tests.ecs_metadata import TaskMetadataServer, task_document
 from tests.iam_support import ACCOUNT, as_list
 from tests.moto_server import MotoServer, free_port
 
@@ -46,6 +47,16 @@ ACTIONS: dict[str, tuple[str, ...]] = {
         "secretsmanager:ListSecrets",
         "secretsmanager:GetSecretValue",
     ),
+    "redeploy": (
+        "ssm:GetParametersByPath",
+        "ecs:DescribeServices",
+        "ecs:DescribeTasks",
+        "ecs:UpdateService",
+    ),
+}
+#: iam-policy's own arguments per configuration (redeploy: the service the task finds itself).
+RENDER_ARGS: dict[str, dict[str, str]] = {
+    "redeploy": {"ecs_cluster": "prod", "ecs_service": "web"},
 }
 #: Actions AWS checks implicitly, inside another call; moto checks only the call's own action.
 IMPLICIT = {
@@ -53,6 +64,11 @@ IMPLICIT = {
     ("sm-prefix", "secretsmanager:GetSecretValue"): "required per secret BatchGetSecretValue reads",
     ("layers", "secretsmanager:ListSecrets"): "required by BatchGetSecretValue's filters",
     ("layers", "secretsmanager:GetSecretValue"): "required per secret BatchGetSecretValue reads",
+}
+#: Actions the agent calls only when a secret changes, never at start: their denial keeps the
+#: command and warns naming the action (test_redeploy.py proves it under enforcement).
+ON_CHANGE_ONLY = {
+    ("redeploy", "ecs:UpdateService"): "called only on a change; denied, it is a failed check",
 }
 
 
@@ -95,6 +111,23 @@ def _client(server: MotoServer, service: str) -> Any:
     )
 
 
+def _seed_service(server: MotoServer, metadata: TaskMetadataServer) -> str:
+    """A service 'web' of cluster 'prod' with one Fargate task; its metadata endpoint's URI."""
+    ecs = _client(server, "ecs")
+    cluster = ecs.create_cluster(clusterName="prod")["cluster"]["clusterArn"]
+    ecs.register_task_definition(
+        family="app", containerDefinitions=[{"name": "app", "image": "app", "memory": 128}]
+    )
+    ecs.create_service(
+        cluster="prod", serviceName="web", taskDefinition="app", desiredCount=1,
+        launchType="FARGATE",
+    )
+    task = ecs.run_task(
+        cluster="prod", taskDefinition="app", launchType="FARGATE", group="service:web"
+    )["tasks"][0]["taskArn"]
+    return metadata.add(task_document(cluster_arn=cluster, task_arn=task))
+
+
 def _seed(server: MotoServer, tmp: Path) -> dict[str, dict[str, str]]:
     ssm = _client(server, "ssm")
     for name, value in [
@@ -109,6 +142,7 @@ def _seed(server: MotoServer, tmp: Path) -> dict[str, dict[str, str]]:
     sm.create_secret(Name="kptboard/prod/database", SecretString=json.dumps({"password": "p"}))
     sm.create_secret(Name="kptboard/common/mail", SecretString=json.dumps({"user": "u"}))
     sm.create_secret(Name="kptboard/other", SecretString=json.dumps({"password": "pw"}))
+    ssm.put_parameter(Name="/redeploy/app/token", Value="t", Type="String")
     key = _client(server, "kms").create_key()["KeyMetadata"]["Arn"]
     root = {**base_env(server.url), "SECRETS_AGENT_KMS_KEY_ARNS": key}
     tokens = {}
@@ -133,6 +167,11 @@ def _seed(server: MotoServer, tmp: Path) -> dict[str, dict[str, str]]:
             "SECRETS_MANAGER_PREFIX": "kptboard/common,kptboard/prod",
             **keys,
         },
+        "redeploy": {
+            "PARAMETER_STORE_PREFIX": "/redeploy/app",
+            "SECRETS_AGENT_WATCH_INTERVAL": "60",
+            "SECRETS_AGENT_ON_CHANGE": "redeploy",
+        },
     }
 
 
@@ -155,13 +194,19 @@ def _user(server: MotoServer, name: str, actions: list[str]) -> tuple[str, str]:
 def enforced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Enforced]:
     server = _start_private_moto()
     tmp = tmp_path_factory.mktemp("iam-enforced")
+    metadata = TaskMetadataServer().start()
     try:
         configs = _seed(server, tmp)
+        configs["redeploy"]["ECS_CONTAINER_METADATA_URI_V4"] = _seed_service(server, metadata)
         envs: dict[str, dict[str, str]] = {}
         creds: dict[tuple[str, str | None], tuple[str, str]] = {}
         for name, config in configs.items():
             env = {**base_env(server.url), **config}
-            policy = json.loads(iam.render_for_environment(env, fmt="json", account_id=ACCOUNT))
+            policy = json.loads(
+                iam.render_for_environment(
+                    env, fmt="json", account_id=ACCOUNT, **RENDER_ARGS.get(name, {})
+                )
+            )
             actions = sorted({a for s in policy["Statement"] for a in as_list(s["Action"])})
             assert actions == sorted(ACTIONS[name]), name
             envs[name] = env
@@ -172,6 +217,7 @@ def enforced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Enforced]:
         server.post("/moto-api/reset-auth", b"0")  # from now on every request is authorized
         yield Enforced(server, envs, creds, tmp)
     finally:
+        metadata.stop()
         try:
             server.post("/moto-api/reset-auth", b"inf")
         finally:
@@ -205,6 +251,10 @@ def test_enforcement_is_on(enforced: Enforced) -> None:
 def test_each_rendered_action_is_necessary(enforced: Enforced, config: str, action: str) -> None:
     if (config, action) in IMPLICIT:
         pytest.skip(f"{action}: {IMPLICIT[(config, action)]}; moto does not check it")
+    if (config, action) in ON_CHANGE_ONLY:
+        run = _run_as(enforced, config, action)
+        assert run.returncode == 0 and run.ran, run.stderr  # the start does not need it
+        pytest.skip(f"{action}: {ON_CHANGE_ONLY[(config, action)]}")
     run = _run_as(enforced, config, action)
     assert run.returncode == 77, run.stderr
     assert not run.ran

@@ -30,6 +30,12 @@ _LOGGED_PARAMS = (
     "KeyId",
     "EncryptionContext",
     "NextToken",
+    # ECS (SECRETS_AGENT_ON_CHANGE=redeploy): names and ARNs only.
+    "cluster",
+    "service",
+    "services",
+    "tasks",
+    "forceNewDeployment",
 )
 
 
@@ -57,6 +63,8 @@ class Clients:
         self._clients: dict[tuple[str, str], Any] = {}
         self.calls = 0
         self.attempts = 0
+        #: "service:Operation" -> calls made (attempts not counted)
+        self.by_operation: dict[str, int] = {}
 
     @property
     def retries(self) -> int:
@@ -129,8 +137,10 @@ class Clients:
     def _on_call(
         self, params: Mapping[str, Any], model: Any, context: Mapping[str, Any], **_: Any
     ) -> None:
+        operation = f"{model.service_model.service_name}:{model.name}"
         with self._lock:
             self.calls += 1
+            self.by_operation[operation] = self.by_operation.get(operation, 0) + 1
         if self._log.enabled("debug"):
             logged = {**params, **_context_keys(params)}
             self._log.debug(

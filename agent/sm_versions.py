@@ -1,0 +1,135 @@
+"""Cheaper change checks for Secrets Manager: ask which version each stage points at, and read
+values only when one moved.
+
+A prefix is listed with ``ListSecrets`` (100 secrets a page, no values; the same call and grant
+BatchGetSecretValue's name filter needs); a reference's secret is described with
+``DescribeSecret`` (its stages' version ids, no value; 40,000 a second per account and region,
+where ``GetSecretValue`` allows 10,000). A reference pinned to a version id never moves and is
+not asked about. When every version is the one the last read saw, the check reads no Secrets
+Manager value at all; otherwise it reads everything as the start did.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from agent.aws.clients import Clients
+from agent.aws.secrets_manager import CURRENT, LIST_PAGE, filter_value
+from agent.aws.secrets_manager_errors import map_error
+from agent.naming import key_under_secret_prefix
+from agent.references import SecretRef
+from agent.resolve import Plan
+
+Fingerprint = Mapping[str, tuple[str | None, str]]
+_SM = "secretsmanager:"
+
+
+def _current(stages: Mapping[str, Any], stage: str) -> str | None:
+    for version, labels in stages.items():
+        if isinstance(labels, list) and stage in labels:
+            return str(version)
+    return None
+
+
+def _prefix_versions(fingerprint: Fingerprint) -> dict[str, str | None]:
+    """secret name -> version, from a fingerprint's prefix entries (``secretsmanager:NAME``
+    or ``secretsmanager:NAME:KEY``; a secret name holds no ``:``)."""
+    out: dict[str, str | None] = {}
+    for key, (version, _) in fingerprint.items():
+        if key.startswith(_SM) and " (variable " not in key:
+            out[key[len(_SM) :].split(":", 1)[0]] = version
+    return out
+
+
+def _ref_groups(refs: Mapping[str, SecretRef]) -> dict[tuple[str | None, str, str], list[str]]:
+    """(region, secret id, stage) -> variables, for the references that can move."""
+    groups: dict[tuple[str | None, str, str], list[str]] = {}
+    for var in sorted(refs):
+        ref = refs[var]
+        if ref.version_id:
+            continue  # a version id names one immutable version
+        groups.setdefault((ref.region or None, ref.secret_id, ref.stage or CURRENT), []).append(var)
+    return groups
+
+
+def _ref_version(fingerprint: Fingerprint, var: str) -> str | None:
+    suffix = f" (variable {var})"
+    for key, (version, _) in fingerprint.items():
+        if key.startswith(_SM) and key.endswith(suffix):
+            return version
+    return None
+
+
+def secrets_manager_unchanged(plan: Plan, clients: Clients, fingerprint: Fingerprint) -> bool:
+    """True when every Secrets Manager secret ``plan`` reads is at the version ``fingerprint``
+    holds. Only version metadata is read."""
+    if plan.sm_prefix:
+        client = clients.get("secretsmanager")
+        seen = _prefix_versions(fingerprint)
+        listed: dict[str, str | None] = {}
+        token: str | None = None
+        while True:
+            request: dict[str, Any] = {
+                "Filters": [{"Key": "name", "Values": [filter_value(plan.sm_prefix)]}],
+                "MaxResults": LIST_PAGE,
+            }
+            if token:
+                request["NextToken"] = token
+            try:
+                page = client.list_secrets(**request)
+            except Exception as exc:
+                raise map_error(
+                    exc,
+                    action="secretsmanager:ListSecrets",
+                    subject=f"the secrets under {plan.sm_prefix!r}",
+                ) from exc
+            for meta in page.get("SecretList") or []:
+                name = str(meta.get("Name"))
+                if key_under_secret_prefix(plan.sm_prefix, name) is None or meta.get(
+                    "DeletedDate"
+                ):
+                    continue
+                listed[name] = _current(meta.get("SecretVersionsToStages") or {}, CURRENT)
+            next_token = page.get("NextToken")
+            if not next_token or next_token == token:
+                break
+            token = str(next_token)
+        if listed != seen:
+            return False
+    sm_refs = {v: r for v, r in plan.refs.items() if isinstance(r, SecretRef)}
+    for (region, secret_id, stage), variables in _ref_groups(sm_refs).items():
+        client = clients.get("secretsmanager", region)
+        try:
+            described = client.describe_secret(SecretId=secret_id)
+        except Exception as exc:
+            raise map_error(
+                exc, action="secretsmanager:DescribeSecret", subject=f"secret {secret_id!r}"
+            ) from exc
+        now = _current(described.get("VersionIdsToStages") or {}, stage)
+        if any(_ref_version(fingerprint, var) != now for var in variables):
+            return False
+    return True
+
+
+def without_secrets_manager(plan: Plan) -> Plan:
+    """The plan's SSM and aesdk: parts only."""
+    return Plan(
+        ssm_prefix=plan.ssm_prefix,
+        sm_prefix=None,
+        refs={v: r for v, r in plan.refs.items() if not isinstance(r, SecretRef)},
+    )
+
+
+def version_check_calls(plan: Plan, fingerprint: Fingerprint) -> dict[str, int]:
+    """The Secrets Manager calls of one check that finds no version moved."""
+    calls: dict[str, int] = {}
+    if plan.sm_prefix:
+        secrets = len(_prefix_versions(fingerprint))
+        calls["secretsmanager:ListSecrets"] = max(1, math.ceil(secrets / LIST_PAGE))
+    sm_refs = {v: r for v, r in plan.refs.items() if isinstance(r, SecretRef)}
+    groups = len(_ref_groups(sm_refs))
+    if groups:
+        calls["secretsmanager:DescribeSecret"] = groups
+    return calls

@@ -1,0 +1,100 @@
+"""A stand-in for the ECS task metadata endpoint (v4) on 127.0.0.1.
+
+One server serves many tasks: ``add(task)`` returns the value of ``ECS_CONTAINER_METADATA_URI_V4``
+for that task (``http://127.0.0.1:PORT/v4/ID``), under which ``GET .../task`` answers the task's
+JSON, as ECS's endpoint does. ``requests`` counts the answers given.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, Self
+
+
+class TaskMetadataServer:
+    def __init__(self) -> None:
+        self._tasks: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+        self.requests = 0
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                parts = self.path.strip("/").split("/")
+                body = None
+                if len(parts) == 3 and parts[0] == "v4" and parts[2] == "task":
+                    with server._lock:
+                        body = server._tasks.get(parts[1])
+                        server.requests += 1
+                if body is None:
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def add(self, task: Mapping[str, Any]) -> str:
+        """Serve ``task`` as ``/task`` of a new endpoint; return that endpoint's URI."""
+        with self._lock:
+            key = f"task{len(self._tasks)}"
+            self._tasks[key] = json.dumps(dict(task)).encode()
+        return f"{self.url}/v4/{key}"
+
+    def start(self) -> Self:
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def task_document(
+    *, cluster_arn: str, task_arn: str, service_name: str | None = None
+) -> dict[str, Any]:
+    """A ``/task`` answer as ECS gives it: Fargate leaves ``ServiceName`` out, EC2 has it."""
+    task: dict[str, Any] = {
+        "Cluster": cluster_arn,
+        "TaskARN": task_arn,
+        "Family": "app",
+        "Revision": "1",
+        "DesiredStatus": "RUNNING",
+        "KnownStatus": "RUNNING",
+        "LaunchType": "FARGATE" if service_name is None else "EC2",
+        "Containers": [{"Name": "app", "DockerId": "0" * 32}],
+    }
+    if service_name is not None:
+        task["ServiceName"] = service_name
+    return task
