@@ -12,11 +12,7 @@ from tests.conftest import base_env, run_agent
 from tests.fault_proxy import FaultProxy
 from tests.moto_server import MotoServer
 from tests.supervised import SIGNAL_ECHO, launch, wait_until
-
-try:  # the entrypoint allowed a check every second (tests only), where the suite has it
-    from tests.supervised import rotating_agent_argv as agent_argv  # type: ignore[attr-defined]
-except ImportError:
-    from tests.supervised import agent_argv
+from tests.supervised import rotating_agent_argv as agent_argv
 
 
 def _cost(stderr: str) -> dict[str, Any]:
@@ -50,7 +46,7 @@ def test_check_states_the_calls_of_one_change_check(
         DB_PASSWORD="secretsmanager:shared/db:password",
         PINNED=f"secretsmanager:shared/pinned:::{pinned}",
         SECRETS_AGENT_LOG_FORMAT="json",
-        SECRETS_AGENT_WATCH_INTERVAL="1",
+        SECRETS_AGENT_WATCH_INTERVAL="30",
     )
     run = run_agent(tmp_path, env, ["check"])
     assert run.returncode == 0, run.stderr
@@ -68,7 +64,11 @@ def test_check_states_the_calls_of_one_change_check(
 
     # A supervisor with the same configuration sends exactly that at each check.
     with FaultProxy(moto.url) as proxy:
-        env.update(AWS_ENDPOINT_URL=proxy.url, SECRETS_AGENT_LOG_LEVEL="debug")
+        env.update(
+            AWS_ENDPOINT_URL=proxy.url,
+            SECRETS_AGENT_LOG_LEVEL="debug",
+            SECRETS_AGENT_WATCH_INTERVAL="1",  # through the short-interval wrapper
+        )
         out = tmp_path / "echo.log"
         sup = launch(
             tmp_path,

@@ -30,11 +30,7 @@ from tests.ecs_metadata import TaskMetadataServer, task_document
 from tests.fault_proxy import FaultProxy
 from tests.moto_server import MotoServer
 from tests.supervised import SIGNAL_ECHO, Supervised, launch, wait_until
-
-try:  # the entrypoint allowed a check every second (tests only), where the suite has it
-    from tests.supervised import rotating_agent_argv as agent_argv  # type: ignore[attr-defined]
-except ImportError:
-    from tests.supervised import agent_argv
+from tests.supervised import rotating_agent_argv as agent_argv
 
 INTERVAL = 1.0
 CLUSTER = "prod"
@@ -147,6 +143,12 @@ def redeploy_env(endpoint: str, **extra: str) -> dict[str, str]:
     return env
 
 
+def at_start(env: dict[str, str]) -> dict[str, str]:
+    """For a run that ends at start (a 78, iam-policy): the real entrypoint, whose interval
+    floor is 30 s, with a valid interval."""
+    return env | {"SECRETS_AGENT_WATCH_INTERVAL": "30"}
+
+
 def rotate(boto_client: Any, value: str) -> None:
     boto_client("ssm").put_parameter(
         Name="/app/prod/api_token", Value=value, Type="SecureString", Overwrite=True
@@ -219,7 +221,7 @@ def test_redeploy_without_metadata_or_service_setting_is_78_at_start(
     moto: MotoServer, boto_client: Any, tmp_path: Path
 ) -> None:
     boto_client("ssm").put_parameter(Name="/app/prod/api_token", Value="t", Type="SecureString")
-    run = run_agent(tmp_path, redeploy_env(moto.url, SECRETS_AGENT_LOG_LEVEL="warning"))
+    run = run_agent(tmp_path, at_start(redeploy_env(moto.url, SECRETS_AGENT_LOG_LEVEL="warning")))
     assert run.returncode == 78, run.stderr
     assert not run.ran
     line = _one_line(run.stderr)
@@ -235,7 +237,7 @@ def test_a_task_outside_any_service_is_78_at_start(
     env = redeploy_env(
         moto.url, ECS_CONTAINER_METADATA_URI_V4=uri, SECRETS_AGENT_LOG_LEVEL="warning"
     )
-    run = run_agent(tmp_path, env)
+    run = run_agent(tmp_path, at_start(env))
     assert run.returncode == 78, run.stderr
     assert not run.ran
     line = _one_line(run.stderr)
@@ -253,7 +255,7 @@ def test_a_named_service_that_does_not_exist_is_78_at_start(
         SECRETS_AGENT_ECS_CLUSTER=CLUSTER,
         SECRETS_AGENT_LOG_LEVEL="warning",
     )
-    run = run_agent(tmp_path, env)
+    run = run_agent(tmp_path, at_start(env))
     assert run.returncode == 78, run.stderr
     assert not run.ran
     assert "no-such-service" in _one_line(run.stderr)
@@ -270,7 +272,7 @@ def test_an_unreachable_metadata_endpoint_is_69_at_start(
         ECS_CONTAINER_METADATA_URI_V4=f"http://127.0.0.1:{free_port()}/v4/x",
         SECRETS_AGENT_LOG_LEVEL="warning",
     )
-    run = run_agent(tmp_path, env)
+    run = run_agent(tmp_path, at_start(env))
     assert run.returncode == 69, run.stderr
     assert not run.ran
     assert "metadata" in _one_line(run.stderr)
@@ -489,7 +491,7 @@ def test_iam_policy_allows_every_call_of_a_redeploy_run_and_nothing_more(
     assert {"ecs:DescribeServices", "ecs:UpdateService"} <= operations
     assert ("ecs:DescribeTasks" in operations) is not named
 
-    text = iam.render_for_environment(env, fmt="json", account_id=ACCOUNT, **flags)
+    text = iam.render_for_environment(at_start(env), fmt="json", account_id=ACCOUNT, **flags)
     policy = json.loads(text)
     assert parliament_findings(text) == []
     assert static_problems(policy, regions=["us-east-1"]) == []
@@ -511,12 +513,12 @@ def test_iam_policy_allows_every_call_of_a_redeploy_run_and_nothing_more(
 
 def test_iam_policy_for_redeploy_needs_the_service_named(tmp_path: Path) -> None:
     env = redeploy_env("http://127.0.0.1:9")
-    run = run_agent(tmp_path, env, ["iam-policy", "--account-id", "123456789012"])
+    run = run_agent(tmp_path, at_start(env), ["iam-policy", "--account-id", "123456789012"])
     assert run.returncode == 78
     assert "--ecs-service" in _one_line(run.stderr)
     ok = run_agent(
         tmp_path,
-        env,
+        at_start(env),
         ["iam-policy", "--account-id", "123456789012", "--ecs-cluster", CLUSTER,
          "--ecs-service", SERVICE],
     )

@@ -19,11 +19,7 @@ from tests.fault_proxy import FaultProxy
 from tests.iam_support import ACCOUNT, allows, as_list, aws_calls, checks_for
 from tests.moto_server import MotoServer
 from tests.supervised import SIGNAL_ECHO, launch, wait_until
-
-try:  # the entrypoint allowed a check every second (tests only), where the suite has it
-    from tests.supervised import rotating_agent_argv as agent_argv  # type: ignore[attr-defined]
-except ImportError:
-    from tests.supervised import agent_argv
+from tests.supervised import rotating_agent_argv as agent_argv
 
 VALUE_READS = ("GetSecretValue", "BatchGetSecretValue")
 
@@ -95,7 +91,9 @@ def test_checks_read_versions_only_and_a_moved_version_restarts(
             return [s["ARN"] for s in listed if s["Name"].startswith(value[:-1])]
         return [s["ARN"] for s in listed if value in (s["Name"], s["ARN"])]
 
-    policy = json.loads(iam.render_for_environment(env, fmt="json", account_id=ACCOUNT))
+    # iam-policy reads the task's settings, whose interval floor is 30 s (the run used 1 s).
+    task_env = env | {"SECRETS_AGENT_WATCH_INTERVAL": "30"}
+    policy = json.loads(iam.render_for_environment(task_env, fmt="json", account_id=ACCOUNT))
     checks = [c for call in aws_calls(stderr) for c in checks_for(call, lookup)]
     assert [c for c in checks if not allows(policy, c)] == []
     granted = {a for s in policy["Statement"] for a in as_list(s["Action"])}

@@ -22,11 +22,7 @@ from tests.conftest import base_env
 from tests.ecs_metadata import TaskMetadataServer, task_document
 from tests.moto_server import MotoServer
 from tests.supervised import SIGNAL_ECHO, Supervised, launch
-
-try:  # the entrypoint allowed a check every second (tests only), where the suite has it
-    from tests.supervised import rotating_agent_argv as agent_argv  # type: ignore[attr-defined]
-except ImportError:
-    from tests.supervised import agent_argv
+from tests.supervised import rotating_agent_argv as agent_argv
 
 CLUSTER_ARN = "arn:aws:ecs:us-east-1:123456789012:cluster/prod"
 ARNS = [f"arn:aws:ecs:us-east-1:123456789012:task/prod/{i:032x}" for i in range(20)]
