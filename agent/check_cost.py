@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from agent.logs import Logger
-from agent.resolve import Plan
+from agent.plan import Plan
 from agent.settings import Settings
 from agent.sm_versions import version_check_calls
 

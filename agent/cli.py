@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     from agent.logs import Logger
     from agent.metrics import Emf
     from agent.model import Record
-    from agent.resolve import Plan, Resolution
+    from agent.plan import Plan
+    from agent.resolve import Resolution
     from agent.secret_files import Target
     from agent.settings import Settings
 
@@ -273,7 +274,7 @@ def _resolve(
     """
     import time
 
-    from agent.resolve import make_plan
+    from agent.plan import make_plan
 
     started = time.monotonic()
     try:

@@ -142,11 +142,13 @@ def needs_from_environment(
     ecs_cluster: str | None = None,
     ecs_service: str | None = None,
 ) -> Needs:
-    """What the agent would read with ``environ``, as the agent itself parses it."""
-    from agent.references import AesdkRef, SecretRef, find_references
+    """What the agent would read with ``environ``: the same Plan ``exec`` fetches."""
+    from agent.plan import make_plan
+    from agent.references import AesdkRef, SecretRef
     from agent.settings import load_settings
 
     settings = load_settings(environ)
+    plan = make_plan(settings, environ)
     region = _region(
         environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION"),
         what="AWS_REGION / AWS_DEFAULT_REGION",
@@ -154,7 +156,7 @@ def needs_from_environment(
     if account_id is not None and not _ACCOUNT.match(account_id):
         raise ConfigError(f"--account-id {account_id!r} is not a 12-digit AWS account id")
     home = Where(partition_of(region), region, account_id or ACCOUNT_PLACEHOLDER)
-    refs = find_references(environ)
+    refs = plan.refs
     parameters: list[tuple[Where, str]] = []
     secrets: list[tuple[Where, str]] = []
     described: list[tuple[Where, str]] = []
@@ -176,11 +178,9 @@ def needs_from_environment(
             secrets.append((where, ref.secret_id))
             if settings.supervise and not ref.version_id:
                 described.append((where, ref.secret_id))  # a check asks for its version
-    from agent.layers import split_prefixes
-
     # Layered prefixes: each prefix of a comma-separated list is granted on its own.
-    ssm_prefixes = split_prefixes(settings.parameter_store_prefix)
-    sm_prefixes = split_prefixes(settings.secrets_manager_prefix)
+    ssm_prefixes = plan.ssm_prefixes
+    sm_prefixes = plan.sm_prefixes
     for var, values, pattern in (
         ("PARAMETER_STORE_PREFIX", ssm_prefixes, _SSM_PREFIX),
         ("SECRETS_MANAGER_PREFIX", sm_prefixes, _SECRET_PREFIX),

@@ -8,35 +8,22 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from agent.aws.clients import Clients, Deadline
 from agent.environment import merge
 from agent.errors import AgentError, DataError, ServiceError
+from agent.fanout import run_all
 from agent.layers import Override, records_from_layers, split_prefixes
 from agent.logs import Logger
 from agent.model import Item, Record, Secret
-from agent.naming import check_allowed, check_settable
-from agent.references import AesdkRef, Ref, SecretRef, SsmRef, find_references
+from agent.plan import Plan
+from agent.references import AesdkRef, SecretRef, SsmRef
 from agent.settings import Settings
 
 if TYPE_CHECKING:
     from agent.metrics import Emf
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What to fetch, derived from settings and the inherited environment alone."""
-
-    ssm_prefix: str | None
-    sm_prefix: str | None
-    refs: Mapping[str, Ref]
-
-    @property
-    def empty(self) -> bool:
-        return not (self.ssm_prefix or self.sm_prefix or self.refs)
 
 
 @dataclass(frozen=True)
@@ -81,18 +68,6 @@ class Resolution:
     overrides: tuple[Override, ...] = ()
 
 
-def make_plan(settings: Settings, environ: Mapping[str, str]) -> Plan:
-    refs = find_references(environ)
-    for var in refs:
-        check_settable(var, origin=f"the reference in variable {var}")
-    check_allowed(((var, "a reference") for var in refs), settings.allow)
-    return Plan(
-        ssm_prefix=settings.parameter_store_prefix,
-        sm_prefix=settings.secrets_manager_prefix,
-        refs=refs,
-    )
-
-
 def fetch(plan: Plan, clients: Clients, *, log: Logger) -> Fetched:
     """Run every independent request group concurrently; fail on the first error."""
     tasks: list[Callable[[], list[Item] | dict[str, Item]]] = []
@@ -132,25 +107,8 @@ def fetch(plan: Plan, clients: Clients, *, log: Logger) -> Fetched:
 def _run_all(
     tasks: list[Callable[[], list[Item] | dict[str, Item]]],
 ) -> list[list[Item] | dict[str, Item]]:
-    if len(tasks) <= 1:
-        return [task() for task in tasks]
-    pool = ThreadPoolExecutor(max_workers=len(tasks))
-    failed = True
-    try:
-        futures: list[Future[list[Item] | dict[str, Item]]] = [pool.submit(t) for t in tasks]
-        # The first failure ends the wait: a slow or hanging source must not hide it (and turn
-        # an access denied into a timeout). The others' threads are then left to finish.
-        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-        for future in futures:
-            if future in done and future.exception() is not None:
-                future.result()
-        results = [f.result() for f in futures]
-        failed = False
-        return results
-    finally:
-        # On success, join the workers: supervise mode must start with no other thread that
-        # could take a signal meant for sigtimedwait.
-        pool.shutdown(wait=not failed, cancel_futures=True)
+    # One thread per source task, each of which may fan out itself.
+    return run_all(tasks, max_workers=max(1, len(tasks)))
 
 
 def _layer(
@@ -462,11 +420,9 @@ def _describe_changes(
 __all__ = [
     "DataError",
     "Fetched",
-    "Plan",
     "Resolution",
     "ResolveWatcher",
     "fetch",
     "finalize",
-    "make_plan",
     "resolve",
 ]

@@ -19,8 +19,8 @@ from agent.aws.clients import Clients
 from agent.aws.secrets_manager import CURRENT, LIST_PAGE, filter_value
 from agent.aws.secrets_manager_errors import map_error
 from agent.naming import key_under_secret_prefix
+from agent.plan import Plan
 from agent.references import SecretRef
-from agent.resolve import Plan
 
 Fingerprint = Mapping[str, tuple[str | None, str]]
 _SM = "secretsmanager:"

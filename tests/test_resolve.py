@@ -13,6 +13,7 @@ from agent import resolve
 from agent.errors import AccessDeniedError, ServiceError
 from agent.logs import Logger
 from agent.model import Item, Secret
+from agent.plan import Plan
 from agent.settings import Settings
 
 
@@ -48,7 +49,7 @@ def test_a_check_that_outlives_the_timeout_does_not_swallow_the_change(
     monkeypatch.setattr(resolve, "fetch", fetch)
     monkeypatch.setattr(resolve, "finalize", finalize)
     settings = Settings(parameter_store_prefix="/app", timeout=0.2, watch_interval=1)
-    plan = resolve.Plan(ssm_prefix="/app", sm_prefix=None, refs={})
+    plan = Plan(ssm_prefix="/app", sm_prefix=None, refs={})
     watcher = resolve.ResolveWatcher(
         plan,
         settings=settings,
@@ -83,7 +84,7 @@ def test_fetch_fails_on_the_first_error_without_waiting_for_a_slow_source(
 
     monkeypatch.setattr(resolve, "_ssm_prefix", slow_ssm)
     monkeypatch.setattr(resolve, "_sm_prefix", denied_sm)
-    plan = resolve.Plan(ssm_prefix="/app", sm_prefix="app", refs={})
+    plan = Plan(ssm_prefix="/app", sm_prefix="app", refs={})
     started = time.monotonic()
     try:
         with pytest.raises(AccessDeniedError):

@@ -29,6 +29,7 @@ from agent.errors import (
     NotFoundError,
     ServiceError,
 )
+from agent.fanout import map_all
 from agent.logs import Logger
 from agent.model import Record, Secret
 
@@ -70,13 +71,7 @@ def decrypt_records(
     started = time.monotonic()
     decryptor = _Decryptor(key_arns=key_arns, botocore_session=botocore_session, timeout=timeout)
     results: list[Record | AgentError]
-    if len(pending) == 1:
-        results = [decryptor.run(records[pending[0]], log)]
-    else:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(pending))) as pool:
-            results = list(pool.map(lambda i: decryptor.run(records[i], log), pending))
+    results = map_all(lambda i: decryptor.run(records[i], log), pending, max_workers=MAX_WORKERS)
     out = list(records)
     for index, result in zip(pending, results, strict=True):
         if isinstance(result, AgentError):

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from agent import aws_names
@@ -30,6 +29,7 @@ from agent.aws.paging import pages
 from agent.aws.secrets_manager_errors import code_of, entry_error, map_error
 from agent.aws.secrets_manager_values import expand, scalar_of, text_of
 from agent.errors import DataError, NotFoundError
+from agent.fanout import map_all
 from agent.logs import Logger
 from agent.model import Item, Secret
 from agent.naming import key_under_secret_prefix as remainder
@@ -59,10 +59,7 @@ def filter_value(prefix: str) -> str:
 
 
 def _parallel(fn: Callable[[T], R], args: Sequence[T]) -> list[R]:
-    if len(args) <= 1:
-        return [fn(a) for a in args]
-    with ThreadPoolExecutor(max_workers=min(WORKERS, len(args))) as pool:
-        return list(pool.map(fn, args))
+    return map_all(fn, args, max_workers=WORKERS)
 
 
 def _get(

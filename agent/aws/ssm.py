@@ -7,12 +7,12 @@ I/O only; naming and merging happen elsewhere. Pagination always runs until no N
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from agent.aws.errors import map_aws_error
 from agent.aws.paging import pages
 from agent.errors import DataError, NotFoundError
+from agent.fanout import map_all
 from agent.logs import Logger
 from agent.model import Item, Secret
 from agent.naming import key_under_name_prefix, key_under_path, normalize_path
@@ -122,11 +122,7 @@ def get_by_names(client: Any, queries: Sequence[str]) -> dict[str, Mapping[str, 
     Returns query -> parameter. Any name that does not exist is a NotFoundError naming it.
     """
     batches = _batches(queries)
-    if len(batches) == 1:
-        results = [_get_batch(client, batches[0])]
-    else:
-        with ThreadPoolExecutor(max_workers=min(8, len(batches))) as pool:
-            results = list(pool.map(lambda b: _get_batch(client, b), batches))
+    results = map_all(lambda b: _get_batch(client, b), batches)
     merged: dict[str, Mapping[str, Any]] = {}
     for result in results:
         merged.update(result)
