@@ -438,7 +438,7 @@ def _cmd_check() -> int:
 
 
 def _cmd_iam(args: Any) -> int:
-    from agent import iam
+    from agent.policy import needs as iam
 
     _stdout(
         iam.render_for_environment(

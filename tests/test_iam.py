@@ -14,10 +14,10 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from agent import iam
 from agent.errors import ConfigError
 from agent.naming import key_under_name_prefix
 from agent.naming import key_under_secret_prefix as remainder
+from agent.policy import needs as iam
 from tests.conftest import REGION, ROOT, base_env, run_agent
 from tests.iam_support import (
     ACCOUNT,
@@ -520,7 +520,7 @@ def test_terraform_output_is_fmt_clean_and_evaluates_to_the_json_policy(
 
 
 def test_terraform_output_escapes_template_sequences() -> None:
-    from agent.iam_terraform import _hcl_string
+    from agent.policy.terraform import _hcl_string
 
     assert _hcl_string("a${b}%{c}") == '"a$${b}%%{c}"'
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from agent import iam
+from agent.policy import needs as iam
 from tests.conftest import REGION, base_env, run_agent
 from tests.ecs_metadata import TaskMetadataServer, task_document
 from tests.iam_support import ACCOUNT, as_list

@@ -15,11 +15,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent import iam
 from agent.errors import DataError
 from agent.layers import records_from_layers
 from agent.model import Item, Secret
 from agent.naming import records_from_items
+from agent.policy import needs as iam
 from tests.conftest import REGION, base_env, run_agent
 from tests.iam_support import ACCOUNT, Check, allows, as_list, aws_calls, checks_for
 from tests.moto_server import MotoServer

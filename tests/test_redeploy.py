@@ -462,7 +462,7 @@ def test_iam_policy_allows_every_call_of_a_redeploy_run_and_nothing_more(
     agents: Any,
     named: bool,
 ) -> None:
-    from agent import iam
+    from agent.policy import needs as iam
     from tests.iam_support import (
         ACCOUNT,
         allows,

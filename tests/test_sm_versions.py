@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from agent import iam
+from agent.policy import needs as iam
 from tests.conftest import base_env
 from tests.fault_proxy import FaultProxy
 from tests.iam_support import ACCOUNT, allows, as_list, aws_calls, checks_for

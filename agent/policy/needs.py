@@ -1,8 +1,8 @@
 """Render the least-privilege IAM policy for a configuration. Pure: no AWS call, no boto3.
 
 ``needs_from_environment`` reads the settings and references the way the agent reads them;
-``agent.iam_statements`` turns them into exactly the statements those calls require;
-``render_json`` and ``agent.iam_terraform`` print them. ``iam/*.json.tftpl`` hold the same
+``agent.policy.statements`` turns them into exactly the statements those calls require;
+``render_json`` and ``agent.policy.terraform`` print them. ``iam/*.json.tftpl`` hold the same
 statements, one mode each, for Terraform's ``templatefile()``; tests keep the two in step.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 
 from agent import aws_names
 from agent.errors import ConfigError, NotFoundError
-from agent.iam_statements import (
+from agent.policy.statements import (
     ACCOUNT_PLACEHOLDER,
     KEY_ARN,
     REGION_PATTERN,
@@ -273,7 +273,7 @@ def render_for_environment(
     if fmt == "json":
         return render_json(needs)
     if fmt == "terraform":
-        from agent.iam_terraform import render_terraform
+        from agent.policy.terraform import render_terraform
 
         notes = [DESCRIBE_NOTE] if needs.ssm_name_prefix else []
         return render_terraform(
