@@ -21,6 +21,7 @@ from agent.model import Item, Record, Secret
 from agent.plan import Plan
 from agent.references import AesdkRef, SecretRef, SsmRef
 from agent.settings import Settings
+from agent.sources import Source, Sources
 
 if TYPE_CHECKING:
     from agent.metrics import Emf
@@ -68,23 +69,30 @@ class Resolution:
     overrides: tuple[Override, ...] = ()
 
 
-def fetch(plan: Plan, clients: Clients, *, log: Logger) -> Fetched:
-    """Run every independent request group concurrently; fail on the first error."""
+def fetch(
+    plan: Plan, clients: Clients, *, log: Logger, sources: Sources | None = None
+) -> Fetched:
+    """Ask every source for its part, all concurrently; fail on the first error.
+
+    One task per layer of each prefix setting (its items carry their layer), one per source
+    for references. ``sources`` defaults to the AWS ones over ``clients``.
+    """
+    if sources is None:
+        from agent.aws.sources import AwsSources
+
+        sources = AwsSources(clients, log)
     tasks: list[Callable[[], list[Item] | dict[str, Item]]] = []
-    # One task per layer of each prefix setting, all concurrent; items carry their layer.
-    for prefix in split_prefixes(plan.ssm_prefix):
-        tasks.append(functools.partial(_layer, _ssm_prefix, clients, prefix, log=log))
-    for prefix in split_prefixes(plan.sm_prefix):
-        tasks.append(functools.partial(_layer, _sm_prefix, clients, prefix, log=log))
+    for source, prefixes in (
+        (sources.ssm, split_prefixes(plan.ssm_prefix)),
+        (sources.secrets_manager, split_prefixes(plan.sm_prefix)),
+    ):
+        tasks.extend(functools.partial(_layer, source, prefix) for prefix in prefixes)
     ssm_refs = {v: r for v, r in plan.refs.items() if isinstance(r, SsmRef)}
     sm_refs = {v: r for v, r in plan.refs.items() if isinstance(r, SecretRef)}
-    by_region: dict[str | None, dict[str, SsmRef]] = {}
-    for var, ssm_ref in ssm_refs.items():
-        by_region.setdefault(ssm_ref.region, {})[var] = ssm_ref
-    for region, group in by_region.items():
-        tasks.append(functools.partial(_ssm_refs, clients, region, group))
+    if ssm_refs:
+        tasks.append(functools.partial(sources.ssm.read, ssm_refs))
     if sm_refs:
-        tasks.append(lambda: _sm_refs(clients, sm_refs, log=log))
+        tasks.append(functools.partial(sources.secrets_manager.read, sm_refs))
     prefix_items: list[Item] = []
     ref_items: dict[str, Item] = {}
     for var, ref in plan.refs.items():
@@ -95,8 +103,8 @@ def fetch(plan: Plan, clients: Clients, *, log: Logger) -> Fetched:
                 value=Secret("aesdk:" + ref.ciphertext),
                 version=None,
             )
-    results = _run_all(tasks)
-    for result in results:
+    # One thread per task; a source may fan out itself.
+    for result in run_all(tasks, max_workers=max(1, len(tasks))):
         if isinstance(result, dict):
             ref_items.update(result)
         else:
@@ -104,48 +112,8 @@ def fetch(plan: Plan, clients: Clients, *, log: Logger) -> Fetched:
     return Fetched(prefix_items=tuple(prefix_items), ref_items=ref_items)
 
 
-def _run_all(
-    tasks: list[Callable[[], list[Item] | dict[str, Item]]],
-) -> list[list[Item] | dict[str, Item]]:
-    # One thread per source task, each of which may fan out itself.
-    return run_all(tasks, max_workers=max(1, len(tasks)))
-
-
-def _layer(
-    load: Callable[..., list[Item]], clients: Clients, prefix: str, *, log: Logger
-) -> list[Item]:
-    return [replace(item, layer=prefix) for item in load(clients, prefix, log=log)]
-
-
-def _ssm_prefix(clients: Clients, prefix: str, *, log: Logger) -> list[Item]:
-    from agent.aws import ssm
-
-    client = clients.get("ssm")
-    if prefix.startswith("/"):
-        return ssm.load_path(client, prefix, log=log)
-    return ssm.load_name_prefix(client, prefix, log=log)
-
-
-def _ssm_refs(clients: Clients, region: str | None, refs: dict[str, SsmRef]) -> dict[str, Item]:
-    from agent.aws import ssm
-
-    return ssm.resolve_refs(clients.get("ssm", region), refs)
-
-
-def _sm_prefix(clients: Clients, prefix: str, *, log: Logger) -> list[Item]:
-    from agent.aws import secrets_manager
-
-    items: list[Item] = secrets_manager.load_prefix(clients.get("secretsmanager"), prefix, log=log)
-    return items
-
-
-def _sm_refs(clients: Clients, refs: dict[str, SecretRef], *, log: Logger) -> dict[str, Item]:
-    from agent.aws import secrets_manager
-
-    found: dict[str, Item] = secrets_manager.resolve_refs(
-        lambda region: clients.get("secretsmanager", region), refs, log=log
-    )
-    return found
+def _layer(source: Source, prefix: str) -> list[Item]:
+    return [replace(item, layer=prefix) for item in source.load(prefix)]
 
 
 def finalize(

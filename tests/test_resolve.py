@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -70,28 +71,71 @@ def test_a_check_that_outlives_the_timeout_does_not_swallow_the_change(
     assert watcher.poll() is None  # seen once the supervisor had it
 
 
-def test_fetch_fails_on_the_first_error_without_waiting_for_a_slow_source(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+class _Source:
+    """A fake ``agent.sources.Source``: ``load`` runs ``on_load``, ``read`` finds nothing."""
+
+    def __init__(self, on_load: Callable[[str], list[Item]]) -> None:
+        self.on_load = on_load
+        self.loaded: list[str] = []
+
+    def load(self, prefix: str) -> list[Item]:
+        self.loaded.append(prefix)
+        return self.on_load(prefix)
+
+    def read(self, refs: Mapping[str, Any]) -> dict[str, Item]:
+        return {}
+
+
+@dataclass
+class _Sources:
+    ssm: _Source
+    secrets_manager: _Source
+
+
+def test_fetch_fails_on_the_first_error_without_waiting_for_a_slow_source() -> None:
     release = threading.Event()
 
-    def slow_ssm(clients: Any, prefix: str, *, log: Logger) -> list[Item]:
+    def slow(prefix: str) -> list[Item]:
         release.wait(10)
         return []
 
-    def denied_sm(clients: Any, prefix: str, *, log: Logger) -> list[Item]:
+    def denied(prefix: str) -> list[Item]:
         raise AccessDeniedError("secretsmanager:BatchGetSecretValue was denied")
 
-    monkeypatch.setattr(resolve, "_ssm_prefix", slow_ssm)
-    monkeypatch.setattr(resolve, "_sm_prefix", denied_sm)
+    sources = _Sources(ssm=_Source(slow), secrets_manager=_Source(denied))
     plan = Plan(ssm_prefix="/app", sm_prefix="app", refs={})
     started = time.monotonic()
     try:
         with pytest.raises(AccessDeniedError):
-            resolve.fetch(plan, _Clients(), log=Logger(level="error", fmt="json"))  # type: ignore[arg-type]
+            resolve.fetch(
+                plan,
+                _Clients(),
+                log=Logger(level="error", fmt="json"),
+                sources=sources,  # type: ignore[arg-type]
+            )
         assert time.monotonic() - started < 5  # not the 10 s the slow source would take
     finally:
         release.set()
+
+
+def test_fetch_asks_each_source_for_each_of_its_layers_and_marks_the_items() -> None:
+    def items(prefix: str) -> list[Item]:
+        return [Item("ssm", f"{prefix}/token", Secret(prefix), "1", key="token")]
+
+    sources = _Sources(ssm=_Source(items), secrets_manager=_Source(lambda prefix: []))
+    plan = Plan(ssm_prefix="/common,/prod", sm_prefix="app/prod", refs={})
+    fetched = resolve.fetch(
+        plan,
+        _Clients(),
+        log=Logger(level="error", fmt="json"),
+        sources=sources,  # type: ignore[arg-type]
+    )
+    assert sorted(sources.ssm.loaded) == ["/common", "/prod"]
+    assert sources.secrets_manager.loaded == ["app/prod"]
+    assert sorted((i.layer, i.value.reveal()) for i in fetched.prefix_items) == [
+        ("/common", "/common"),
+        ("/prod", "/prod"),
+    ]
 
 
 def test_a_pinned_reference_does_not_hide_a_new_version_of_the_same_parameter() -> None:

@@ -19,7 +19,9 @@ PURE = (
     "agent.aws_names",
     "agent.environment",
     "agent.errors",
+    "agent.fanout",
     "agent.fastpath",
+    "agent.layers",
     "agent.model",
     "agent.naming",
     "agent.plan",
@@ -27,6 +29,7 @@ PURE = (
     "agent.protected",
     "agent.references",
     "agent.settings",
+    "agent.sources",
 )
 AWS_LIBRARIES = ("botocore", "boto3", "aws_encryption_sdk", "urllib3")
 
