@@ -50,7 +50,7 @@ def test_check_states_the_calls_of_one_change_check(
         DB_PASSWORD="secretsmanager:shared/db:password",
         PINNED=f"secretsmanager:shared/pinned:::{pinned}",
         SECRETS_AGENT_LOG_FORMAT="json",
-        SECRETS_AGENT_WATCH_INTERVAL="1",
+        SECRETS_AGENT_WATCH_INTERVAL="60",
     )
     run = run_agent(tmp_path, env, ["check"])
     assert run.returncode == 0, run.stderr
@@ -68,7 +68,11 @@ def test_check_states_the_calls_of_one_change_check(
 
     # A supervisor with the same configuration sends exactly that at each check.
     with FaultProxy(moto.url) as proxy:
-        env.update(AWS_ENDPOINT_URL=proxy.url, SECRETS_AGENT_LOG_LEVEL="debug")
+        env.update(
+            AWS_ENDPOINT_URL=proxy.url,
+            SECRETS_AGENT_LOG_LEVEL="debug",
+            SECRETS_AGENT_WATCH_INTERVAL="1",  # through the test wrapper, where there is one
+        )
         out = tmp_path / "echo.log"
         sup = launch(
             tmp_path,

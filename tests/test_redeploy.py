@@ -37,6 +37,9 @@ except ImportError:
     from tests.supervised import agent_argv
 
 INTERVAL = 1.0
+# For runs that end at start (and iam-policy), which take the setting as production does: at
+# least the 30 s floor supervise mode may keep, where the suite has one.
+START_INTERVAL = "60"
 CLUSTER = "prod"
 SERVICE = "web"
 
@@ -219,7 +222,10 @@ def test_redeploy_without_metadata_or_service_setting_is_78_at_start(
     moto: MotoServer, boto_client: Any, tmp_path: Path
 ) -> None:
     boto_client("ssm").put_parameter(Name="/app/prod/api_token", Value="t", Type="SecureString")
-    run = run_agent(tmp_path, redeploy_env(moto.url, SECRETS_AGENT_LOG_LEVEL="warning"))
+    env = redeploy_env(
+        moto.url, SECRETS_AGENT_LOG_LEVEL="warning", SECRETS_AGENT_WATCH_INTERVAL=START_INTERVAL
+    )
+    run = run_agent(tmp_path, env)
     assert run.returncode == 78, run.stderr
     assert not run.ran
     line = _one_line(run.stderr)
@@ -233,7 +239,10 @@ def test_a_task_outside_any_service_is_78_at_start(
     ecs = make_service(boto_client, 1, group="family:app")  # a task started by RunTask
     uri = metadata.add(task_document(cluster_arn=ecs.cluster_arn, task_arn=ecs.tasks[0]))
     env = redeploy_env(
-        moto.url, ECS_CONTAINER_METADATA_URI_V4=uri, SECRETS_AGENT_LOG_LEVEL="warning"
+        moto.url,
+        ECS_CONTAINER_METADATA_URI_V4=uri,
+        SECRETS_AGENT_LOG_LEVEL="warning",
+        SECRETS_AGENT_WATCH_INTERVAL=START_INTERVAL,
     )
     run = run_agent(tmp_path, env)
     assert run.returncode == 78, run.stderr
@@ -252,6 +261,7 @@ def test_a_named_service_that_does_not_exist_is_78_at_start(
         SECRETS_AGENT_ECS_SERVICE="no-such-service",
         SECRETS_AGENT_ECS_CLUSTER=CLUSTER,
         SECRETS_AGENT_LOG_LEVEL="warning",
+        SECRETS_AGENT_WATCH_INTERVAL=START_INTERVAL,
     )
     run = run_agent(tmp_path, env)
     assert run.returncode == 78, run.stderr
@@ -269,6 +279,7 @@ def test_an_unreachable_metadata_endpoint_is_69_at_start(
         moto.url,
         ECS_CONTAINER_METADATA_URI_V4=f"http://127.0.0.1:{free_port()}/v4/x",
         SECRETS_AGENT_LOG_LEVEL="warning",
+        SECRETS_AGENT_WATCH_INTERVAL=START_INTERVAL,
     )
     run = run_agent(tmp_path, env)
     assert run.returncode == 69, run.stderr
@@ -489,7 +500,8 @@ def test_iam_policy_allows_every_call_of_a_redeploy_run_and_nothing_more(
     assert {"ecs:DescribeServices", "ecs:UpdateService"} <= operations
     assert ("ecs:DescribeTasks" in operations) is not named
 
-    text = iam.render_for_environment(env, fmt="json", account_id=ACCOUNT, **flags)
+    rendering = {**env, "SECRETS_AGENT_WATCH_INTERVAL": START_INTERVAL}
+    text = iam.render_for_environment(rendering, fmt="json", account_id=ACCOUNT, **flags)
     policy = json.loads(text)
     assert parliament_findings(text) == []
     assert static_problems(policy, regions=["us-east-1"]) == []
@@ -510,7 +522,7 @@ def test_iam_policy_allows_every_call_of_a_redeploy_run_and_nothing_more(
 
 
 def test_iam_policy_for_redeploy_needs_the_service_named(tmp_path: Path) -> None:
-    env = redeploy_env("http://127.0.0.1:9")
+    env = redeploy_env("http://127.0.0.1:9", SECRETS_AGENT_WATCH_INTERVAL=START_INTERVAL)
     run = run_agent(tmp_path, env, ["iam-policy", "--account-id", "123456789012"])
     assert run.returncode == 78
     assert "--ecs-service" in _one_line(run.stderr)

@@ -95,7 +95,8 @@ def test_checks_read_versions_only_and_a_moved_version_restarts(
             return [s["ARN"] for s in listed if s["Name"].startswith(value[:-1])]
         return [s["ARN"] for s in listed if value in (s["Name"], s["ARN"])]
 
-    policy = json.loads(iam.render_for_environment(env, fmt="json", account_id=ACCOUNT))
+    rendering = {**env, "SECRETS_AGENT_WATCH_INTERVAL": "60"}  # what a task would have
+    policy = json.loads(iam.render_for_environment(rendering, fmt="json", account_id=ACCOUNT))
     checks = [c for call in aws_calls(stderr) for c in checks_for(call, lookup)]
     assert [c for c in checks if not allows(policy, c)] == []
     granted = {a for s in policy["Statement"] for a in as_list(s["Action"])}
