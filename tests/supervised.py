@@ -187,3 +187,32 @@ def unshare_works() -> bool:
     except (OSError, subprocess.TimeoutExpired):
         return False
     return result.returncode == 0
+
+
+class Fleet:
+    """Agents supervising the signal-echo command (reporting ``report`` variables), each
+    allowed a check every second through the test wrapper; all closed by ``close``."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.started: list[Supervised] = []
+
+    def start(
+        self, env: Mapping[str, str], *report: str, wait: bool = True, timeout: float = 30
+    ) -> Supervised:
+        out = self.tmp_path / f"echo-{len(self.started)}.log"
+        command = [sys.executable, str(SIGNAL_ECHO), "--out", str(out), "--code", "3"]
+        for name in report:
+            command += ["--env", name]
+        sup = launch(self.tmp_path, rotating_agent_argv(command), pid1=False, env=env, out=out)
+        self.started.append(sup)
+        if wait:
+            try:
+                sup.wait_line("ready", timeout=timeout)
+            except AssertionError:
+                raise AssertionError(sup.stderr()) from None
+        return sup
+
+    def close(self) -> None:
+        for sup in self.started:
+            sup.close()

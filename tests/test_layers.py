@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import signal
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from agent.policy import needs as iam
 from tests.conftest import REGION, base_env, run_agent
 from tests.iam_support import ACCOUNT, Check, allows, as_list, aws_calls, checks_for
 from tests.moto_server import MotoServer
-from tests.supervised import SIGNAL_ECHO, Supervised, launch, rotating_agent_argv, wait_until
+from tests.supervised import Fleet, Supervised, wait_until
 
 CANARY = "layer-canary-7f3a"
 
@@ -265,29 +264,14 @@ def test_every_call_of_a_layered_run_is_allowed_by_its_policy_and_a_sibling_is_n
 
 @pytest.fixture
 def supervised(moto: MotoServer, tmp_path: Path) -> Iterator[Callable[..., Supervised]]:
-    started: list[Supervised] = []
-
-    def start(env: dict[str, str], *report: str) -> Supervised:
-        env = env | {
-            "SECRETS_AGENT_WATCH_INTERVAL": "1",
-            "SECRETS_AGENT_STOP_TIMEOUT": "3",
-            "SECRETS_AGENT_LOG_LEVEL": "debug",
-        }
-        out = tmp_path / f"echo-{len(started)}.log"
-        command = [sys.executable, str(SIGNAL_ECHO), "--out", str(out), "--code", "3"]
-        for name in report:
-            command += ["--env", name]
-        sup = launch(tmp_path, rotating_agent_argv(command), pid1=False, env=env, out=out)
-        started.append(sup)
-        try:
-            sup.wait_line("ready", timeout=30)
-        except AssertionError:
-            raise AssertionError(sup.stderr()) from None
-        return sup
-
-    yield start
-    for sup in started:
-        sup.close()
+    fleet = Fleet(tmp_path)
+    extra = {
+        "SECRETS_AGENT_WATCH_INTERVAL": "1",
+        "SECRETS_AGENT_STOP_TIMEOUT": "3",
+        "SECRETS_AGENT_LOG_LEVEL": "debug",
+    }
+    yield lambda env, *report: fleet.start(env | extra, *report)
+    fleet.close()
 
 
 def test_change_checks_cover_every_layer(

@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import json
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,7 +22,7 @@ from agent.printable import MAX_LINE
 from tests.conftest import base_env, run_agent
 from tests.fault_proxy import FaultPlan, FaultProxy
 from tests.moto_server import MotoServer
-from tests.supervised import SIGNAL_ECHO, Supervised, launch, rotating_agent_argv, wait_until
+from tests.supervised import Fleet, Supervised, wait_until
 
 CANARY = "emf-canary-51c2"
 #: CloudWatch's units (PutMetricData's StandardUnit), written out here independently of the agent.
@@ -248,25 +247,10 @@ def test_a_long_summary_line_keeps_its_metrics_under_the_cap() -> None:
 
 @pytest.fixture
 def supervised(moto: MotoServer, tmp_path: Path) -> Iterator[Callable[..., Supervised]]:
-    started: list[Supervised] = []
-
-    def start(env: dict[str, str], *report: str) -> Supervised:
-        env = env | {"SECRETS_AGENT_WATCH_INTERVAL": "1", "SECRETS_AGENT_STOP_TIMEOUT": "3"}
-        out = tmp_path / f"echo-{len(started)}.log"
-        command = [sys.executable, str(SIGNAL_ECHO), "--out", str(out), "--code", "3"]
-        for name in report:
-            command += ["--env", name]
-        sup = launch(tmp_path, rotating_agent_argv(command), pid1=False, env=env, out=out)
-        started.append(sup)
-        try:
-            sup.wait_line("ready", timeout=30)
-        except AssertionError:
-            raise AssertionError(sup.stderr()) from None
-        return sup
-
-    yield start
-    for sup in started:
-        sup.close()
+    fleet = Fleet(tmp_path)
+    extra = {"SECRETS_AGENT_WATCH_INTERVAL": "1", "SECRETS_AGENT_STOP_TIMEOUT": "3"}
+    yield lambda env, *report: fleet.start(env | extra, *report)
+    fleet.close()
 
 
 def test_supervise_mode_counts_checks_failed_checks_changes_and_restarts(

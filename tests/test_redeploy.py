@@ -14,9 +14,9 @@ moto's ECS keeps one deployment per service and gives it a new id and ``createdA
 
 from __future__ import annotations
 
+import functools
 import json
 import signal
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,8 +29,7 @@ from tests.conftest import base_env, restricted_credentials, run_agent
 from tests.ecs_metadata import TaskMetadataServer, task_document
 from tests.fault_proxy import FaultProxy
 from tests.moto_server import MotoServer
-from tests.supervised import SIGNAL_ECHO, Supervised, launch, wait_until
-from tests.supervised import rotating_agent_argv as agent_argv
+from tests.supervised import Fleet, Supervised, wait_until
 
 INTERVAL = 1.0
 CLUSTER = "prod"
@@ -109,25 +108,9 @@ def metadata() -> Iterator[TaskMetadataServer]:
 
 @pytest.fixture
 def agents(tmp_path: Path) -> Iterator[Any]:
-    started: list[Supervised] = []
-
-    def start(env: dict[str, str], *report: str, wait: bool = True) -> Supervised:
-        out = tmp_path / f"echo-{len(started)}.log"
-        command = [sys.executable, str(SIGNAL_ECHO), "--out", str(out), "--code", "3"]
-        for name in report:
-            command += ["--env", name]
-        sup = launch(tmp_path, agent_argv(command), pid1=False, env=env, out=out)
-        started.append(sup)
-        if wait:
-            try:
-                sup.wait_line("ready", timeout=60)
-            except AssertionError:
-                raise AssertionError(sup.stderr()) from None
-        return sup
-
-    yield start
-    for sup in started:
-        sup.close()
+    fleet = Fleet(tmp_path)
+    yield functools.partial(fleet.start, timeout=60)
+    fleet.close()
 
 
 def redeploy_env(endpoint: str, **extra: str) -> dict[str, str]:
