@@ -40,6 +40,9 @@ class _Stopped(Exception):
 
 
 def _fail(error: AgentError) -> int:
+    from agent import logs
+
+    logs.close()
     _stderr(error.line())
     return error.exit_code
 

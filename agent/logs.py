@@ -36,6 +36,16 @@ def _plain(value: object) -> object:
     return str(value)
 
 
+_closed = False
+
+
+def close() -> None:
+    """No log line after this: the one error line is the last thing on stderr, even when a
+    source's thread, abandoned by a failed fan-out, finishes and logs afterwards."""
+    global _closed
+    _closed = True
+
+
 class Logger:
     """A tiny structured logger. Construct with ``Logger(level=..., fmt=...)``."""
 
@@ -64,7 +74,7 @@ class Logger:
 
     def always(self, level: Level, event: str, **fields: object) -> None:
         """Write the event whatever the level threshold (metric lines: ``agent.metrics``)."""
-        if self.stream is None:
+        if self.stream is None or _closed:
             return
         plain = {k: _plain(v) for k, v in fields.items()}
         line = self._render(level, event, plain)
