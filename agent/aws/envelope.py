@@ -344,6 +344,9 @@ def _provider(
     current = botocore_session.get_default_client_config()
     botocore_session.set_default_client_config(current.merge(bounds) if current else bounds)
     botocore_session.register("after-call.kms", _record_kms_error, unique_id=_RECORDER)
+    botocore_session.register(
+        "after-call-error.kms", _record_kms_exception, unique_id=_RECORDER + "-exception"
+    )
     provider = sdk.module.StrictAwsKmsMasterKeyProvider(
         key_ids=key_ids, botocore_session=botocore_session
     )
@@ -353,6 +356,15 @@ def _provider(
 
 _RECORDER = "secrets-agent-record-kms-error"
 _recorded = threading.local()
+
+
+def _record_kms_exception(exception: BaseException, **_: Any) -> None:
+    """Keep what ended a KMS call without an answer (a dropped connection after the retries, a
+    timeout): the SDK turns it into "Unable to decrypt any data key" too."""
+    from botocore.exceptions import BotoCoreError
+
+    if isinstance(exception, (BotoCoreError, AgentError)):
+        _recorded.error = exception
 
 
 def _record_kms_error(http_response: Any, parsed: Any, model: Any, **_: Any) -> None:
