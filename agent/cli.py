@@ -323,6 +323,8 @@ def _cmd_exec(command: list[str]) -> int:
         from agent.metrics import from_settings
 
         emf = from_settings(settings, environ, log=log)
+    if settings.supervise and settings.on_change != "redeploy":
+        return _supervise_isolated(command, environ, settings, log, files, emf)
     plan, result, clients = _resolve(environ, settings, log, emf=emf)
     env = result.env if result is not None else environ
     prepare = None
@@ -382,6 +384,73 @@ def _cmd_exec(command: list[str]) -> int:
 
     log.debug("exec", command=command[0])
     exec_command(command, env)
+
+
+def _supervise_isolated(
+    command: list[str],
+    environ: dict[str, str],
+    settings: Settings,
+    log: Logger,
+    files: tuple[Target, ...],
+    emf: Emf | None,
+) -> int:
+    """Supervise mode (restart, exit): the AWS SDK never loads in this process; the first
+    resolution and every check run in a process of their own (``agent.isolated``)."""
+    import time
+
+    from agent.isolated import IsolatedWatcher, run_child
+    from agent.plan import make_plan
+    from agent.supervisor import Watcher, supervise
+
+    started = time.monotonic()
+    try:
+        plan = make_plan(settings, environ)
+    except AgentError as error:
+        if emf is not None:
+            emf.failed(log, error, clients=None, seconds=time.monotonic() - started)
+        raise
+    env: dict[str, str] = environ
+    watcher: Watcher | None = None
+    if plan.empty:
+        log.debug("nothing to resolve")
+    else:
+        previous = {s: signal.signal(s, _on_stop) for s in _STOP_SIGNALS}
+        try:
+            answer = run_child(
+                "start",
+                settings=settings,
+                environ=environ,
+                log=log,
+                emf=emf,
+                what="resolving secrets",
+            )
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        env = answer["env"] if answer["env"] is not None else environ
+        watcher = IsolatedWatcher(
+            settings=settings, environ=environ, log=log, fingerprint=answer["fingerprint"]
+        )
+    prepare = None
+    if files:
+        from agent.secret_files import FilesWatcher, preparer, split_env
+
+        split_env(env, files)  # 66 before anything starts
+        prepare = preparer(files, log=log)
+        if watcher is not None:
+            watcher = FilesWatcher(watcher, files)
+    return supervise(
+        command,
+        env,
+        interval=settings.watch_interval,
+        on_change="exit" if settings.on_change == "exit" else "restart",
+        stop_timeout=settings.stop_timeout,
+        watcher=watcher,
+        log=log,
+        prepare=prepare,
+        emf=emf,
+        restart_delay=_restart_delay(settings, environ, log) if watcher is not None else 0.0,
+    )
 
 
 def _restart_delay(settings: Settings, environ: Mapping[str, str], log: Logger) -> float:

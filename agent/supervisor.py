@@ -4,7 +4,9 @@ The loop is tini's: the forwarded signals and ``SIGCHLD`` are blocked and read s
 with ``sigtimedwait``; each one is forwarded to the command, every zombie is reaped, and the
 agent returns the command's status (``128+N`` when it died of signal ``N``) as soon as it exits.
 Between signals, a watcher is asked every interval (with jitter) whether a secret changed; the
-check runs in a worker thread so that a slow AWS call never delays a signal. On a change the
+check runs in a worker thread so that a slow AWS call never delays a signal (in restart and exit
+modes that thread only waits for a short-lived check process, ``agent.isolated``, whose status
+the reaper hands back through ``claim``: the AWS SDK never loads here). On a change the
 command is stopped (``SIGTERM``, then ``SIGKILL`` to its process group after the stop timeout)
 and started again with the new environment, or, with ``on_change="exit"``, the agent returns 0.
 
@@ -31,6 +33,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -38,6 +41,7 @@ from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 from agent.errors import AgentError, UsageError
 from agent.execsize import check_exec_size
+from agent.isolated import claim, kill_running
 from agent.logs import Level, Logger
 from agent.spawn import (
     exit_code,
@@ -180,6 +184,8 @@ class Supervisor:
                 watching=self.watcher is not None,
                 # Any other thread that does not block the forwarded signals could take one.
                 threads=threading.active_count(),
+                # Restart and exit modes check in a process of their own (agent.isolated).
+                aws_sdk_loaded="botocore" in sys.modules,
             )
             self.owns_tty = owns_terminal()
             self.start(self.env)
@@ -188,6 +194,7 @@ class Supervisor:
                 if code is not None:
                     return code
         finally:
+            kill_running()
             while signal.sigtimedwait(WAITED, 0) is not None:
                 pass  # nobody is left to forward them to
             signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
@@ -251,11 +258,13 @@ class Supervisor:
         code: int | None = None
         while True:
             try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
+                pid, status, usage = os.wait4(-1, os.WNOHANG)
             except ChildProcessError:
                 break
             if pid == 0:
                 break
+            if claim(pid, status, usage.ru_maxrss):
+                continue  # a check process: its thread takes the status
             if pid == self.child:
                 self.child = None
                 code = exit_code(status)
@@ -413,8 +422,9 @@ class Supervisor:
         )
         self.pending_env = new_env
         if self.on_change == "restart" and self.restart_delay > 0:
-            # Checks wait until the restart; a later change is found after it.
-            self.restart_due = now + self.restart_delay
+            # Checks wait until the restart; a later change is found after it. Counted from
+            # now, after the event: never less than the delay after "secrets changed".
+            self.restart_due = time.monotonic() + self.restart_delay
             self.log.info("restart scheduled", pid=self.child, in_seconds=self.restart_delay)
             return
         self.stop(self.on_change)

@@ -102,7 +102,12 @@ def test_twenty_supervisors_restart_each_at_its_own_offset(
         Name="/app/prod/api_token", Value="tok-2", Type="SecureString", Overwrite=True
     )
     deadline = time.monotonic() + 120
-    while not all(len(_events(s, "command restarted")) == 1 for s in fleet):
+    # Restarted, and the new command has written its environment (it may start slowly while
+    # twenty agents check every second on two CPUs).
+    while not all(
+        len(_events(s, "command restarted")) == 1 and s.lines()[-1:] == ["env API_TOKEN=tok-2"]
+        for s in fleet
+    ):
         assert time.monotonic() < deadline, [s.stderr()[-2000:] for s in fleet][:2]
         time.sleep(0.5)
     restarts = []

@@ -1,0 +1,77 @@
+"""The check process of supervise mode (``agent.isolated`` starts it): one request on stdin,
+one answer on stdout, log lines on stderr. It imports the AWS SDK, resolves or checks once, and
+exits; the supervisor never imports what it does."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TYPE_CHECKING, Any
+
+from agent.errors import AgentError
+
+if TYPE_CHECKING:
+    from agent.logs import Logger
+    from agent.settings import Settings
+
+
+def main() -> None:
+    """The check process: one request on stdin, one answer on stdout, logs on stderr."""
+    import pickle
+
+    from agent.logs import Logger
+
+    request = pickle.loads(sys.stdin.buffer.read())  # noqa: S301 - from our own parent
+    out = os.fdopen(os.dup(1), "wb")
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)  # nothing else may write into the answer
+    log = Logger(level=request["level"], fmt=request["fmt"])
+    answer: dict[str, Any]
+    try:
+        if request["kind"] == "start":
+            answer = _child_start(request, log)
+        else:
+            answer = _child_check(request, log)
+    except AgentError as exc:
+        answer = {"error": (exc.exit_code, exc.line())}
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent as a bug (70)
+        answer = {"error": (70, f"secrets-agent: internal error: unexpected {type(exc).__name__}")}
+    try:
+        sys.stderr.flush()
+        out.write(pickle.dumps(answer))
+        out.flush()
+    finally:
+        os._exit(0)  # a check thread still waiting on AWS must not hold the answer back
+
+
+def _child_start(request: dict[str, Any], log: Logger) -> dict[str, Any]:
+    from agent.cli import _resolve
+
+    _, result, _ = _resolve(request["environ"], request["settings"], log, emf=request["emf"])
+    if result is None:
+        return {"env": None, "fingerprint": {}}
+    return {"env": result.env, "fingerprint": result.fingerprint}
+
+
+def _child_check(request: dict[str, Any], log: Logger) -> dict[str, Any]:
+    from agent.aws.clients import Clients
+    from agent.plan import make_plan
+    from agent.resolve import ResolveWatcher
+
+    settings: Settings = request["settings"]
+    environ: dict[str, str] = request["environ"]
+    plan = make_plan(settings, environ)
+    clients = Clients(environ=environ, timeout=settings.timeout, log=log)
+    watcher = ResolveWatcher(
+        plan,
+        settings=settings,
+        environ=environ,
+        clients=clients,
+        log=log,
+        fingerprint=request["fingerprint"],
+    )
+    env = watcher.poll()
+    if env is None:
+        return {"env": None}
+    watcher.commit()
+    return {"env": dict(env), "fingerprint": watcher.fingerprint, "changes": watcher.last_changes}

@@ -1,0 +1,313 @@
+"""Supervise mode without the AWS SDK in the supervising process.
+
+The supervisor lives as long as the task; botocore's models and HTTP stack, once imported,
+would stay resident in it for a check that runs every few minutes. So the first resolution and
+every check run in a short-lived process of their own (``agent.check_process``),
+and the supervisor keeps only the environment and the fingerprint (versions and value digests).
+
+The request (settings, the agent's environment, the fingerprint to compare against) goes to the
+child on its stdin, the answer (environment, new fingerprint, changed names and versions, or
+an error's exit code and line) comes back on its stdout: secret values cross a pipe between
+the two processes only, never argv, a file or a log. The child's log lines come back on a third
+pipe and are written through the supervisor's own stderr (queued, never blocking it).
+
+A child that outlives ``SECRETS_AGENT_TIMEOUT`` (plus ``MARGIN``) is killed: a failed check
+(69). The supervisor reaps every child; it hands a check process's status here (:func:`claim`)
+instead of logging it as an orphan.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from agent.errors import AgentError, ServiceError
+
+if TYPE_CHECKING:
+    from agent.logs import Logger
+    from agent.metrics import Emf
+    from agent.settings import Settings
+
+#: Seconds a check process may take beyond SECRETS_AGENT_TIMEOUT (its own bound) before the
+#: supervisor kills it: the interpreter's start and the answer's transfer.
+MARGIN = 5.0
+#: An answer larger than this is refused (an environment execve could never take anyway).
+MAX_ANSWER = 64 * 1024 * 1024
+
+Fingerprint = dict[str, tuple[str | None, str]]
+
+
+class RelayedError(AgentError):
+    """An ``AgentError`` the child reported: its exit code and its line, unchanged."""
+
+    def __init__(self, code: int, line: str) -> None:
+        super().__init__(line.removeprefix("secrets-agent: "))
+        self.exit_code = code
+        self._line = line
+
+    def line(self) -> str:
+        return self._line
+
+
+# -- the children this process is waiting for --------------------------------------------------
+class _Child:
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.done = threading.Event()
+        self.status = 0
+        self.peak_kb = 0
+
+
+_children: dict[int, _Child] = {}
+_lock = threading.Lock()
+
+
+def claim(pid: int, status: int, peak_kb: int) -> bool:
+    """Called by the supervisor's reaper for every pid it reaps: True when ``pid`` is a check
+    process (its status is handed to the thread waiting for it)."""
+    with _lock:
+        child = _children.pop(pid, None)
+    if child is None:
+        return False
+    child.status, child.peak_kb = status, peak_kb
+    child.done.set()
+    return True
+
+
+def kill_running() -> None:
+    """The supervisor is exiting: no check process outlives it."""
+    with _lock:
+        pids = list(_children)
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _wait(child: _Child) -> None:
+    try:
+        pid, status, usage = os.wait4(child.pid, 0)
+    except ChildProcessError:
+        child.done.wait(10.0)  # the supervisor's reaper took it and hands it over
+        return
+    with _lock:
+        _children.pop(pid, None)
+    child.status, child.peak_kb = status, usage.ru_maxrss
+    child.done.set()
+
+
+# -- the supervisor's side -----------------------------------------------------------------------
+def _spawn(request: bytes) -> tuple[_Child, int, int]:
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = f"import sys; sys.path.insert(0, {root!r}); import agent.check_process as m; m.main()"
+    pipes = [os.pipe() for _ in range(3)]  # stdin, stdout, stderr
+    actions = [
+        (os.POSIX_SPAWN_DUP2, pipes[0][0], 0),
+        (os.POSIX_SPAWN_DUP2, pipes[1][1], 1),
+        (os.POSIX_SPAWN_DUP2, pipes[2][1], 2),
+    ]
+    try:
+        with _lock:  # registered before the reaper can see it exit
+            pid = os.posix_spawn(
+                sys.executable,
+                [sys.executable, "-c", code],
+                os.environ,
+                file_actions=actions,
+                setsigmask=(),
+            )
+            child = _Child(pid)
+            _children[pid] = child
+    except OSError as exc:
+        for fd in (pipes[0][1], pipes[1][0], pipes[2][0]):
+            os.close(fd)
+        raise ServiceError(
+            f"the check process could not be started ({exc.strerror or type(exc).__name__})",
+            hint="check the task's process and memory limits",
+        ) from None
+    finally:
+        os.close(pipes[0][0])
+        os.close(pipes[1][1])
+        os.close(pipes[2][1])
+    try:
+        view = memoryview(request)
+        while view:
+            view = view[os.write(pipes[0][1], view) :]
+    except BrokenPipeError:
+        pass  # it died at once: its answer (none) says so
+    finally:
+        os.close(pipes[0][1])
+    return child, pipes[1][0], pipes[2][0]
+
+
+def run_child(
+    kind: str,
+    *,
+    settings: Settings,
+    environ: Mapping[str, str],
+    log: Logger,
+    fingerprint: Fingerprint | None = None,
+    emf: Emf | None = None,
+    what: str,
+) -> dict[str, Any]:
+    """Run one resolution (``kind`` "start") or check ("check") in a child process; its answer.
+
+    Raises the child's ``AgentError`` as a :class:`RelayedError`, and ``ServiceError`` (69)
+    when it outlives the timeout or ends without an answer.
+    """
+    import pickle
+    import select
+
+    request = pickle.dumps(
+        {
+            "kind": kind,
+            "settings": settings,
+            "environ": dict(environ),
+            "fingerprint": fingerprint,
+            "level": _level_name(log),
+            "fmt": log.fmt,
+            "emf": emf,
+        }
+    )
+    started = time.monotonic()
+    deadline = started + settings.timeout + MARGIN
+    child, out_fd, err_fd = _spawn(request)
+    answer = bytearray()
+    partial = b""
+    killed = False
+    try:
+        poller = select.poll()
+        open_fds = {out_fd, err_fd}
+        for fd in open_fds:
+            poller.register(fd, select.POLLIN)
+        while open_fds:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                os.kill(child.pid, signal.SIGKILL)
+                killed = True
+                break
+            for fd, _ in poller.poll(left * 1000):
+                data = os.read(fd, 65536)
+                if not data:
+                    poller.unregister(fd)
+                    open_fds.discard(fd)
+                elif fd == out_fd:
+                    answer += data
+                    if len(answer) > MAX_ANSWER:
+                        os.kill(child.pid, signal.SIGKILL)
+                        open_fds.clear()
+                        break
+                else:
+                    lines = (partial + data).split(b"\n")
+                    partial = lines.pop()
+                    for line in lines:
+                        _relay(log, line)
+        if partial:
+            _relay(log, partial)
+    except BaseException:
+        # A stop signal during the first resolution: nothing may outlive the agent.
+        try:
+            os.kill(child.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        _wait(child)
+        raise
+    finally:
+        os.close(out_fd)
+        os.close(err_fd)
+    _wait(child)
+    log.debug(
+        "check process",
+        pid=child.pid,
+        kind=kind,
+        status=child.status,
+        peak_kb=child.peak_kb,
+        took=round(time.monotonic() - started, 3),
+    )
+    if killed:
+        raise ServiceError(
+            f"{what} took longer than SECRETS_AGENT_TIMEOUT={settings.timeout:g}s "
+            "(its process was killed)",
+            hint="check that AWS is reachable and not throttling, or raise SECRETS_AGENT_TIMEOUT",
+        )
+    try:
+        result: dict[str, Any] = pickle.loads(bytes(answer))  # noqa: S301 - our own child
+    except Exception:  # noqa: BLE001 - no answer, a partial one: the child died
+        raise ServiceError(
+            f"{what} failed: its process ended without an answer (wait status {child.status})",
+            hint="check the agent's memory limit and the log lines before this one",
+        ) from None
+    error = result.get("error")
+    if error is not None:
+        raise RelayedError(int(error[0]), str(error[1]))
+    return result
+
+
+def _level_name(log: Logger) -> str:
+    from agent.logs import LEVELS
+
+    for name, number in LEVELS.items():
+        if number == log.threshold:
+            return name
+    return "info"
+
+
+def _relay(log: Logger, line: bytes) -> None:
+    stream = log.stream
+    if stream is None:
+        return
+    try:
+        stream.write(line.decode("utf-8", "replace") + "\n")
+        stream.flush()
+    except (OSError, ValueError):
+        pass
+
+
+class IsolatedWatcher:
+    """Supervise mode's ``Watcher``: each poll is one check in a child process. The same
+    contract as ``agent.resolve.ResolveWatcher``, whose ``poll`` the child runs."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        environ: Mapping[str, str],
+        log: Logger,
+        fingerprint: Fingerprint,
+    ) -> None:
+        self._settings = settings
+        self._environ = dict(environ)
+        self._log = log
+        self._fingerprint = fingerprint
+        self._pending: Fingerprint | None = None
+        self.last_changes: list[str] = []
+
+    @property
+    def fingerprint(self) -> Fingerprint:
+        return self._fingerprint
+
+    def poll(self) -> Mapping[str, str] | None:
+        self._pending = None
+        answer = run_child(
+            "check",
+            settings=self._settings,
+            environ=self._environ,
+            log=self._log,
+            fingerprint=self._fingerprint,
+            what="checking for changed secrets",
+        )
+        env: Mapping[str, str] | None = answer.get("env")
+        if env is None:
+            return None
+        self._pending = answer["fingerprint"]
+        self.last_changes = list(answer["changes"])
+        return env
+
+    def commit(self) -> None:
+        if self._pending is not None:
+            self._fingerprint, self._pending = self._pending, None
