@@ -56,7 +56,7 @@ def _child_start(request: dict[str, Any], log: Logger) -> dict[str, Any]:
 def _child_check(request: dict[str, Any], log: Logger) -> dict[str, Any]:
     from agent.aws.clients import Clients
     from agent.plan import make_plan
-    from agent.resolve import ResolveWatcher
+    from agent.watch import ResolveWatcher
 
     settings: Settings = request["settings"]
     environ: dict[str, str] = request["environ"]

@@ -334,8 +334,8 @@ def _cmd_exec(command: list[str]) -> int:
         split_env(env, files)  # 66 before anything starts
         prepare = preparer(files, log=log)
     if settings.supervise:
-        from agent.resolve import ResolveWatcher
         from agent.supervisor import Watcher, supervise
+        from agent.watch import ResolveWatcher
 
         watcher: Watcher | None = None
         if result is not None and clients is not None:

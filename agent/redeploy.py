@@ -35,8 +35,9 @@ from agent.aws.clients import Clients
 from agent.ecs_service import Service, ServiceState, describe, force_new_deployment
 from agent.errors import AgentError, DataError
 from agent.logs import Logger
-from agent.resolve import Fetched, ResolveWatcher, run_bounded
+from agent.resolve import Fetched, run_bounded
 from agent.settings import Settings
+from agent.watch import ResolveWatcher
 
 #: A task stretches its interval by the service's running task count, at most this many times.
 MAX_STRETCH = 100

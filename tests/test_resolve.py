@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from agent import resolve
+from agent import resolve, watch
 from agent.errors import AccessDeniedError, ServiceError
 from agent.logs import Logger
 from agent.model import Item, Secret
@@ -51,7 +51,7 @@ def test_a_check_that_outlives_the_timeout_does_not_swallow_the_change(
     monkeypatch.setattr(resolve, "finalize", finalize)
     settings = Settings(parameter_store_prefix="/app", timeout=0.2, watch_interval=1)
     plan = Plan(ssm_prefix="/app", sm_prefix=None, refs={})
-    watcher = resolve.ResolveWatcher(
+    watcher = watch.ResolveWatcher(
         plan,
         settings=settings,
         environ={},

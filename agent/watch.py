@@ -1,0 +1,129 @@
+"""Supervise mode's change check: fetch again, compare versions and value digests, and say
+what changed. The supervisor asks ``poll`` every interval and ``commit``s what it accepted."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from agent import resolve
+from agent.aws.clients import Clients
+from agent.logs import Logger
+from agent.plan import Plan
+from agent.references import SecretRef
+from agent.resolve import Fetched, run_bounded
+from agent.settings import Settings
+
+
+class ResolveWatcher:
+    """Supervise mode's change check: fetch again, compare versions and value digests.
+
+    ``poll`` is bounded by SECRETS_AGENT_TIMEOUT. It returns the new environment when something
+    changed, None when nothing did, and raises AgentError when the check or the new environment
+    fails (the running command must then be kept). A change counts as seen only once the
+    supervisor calls ``commit``: a change it refused (a partial or too large environment) is
+    reported again by the next poll.
+    """
+
+    def __init__(
+        self,
+        plan: Plan,
+        *,
+        settings: Settings,
+        environ: Mapping[str, str],
+        clients: Clients,
+        log: Logger,
+        fingerprint: dict[str, tuple[str | None, str]],
+    ) -> None:
+        self._plan = plan
+        self._settings = settings
+        self._environ = dict(environ)
+        self._clients = clients
+        self._log = log
+        self._fingerprint = fingerprint
+        self._pending: dict[str, tuple[str | None, str]] | None = None
+        self.last_changes: list[str] = []
+        self.last_fetched: Fetched | None = None
+
+    @property
+    def fingerprint(self) -> dict[str, tuple[str | None, str]]:
+        """What the last accepted check (or the start) read: versions and value digests."""
+        return self._fingerprint
+
+    def rewind(self, fingerprint: dict[str, tuple[str | None, str]]) -> None:
+        """Forget a change that was not acted on, so that the next poll reports it again."""
+        self._fingerprint = fingerprint
+
+    def _fetch_for_check(self) -> Fetched | None:
+        """What a check reads; None when it can tell nothing changed. Secrets Manager is asked
+        for versions first (``agent.sm_versions``) and its values read only when one moved."""
+        from agent.sm_versions import secrets_manager_unchanged, without_secrets_manager
+
+        plan = self._plan
+        if plan.sm_prefix or any(isinstance(r, SecretRef) for r in plan.refs.values()):
+            if secrets_manager_unchanged(plan, self._clients, self._fingerprint):
+                rest = resolve.fetch(without_secrets_manager(plan), self._clients, log=self._log)
+                old = self._fingerprint
+                kept = {k: v for k, v in old.items() if k.startswith("secretsmanager:")}
+                if {**kept, **rest.fingerprint()} == old:
+                    return None
+        return resolve.fetch(plan, self._clients, log=self._log)
+
+    def poll(self) -> Mapping[str, str] | None:
+        self._pending = None
+        if self._plan.empty:
+            return None
+
+        Change = tuple[
+            dict[str, tuple[str | None, str]], Mapping[str, str], list[str], Fetched
+        ]
+
+        def check() -> Change | None:
+            fetched = self._fetch_for_check()
+            if fetched is None:
+                return None
+            new = fetched.fingerprint()
+            if new == self._fingerprint:
+                return None
+            changes = _describe_changes(self._fingerprint, new)
+            result = resolve.finalize(
+                self._plan,
+                fetched,
+                settings=self._settings,
+                environ=self._environ,
+                clients=self._clients,
+                log=self._log,
+            )
+            return new, result.env, changes, fetched
+
+        # Kept here, not in the check's thread: a check that outlives the timeout keeps
+        # running, and must not mark a change as seen that nobody acted on.
+        change: Change | None = run_bounded(
+            check,
+            timeout=self._settings.timeout,
+            what="checking for changed secrets",
+            clients=self._clients,
+        )
+        if change is None:
+            return None
+        # The supervisor logs the changes.
+        self._pending, env, self.last_changes, self.last_fetched = change
+        return env
+
+    def commit(self) -> None:
+        """The supervisor took the last poll's environment: later polls compare against it."""
+        if self._pending is not None:
+            self._fingerprint, self._pending = self._pending, None
+
+
+def _describe_changes(
+    old: Mapping[str, tuple[str | None, str]], new: Mapping[str, tuple[str | None, str]]
+) -> list[str]:
+    changes: list[str] = []
+    for key in sorted(set(old) | set(new)):
+        if key not in new:
+            changes.append(f"{key} removed")
+        elif key not in old:
+            changes.append(f"{key} added (version {new[key][0]})")
+        elif old[key] != new[key]:
+            changes.append(f"{key} version {old[key][0]} -> {new[key][0]}")
+    return changes
