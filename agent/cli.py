@@ -334,7 +334,7 @@ def _cmd_exec(command: list[str]) -> int:
         split_env(env, files)  # 66 before anything starts
         prepare = preparer(files, log=log)
     if settings.supervise:
-        from agent.supervisor import Watcher, supervise
+        from agent.supervisor import Watcher
         from agent.watch import ResolveWatcher
 
         watcher: Watcher | None = None
@@ -364,19 +364,7 @@ def _cmd_exec(command: list[str]) -> int:
                 from agent.secret_files import FilesWatcher
 
                 watcher = FilesWatcher(resolve_watcher, files)
-        return supervise(
-            command,
-            env,
-            interval=settings.watch_interval,
-            # Redeploy mode's watcher never hands back an environment: nothing restarts.
-            on_change="exit" if settings.on_change == "exit" else "restart",
-            stop_timeout=settings.stop_timeout,
-            watcher=watcher,
-            log=log,
-            prepare=prepare,
-            emf=emf,
-            restart_delay=_restart_delay(settings, environ, log) if watcher is not None else 0.0,
-        )
+        return _supervise(command, env, settings, environ, watcher, log, prepare=prepare, emf=emf)
     from agent.execute import exec_command
 
     if prepare is not None:
@@ -400,7 +388,7 @@ def _supervise_isolated(
 
     from agent.isolated import IsolatedWatcher, run_child
     from agent.plan import make_plan
-    from agent.supervisor import Watcher, supervise
+    from agent.supervisor import Watcher
 
     started = time.monotonic()
     try:
@@ -439,10 +427,28 @@ def _supervise_isolated(
         prepare = preparer(files, log=log)
         if watcher is not None:
             watcher = FilesWatcher(watcher, files)
+    return _supervise(command, env, settings, environ, watcher, log, prepare=prepare, emf=emf)
+
+
+def _supervise(
+    command: list[str],
+    env: Mapping[str, str],
+    settings: Settings,
+    environ: Mapping[str, str],
+    watcher: Any,
+    log: Logger,
+    *,
+    prepare: Any,
+    emf: Emf | None,
+) -> int:
+    """Supervise ``command`` with the settings' interval, stop timeout and restart spread."""
+    from agent.supervisor import supervise
+
     return supervise(
         command,
         env,
         interval=settings.watch_interval,
+        # Redeploy mode's watcher never hands back an environment: nothing restarts.
         on_change="exit" if settings.on_change == "exit" else "restart",
         stop_timeout=settings.stop_timeout,
         watcher=watcher,
