@@ -1,12 +1,13 @@
 """What one change check costs in AWS calls, for ``secrets-agent check``.
 
 Supervise mode's check (``ResolveWatcher.poll``) reads SSM exactly as the start did, page for
-page; it asks Secrets Manager only for versions (``agent.sm_versions``: ListSecrets pages for a
-prefix, one DescribeSecret per referenced secret that can move) and reads its values only when
-one moved; it decrypts ``aesdk:`` values (``kms:Decrypt``) only when something changed. So one
-check that finds nothing costs the resolution's SSM calls plus those version calls; redeploy
-mode adds one ``ecs:DescribeServices`` (and one ``ecs:UpdateService`` for the whole service
-when something changed).
+page; it asks Secrets Manager only for versions (``agent.sm_versions``: ListSecrets pages for
+each prefix of the plan, one per layer, and one DescribeSecret per referenced secret that can
+move) and reads its values only when one moved; it decrypts ``aesdk:`` values
+(``kms:Decrypt``) only when something changed. So one check that finds nothing costs the
+resolution's SSM calls plus those version calls; redeploy mode adds one
+``ecs:DescribeServices`` (and one ``ecs:UpdateService`` for the whole service when something
+changed).
 """
 
 from __future__ import annotations

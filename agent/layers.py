@@ -19,17 +19,24 @@ from agent.naming import check_allowed, describe, item_name, normalize_path
 __all__ = [
     "Override",
     "layered",
+    "prefix_entries",
     "records_from_layers",
     "same_prefix_key",
     "split_prefixes",
 ]
 
 
+def prefix_entries(value: str) -> list[str]:
+    """Every comma-separated entry of a prefix setting, stripped, blank ones kept (the settings
+    check names them). The one rule of how a prefix setting splits into layers."""
+    return [part.strip() for part in value.split(",")]
+
+
 def split_prefixes(value: str | None) -> tuple[str, ...]:
-    """The prefixes of a (validated) prefix setting, in order; () when unset."""
+    """The prefixes (layers) of a validated prefix setting, in order; () when unset."""
     if not value:
         return ()
-    return tuple(part.strip() for part in value.split(",") if part.strip())
+    return tuple(entry for entry in prefix_entries(value) if entry)
 
 
 def same_prefix_key(prefix: str) -> str:

@@ -14,23 +14,16 @@ from agent.settings import Settings
 
 @dataclass(frozen=True)
 class Plan:
-    """The prefixes (each setting may list several layers) and the references to resolve."""
+    """The prefixes of each source, one per layer in setting order (a setting may list
+    several, split once by ``agent.layers.split_prefixes``), and the references to resolve."""
 
-    ssm_prefix: str | None
-    sm_prefix: str | None
+    ssm_prefixes: tuple[str, ...]
+    sm_prefixes: tuple[str, ...]
     refs: Mapping[str, Ref]
 
     @property
     def empty(self) -> bool:
-        return not (self.ssm_prefix or self.sm_prefix or self.refs)
-
-    @property
-    def ssm_prefixes(self) -> tuple[str, ...]:
-        return split_prefixes(self.ssm_prefix)
-
-    @property
-    def sm_prefixes(self) -> tuple[str, ...]:
-        return split_prefixes(self.sm_prefix)
+        return not (self.ssm_prefixes or self.sm_prefixes or self.refs)
 
 
 def make_plan(settings: Settings, environ: Mapping[str, str]) -> Plan:
@@ -40,7 +33,7 @@ def make_plan(settings: Settings, environ: Mapping[str, str]) -> Plan:
         check_settable(var, origin=f"the reference in variable {var}")
     check_allowed(((var, "a reference") for var in refs), settings.allow)
     return Plan(
-        ssm_prefix=settings.parameter_store_prefix,
-        sm_prefix=settings.secrets_manager_prefix,
+        ssm_prefixes=split_prefixes(settings.parameter_store_prefix),
+        sm_prefixes=split_prefixes(settings.secrets_manager_prefix),
         refs=refs,
     )

@@ -15,7 +15,7 @@ from agent.aws.clients import Clients, Deadline
 from agent.environment import merge
 from agent.errors import AgentError, DataError, ServiceError
 from agent.fanout import run_all
-from agent.layers import Override, records_from_layers, split_prefixes
+from agent.layers import Override, records_from_layers
 from agent.logs import Logger
 from agent.model import Item, Record, Secret
 from agent.plan import Plan
@@ -83,8 +83,8 @@ def fetch(
         sources = AwsSources(clients, log)
     tasks: list[Callable[[], list[Item] | dict[str, Item]]] = []
     for source, prefixes in (
-        (sources.ssm, split_prefixes(plan.ssm_prefix)),
-        (sources.secrets_manager, split_prefixes(plan.sm_prefix)),
+        (sources.ssm, plan.ssm_prefixes),
+        (sources.secrets_manager, plan.sm_prefixes),
     ):
         tasks.extend(functools.partial(_layer, source, prefix) for prefix in prefixes)
     ssm_refs = {v: r for v, r in plan.refs.items() if isinstance(r, SsmRef)}
@@ -129,8 +129,8 @@ def finalize(
     layers = records_from_layers(
         fetched.prefix_items,
         order={
-            "ssm": split_prefixes(plan.ssm_prefix),
-            "secretsmanager": split_prefixes(plan.sm_prefix),
+            "ssm": plan.ssm_prefixes,
+            "secretsmanager": plan.sm_prefixes,
         },
         allow=settings.allow,
     )

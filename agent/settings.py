@@ -105,9 +105,9 @@ def prefix_problem(value: str, field: str) -> str | None:
     """
     if "," not in value:
         return _one_prefix_problem(value, field)
-    from agent.layers import same_prefix_key
+    from agent.layers import prefix_entries, same_prefix_key
 
-    entries = value.split(",")
+    entries = prefix_entries(value)
     seen: set[str] = set()
     for number, entry in enumerate(entries, start=1):
         if not entry.strip():
@@ -127,7 +127,9 @@ def prefix_problem(value: str, field: str) -> str | None:
 
 def normalize_prefixes(value: str) -> str:
     """The prefix variable as it is kept: each entry stripped, joined by single commas."""
-    return ",".join(part.strip() for part in value.split(","))
+    from agent.layers import prefix_entries
+
+    return ",".join(prefix_entries(value))
 
 
 def _one_prefix_problem(value: str, field: str) -> str | None:

@@ -1,8 +1,9 @@
 """Cheaper change checks for Secrets Manager: ask which version each stage points at, and read
 values only when one moved.
 
-A prefix is listed with ``ListSecrets`` (100 secrets a page, no values; the same call and grant
-BatchGetSecretValue's name filter needs); a reference's secret is described with
+Each prefix (layer) is listed with ``ListSecrets`` under its own name filter (100 secrets a
+page, no values; the same call and grant BatchGetSecretValue's name filter needs), through the
+one paging loop; a reference's secret is described with
 ``DescribeSecret`` (its stages' version ids, no value; 40,000 a second per account and region,
 where ``GetSecretValue`` allows 10,000). A reference pinned to a version id never moves and is
 not asked about. When every version is the one the last read saw, the check reads no Secrets
@@ -16,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from agent.aws.clients import Clients
+from agent.aws.paging import pages
 from agent.aws.secrets_manager import CURRENT, LIST_PAGE, filter_value
 from agent.aws.secrets_manager_errors import map_error
 from agent.naming import key_under_secret_prefix
@@ -62,41 +64,42 @@ def _ref_version(fingerprint: Fingerprint, var: str) -> str | None:
     return None
 
 
+def _listed(client: Any, prefix: str) -> dict[str, str | None]:
+    """secret name -> AWSCURRENT version, for every secret under one prefix (layer)."""
+    action = "secretsmanager:ListSecrets"
+    subject = f"the secrets under {prefix!r}"
+
+    def call(request: dict[str, Any]) -> Mapping[str, Any]:
+        try:
+            page: Mapping[str, Any] = client.list_secrets(**request)
+        except Exception as exc:
+            raise map_error(exc, action=action, subject=subject) from exc
+        return page
+
+    request = {
+        "Filters": [{"Key": "name", "Values": [filter_value(prefix)]}],
+        "MaxResults": LIST_PAGE,
+    }
+    listed: dict[str, str | None] = {}
+    for page in pages(call, request, what=f"{action} on {subject}"):
+        for meta in page.get("SecretList") or []:
+            name = str(meta.get("Name"))
+            if key_under_secret_prefix(prefix, name) is None or meta.get("DeletedDate"):
+                continue
+            listed[name] = _current(meta.get("SecretVersionsToStages") or {}, CURRENT)
+    return listed
+
+
 def secrets_manager_unchanged(plan: Plan, clients: Clients, fingerprint: Fingerprint) -> bool:
     """True when every Secrets Manager secret ``plan`` reads is at the version ``fingerprint``
-    holds. Only version metadata is read."""
-    if plan.sm_prefix:
+    holds. Only version metadata is read: one ListSecrets listing per prefix (layer), one
+    DescribeSecret per referenced secret that can move."""
+    if plan.sm_prefixes:
         client = clients.get("secretsmanager")
-        seen = _prefix_versions(fingerprint)
         listed: dict[str, str | None] = {}
-        token: str | None = None
-        while True:
-            request: dict[str, Any] = {
-                "Filters": [{"Key": "name", "Values": [filter_value(plan.sm_prefix)]}],
-                "MaxResults": LIST_PAGE,
-            }
-            if token:
-                request["NextToken"] = token
-            try:
-                page = client.list_secrets(**request)
-            except Exception as exc:
-                raise map_error(
-                    exc,
-                    action="secretsmanager:ListSecrets",
-                    subject=f"the secrets under {plan.sm_prefix!r}",
-                ) from exc
-            for meta in page.get("SecretList") or []:
-                name = str(meta.get("Name"))
-                if key_under_secret_prefix(plan.sm_prefix, name) is None or meta.get(
-                    "DeletedDate"
-                ):
-                    continue
-                listed[name] = _current(meta.get("SecretVersionsToStages") or {}, CURRENT)
-            next_token = page.get("NextToken")
-            if not next_token or next_token == token:
-                break
-            token = str(next_token)
-        if listed != seen:
+        for prefix in plan.sm_prefixes:
+            listed.update(_listed(client, prefix))
+        if listed != _prefix_versions(fingerprint):
             return False
     sm_refs = {v: r for v, r in plan.refs.items() if isinstance(r, SecretRef)}
     for (region, secret_id, stage), variables in _ref_groups(sm_refs).items():
@@ -116,18 +119,23 @@ def secrets_manager_unchanged(plan: Plan, clients: Clients, fingerprint: Fingerp
 def without_secrets_manager(plan: Plan) -> Plan:
     """The plan's SSM and aesdk: parts only."""
     return Plan(
-        ssm_prefix=plan.ssm_prefix,
-        sm_prefix=None,
+        ssm_prefixes=plan.ssm_prefixes,
+        sm_prefixes=(),
         refs={v: r for v, r in plan.refs.items() if not isinstance(r, SecretRef)},
     )
 
 
 def version_check_calls(plan: Plan, fingerprint: Fingerprint) -> dict[str, int]:
-    """The Secrets Manager calls of one check that finds no version moved."""
+    """The Secrets Manager calls of one check that finds no version moved: the ListSecrets
+    pages of each prefix (layer), at least one each, and the DescribeSecret calls."""
     calls: dict[str, int] = {}
-    if plan.sm_prefix:
-        secrets = len(_prefix_versions(fingerprint))
-        calls["secretsmanager:ListSecrets"] = max(1, math.ceil(secrets / LIST_PAGE))
+    if plan.sm_prefixes:
+        names = _prefix_versions(fingerprint)
+        pages_listed = 0
+        for prefix in plan.sm_prefixes:
+            under = sum(key_under_secret_prefix(prefix, name) is not None for name in names)
+            pages_listed += max(1, math.ceil(under / LIST_PAGE))
+        calls["secretsmanager:ListSecrets"] = pages_listed
     sm_refs = {v: r for v, r in plan.refs.items() if isinstance(r, SecretRef)}
     groups = len(_ref_groups(sm_refs))
     if groups:

@@ -59,7 +59,7 @@ class ResolveWatcher:
         from agent.sm_versions import secrets_manager_unchanged, without_secrets_manager
 
         plan = self._plan
-        if plan.sm_prefix or any(isinstance(r, SecretRef) for r in plan.refs.values()):
+        if plan.sm_prefixes or any(isinstance(r, SecretRef) for r in plan.refs.values()):
             if secrets_manager_unchanged(plan, self._clients, self._fingerprint):
                 rest = resolve.fetch(without_secrets_manager(plan), self._clients, log=self._log)
                 old = self._fingerprint

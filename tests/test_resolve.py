@@ -50,7 +50,7 @@ def test_a_check_that_outlives_the_timeout_does_not_swallow_the_change(
     monkeypatch.setattr(resolve, "fetch", fetch)
     monkeypatch.setattr(resolve, "finalize", finalize)
     settings = Settings(parameter_store_prefix="/app", timeout=0.2, watch_interval=1)
-    plan = Plan(ssm_prefix="/app", sm_prefix=None, refs={})
+    plan = Plan(ssm_prefixes=("/app",), sm_prefixes=(), refs={})
     watcher = watch.ResolveWatcher(
         plan,
         settings=settings,
@@ -103,7 +103,7 @@ def test_fetch_fails_on_the_first_error_without_waiting_for_a_slow_source() -> N
         raise AccessDeniedError("secretsmanager:BatchGetSecretValue was denied")
 
     sources = _Sources(ssm=_Source(slow), secrets_manager=_Source(denied))
-    plan = Plan(ssm_prefix="/app", sm_prefix="app", refs={})
+    plan = Plan(ssm_prefixes=("/app",), sm_prefixes=("app",), refs={})
     started = time.monotonic()
     try:
         with pytest.raises(AccessDeniedError):
@@ -123,7 +123,7 @@ def test_fetch_asks_each_source_for_each_of_its_layers_and_marks_the_items() -> 
         return [Item("ssm", f"{prefix}/token", Secret(prefix), "1", key="token")]
 
     sources = _Sources(ssm=_Source(items), secrets_manager=_Source(lambda prefix: []))
-    plan = Plan(ssm_prefix="/common,/prod", sm_prefix="app/prod", refs={})
+    plan = Plan(ssm_prefixes=("/common", "/prod"), sm_prefixes=("app/prod",), refs={})
     fetched = resolve.fetch(
         plan,
         _Clients(),

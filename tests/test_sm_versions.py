@@ -10,10 +10,18 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from agent.errors import ServiceError
+from agent.plan import Plan
 from agent.policy import needs as iam
+from agent.sm_versions import secrets_manager_unchanged, version_check_calls
 from tests.conftest import base_env
 from tests.fault_proxy import FaultProxy
 from tests.iam_support import ACCOUNT, allows, as_list, aws_calls, checks_for
@@ -102,3 +110,72 @@ def test_checks_read_versions_only_and_a_moved_version_restarts(
         s for s in policy["Statement"] if "secretsmanager:DescribeSecret" in as_list(s["Action"])
     ]
     assert len(described) == 1 and all("pinned" not in r for r in as_list(described[0]["Resource"]))
+
+
+# ------------------------------------------------------------ the version check's pages (Stubber)
+
+
+class _Clients:
+    """One stubbed client for every region (handed in; ``Clients.get``'s shape)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def get(self, service: str, region: str | None = None) -> Any:
+        return self.client
+
+
+def _list_params(prefix_filter: str, token: str | None = None) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "Filters": [{"Key": "name", "Values": [prefix_filter]}],
+        "MaxResults": 100,
+    }
+    if token:
+        params["NextToken"] = token
+    return params
+
+
+def _listed(name: str, version: str) -> dict[str, Any]:
+    return {"Name": name, "SecretVersionsToStages": {version: ["AWSCURRENT"]}}
+
+
+@pytest.fixture
+def stubbed() -> Iterator[tuple[Any, Stubber]]:
+    client = boto3.client(
+        "secretsmanager",
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    with Stubber(client) as stubber:
+        yield client, stubber
+        stubber.assert_no_pending_responses()
+
+
+def test_each_layer_is_listed_under_its_own_filter(stubbed: tuple[Any, Stubber]) -> None:
+    client, stub = stubbed
+    for layer, version in (("app/common", "1" * 32), ("app/prod", "2" * 32)):
+        page = {"SecretList": [_listed(f"{layer}/db", version)]}
+        stub.add_response("list_secrets", page, _list_params(f"{layer}/"))
+    plan = Plan(ssm_prefixes=(), sm_prefixes=("app/common", "app/prod"), refs={})
+    fingerprint = {
+        "secretsmanager:app/common/db": ("1" * 32, "d1"),
+        "secretsmanager:app/prod/db": ("2" * 32, "d2"),
+    }
+    assert secrets_manager_unchanged(plan, _Clients(client), fingerprint)
+    assert version_check_calls(plan, fingerprint) == {"secretsmanager:ListSecrets": 2}
+
+
+def test_a_page_token_seen_before_stops_the_version_check(stubbed: tuple[Any, Stubber]) -> None:
+    """Tokens a, b, a: not only a token repeated at once ends the listing."""
+    client, stub = stubbed
+    stub.add_response("list_secrets", {"SecretList": [], "NextToken": "a"}, _list_params("app/"))
+    stub.add_response(
+        "list_secrets", {"SecretList": [], "NextToken": "b"}, _list_params("app/", "a")
+    )
+    stub.add_response(
+        "list_secrets", {"SecretList": [], "NextToken": "a"}, _list_params("app/", "b")
+    )
+    plan = Plan(ssm_prefixes=(), sm_prefixes=("app",), refs={})
+    with pytest.raises(ServiceError, match="same page token"):
+        secrets_manager_unchanged(plan, _Clients(client), {})
