@@ -13,6 +13,11 @@ from hypothesis import strategies as st
 from agent import settings
 from agent.errors import ConfigError
 from tests.conftest import ROOT
+from tests.settings_support import context
+
+# STOP_TIMEOUT takes effect in supervise mode only, OVERRIDE with a prefix only.
+SUPERVISE = context("SECRETS_AGENT_STOP_TIMEOUT")
+PREFIX = context("SECRETS_AGENT_OVERRIDE")
 
 # Seconds: decimal numbers only. What pydantic accepted and this grammar does not is listed too:
 # a second grammar is how "1e2" came to mean 100 and "1_0" to mean 10.
@@ -45,9 +50,10 @@ NUMBERS = {
 def test_one_number_grammar(text: str, expected: float | None) -> None:
     if expected is None:
         with pytest.raises(ConfigError, match="SECRETS_AGENT_STOP_TIMEOUT is invalid"):
-            settings.load_settings({"SECRETS_AGENT_STOP_TIMEOUT": text})
+            settings.load_settings(SUPERVISE | {"SECRETS_AGENT_STOP_TIMEOUT": text})
     else:
-        assert settings.load_settings({"SECRETS_AGENT_STOP_TIMEOUT": text}).stop_timeout == expected
+        got = settings.load_settings(SUPERVISE | {"SECRETS_AGENT_STOP_TIMEOUT": text})
+        assert got.stop_timeout == expected
 
 
 @pytest.mark.parametrize(
@@ -94,9 +100,10 @@ def test_watch_interval_is_0_or_within_the_floor_and_the_ceiling(
 def test_booleans(text: str, expected: bool | None) -> None:
     if expected is None:
         with pytest.raises(ConfigError, match="SECRETS_AGENT_OVERRIDE"):
-            settings.load_settings({"SECRETS_AGENT_OVERRIDE": text})
+            settings.load_settings(PREFIX | {"SECRETS_AGENT_OVERRIDE": text})
     else:
-        assert settings.load_settings({"SECRETS_AGENT_OVERRIDE": text}).override is expected
+        got = settings.load_settings(PREFIX | {"SECRETS_AGENT_OVERRIDE": text})
+        assert got.override is expected
 
 
 def test_every_setting_is_a_field_with_a_default_and_a_row_of_the_readme() -> None:
