@@ -115,6 +115,30 @@ def test_every_setting_is_a_field_with_a_default_and_a_row_of_the_readme() -> No
     assert set(settings.VARIABLES) <= table
 
 
+#: The README's "takes effect only with" column for each ``needs`` of the table.
+NEEDS_IN_README = {
+    "": "-",
+    "supervise": "supervise mode",
+    "restart": "supervise mode, `restart`",
+    "redeploy": "redeploy mode",
+    "emf": "`SECRETS_AGENT_METRICS=emf`",
+    "prefix": "a prefix",
+    "source": "a prefix or a reference",
+}
+
+
+def test_the_readme_says_what_each_setting_takes_effect_with() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = readme.index("| variable | meaning | default | takes effect only with |")
+    table = readme[start : readme.index("\n\n", start)]
+    column = {
+        m.group(1): m.group(2).strip()
+        for m in re.finditer(r"^\| `([A-Z_]+)` \|.*\|([^|]*)\|$", table, flags=re.M)
+    }
+    for setting in settings.SETTINGS:
+        assert column[setting.variable] == NEEDS_IN_README[setting.needs], setting.variable
+
+
 def test_an_empty_variable_is_unset() -> None:
     environ = {variable: "" for variable in settings.VARIABLES}
     assert settings.load_settings(environ) == settings.Settings()

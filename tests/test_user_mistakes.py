@@ -230,7 +230,9 @@ def test_an_unknown_agent_setting_is_78_naming_the_closest(
         "PARAMETER_STORE_PREFIX": "/myapp/prod",
         "SECRETS_AGENT_WATCH_INTERVL": "300",
     }
-    refused(run_agent(tmp_path, env), 78, "SECRETS_AGENT_WATCH_INTERVL", "SECRETS_AGENT_WATCH_INTERVAL")
+    refused(
+        run_agent(tmp_path, env), 78, "SECRETS_AGENT_WATCH_INTERVL", "SECRETS_AGENT_WATCH_INTERVAL"
+    )
     # Alone, on the no-prefix path, too; and a name nowhere near a setting.
     alone = base_env(None) | {"SECRETS_AGENT_ROTATE": "yes"}
     refused(run_agent(tmp_path, alone), 78, "SECRETS_AGENT_ROTATE", "not a setting")
@@ -327,7 +329,9 @@ def test_check_and_env_with_nothing_configured_are_78(tmp_path: Path, args: list
 def test_iam_policy_over_the_managed_policy_limit_is_78_with_its_size(
     tmp_path: Path, moto: MotoServer, boto_client: Any
 ) -> None:
-    names = {f"VAR_{i:03d}": f"ssm:/myapp/prod/service-{i:03d}/some_long_setting_name" for i in range(80)}
+    names = {
+        f"VAR_{i:03d}": f"ssm:/myapp/prod/service-{i:03d}/some_long_setting_name" for i in range(80)
+    }
     env = base_env(moto.url) | names
     run = run_agent(tmp_path, env, ["iam-policy", "--account-id", ACCOUNT])
     assert run.returncode == 78, run.stderr
