@@ -329,6 +329,15 @@ _NEEDS: dict[str, tuple[Callable[[Settings, Mapping[str, str]], bool], str, str]
         "SECRETS_MANAGER_PREFIX is set",
         "set the prefix it was meant for",
     ),
+    "files": (
+        lambda s, e: (
+            bool(s.parameter_store_prefix or s.secrets_manager_prefix)
+            or any(e.get(name) for name, _ in s.files)
+        ),
+        "nothing can provide its variables: no PARAMETER_STORE_PREFIX or SECRETS_MANAGER_PREFIX, "
+        "and none of them is set (as a reference or a value to move into its file)",
+        "set the prefix or the variables it was meant for",
+    ),
     "source": (
         lambda s, e: bool(s.parameter_store_prefix or s.secrets_manager_prefix)
         or any(looks_like_reference(value) for value in e.values()),
@@ -367,7 +376,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SECRETS_AGENT_LOG_FORMAT", "log_format", _choice("json", "text")),
     Setting("SECRETS_AGENT_LOG_LEVEL", "log_level", _choice("debug", "info", "warning", "error")),
     Setting("SECRETS_AGENT_ALLOW", "allow", _allow, needs="source"),
-    Setting("SECRETS_AGENT_FILES", "files", _files, needs="source"),
+    Setting("SECRETS_AGENT_FILES", "files", _files, needs="files"),
     Setting("SECRETS_AGENT_METRICS", "metrics", _choice("off", "emf")),
     Setting("SECRETS_AGENT_METRICS_NAMESPACE", "metrics_namespace", _namespace, needs="emf"),
     Setting("SECRETS_AGENT_ECS_CLUSTER", "ecs_cluster", _ecs_name, needs="redeploy"),

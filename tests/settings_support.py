@@ -13,6 +13,7 @@ _CONTEXT: dict[str, dict[str, str]] = {
     "emf": {"SECRETS_AGENT_METRICS": "emf"},
     "prefix": {"PARAMETER_STORE_PREFIX": "/a"},
     "source": {"PARAMETER_STORE_PREFIX": "/a"},
+    "files": {"PARAMETER_STORE_PREFIX": "/a"},
 }
 
 

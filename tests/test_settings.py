@@ -124,6 +124,7 @@ NEEDS_IN_README = {
     "emf": "`SECRETS_AGENT_METRICS=emf`",
     "prefix": "a prefix",
     "source": "a prefix or a reference",
+    "files": "a prefix, or its variables set",
 }
 
 
