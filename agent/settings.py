@@ -372,7 +372,7 @@ SETTINGS: tuple[Setting, ...] = (
         needs="supervise",
     ),
     Setting("SECRETS_AGENT_STOP_TIMEOUT", "stop_timeout", _number(0, 3600), needs="supervise"),
-    Setting("SECRETS_AGENT_KMS_KEY_ARNS", "kms_key_arns", _key_arns, needs="source"),
+    Setting("SECRETS_AGENT_KMS_KEY_ARNS", "kms_key_arns", _key_arns),
     Setting("SECRETS_AGENT_LOG_FORMAT", "log_format", _choice("json", "text")),
     Setting("SECRETS_AGENT_LOG_LEVEL", "log_level", _choice("debug", "info", "warning", "error")),
     Setting("SECRETS_AGENT_ALLOW", "allow", _allow, needs="source"),
