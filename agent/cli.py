@@ -150,7 +150,15 @@ def _parser() -> argparse.ArgumentParser:
     p_env = sub.add_parser("env", help="print what the agent would add or replace")
     p_env.add_argument("--format", choices=("dotenv", "json", "shell"), default="dotenv")
     p_env.add_argument("--reveal", action="store_true", help="print values instead of ***")
-    sub.add_parser("check", help="resolve everything; print name, source, source name, version")
+    p_check = sub.add_parser(
+        "check", help="resolve everything; print name, source, source name, version"
+    )
+    p_check.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="json: one document for CI (no values); the exit code is a real start's",
+    )
     p_iam = sub.add_parser("iam-policy", help="print the least-privilege IAM policy")
     p_iam.add_argument("--format", choices=("json", "terraform"), default="json")
     p_iam.add_argument("--account-id", help="AWS account id for the ARNs")
@@ -199,7 +207,7 @@ def main(argv: Sequence[str]) -> int:
         if args.subcommand == "env":
             return _cmd_env(fmt=args.format, reveal=args.reveal)
         if args.subcommand == "check":
-            return _cmd_check()
+            return _cmd_check(fmt=args.format)
         if args.subcommand == "iam-policy":
             return _cmd_iam(args)
         if args.subcommand == "encrypt":
@@ -287,6 +295,9 @@ def _resolve(
             emf.failed(log, error, clients=None, seconds=time.monotonic() - started)
         raise
     if plan.empty:
+        from agent.plan import check_required
+
+        check_required(environ, settings, plan.refs)
         log.debug("nothing to resolve")
         return plan, None, None
     from agent.aws.clients import Clients
@@ -400,6 +411,9 @@ def _supervise_isolated(
     env: dict[str, str] = environ
     watcher: Watcher | None = None
     if plan.empty:
+        from agent.plan import check_required
+
+        check_required(environ, settings, plan.refs)
         log.debug("nothing to resolve")
     else:
         previous = {s: signal.signal(s, _on_stop) for s in _STOP_SIGNALS}
@@ -469,11 +483,33 @@ def _restart_delay(settings: Settings, environ: Mapping[str, str], log: Logger) 
     )
 
 
+def _check_configured(environ: Mapping[str, str], settings: Settings, command: str) -> None:
+    """``env`` and ``check`` with nothing configured are 78, as ``iam-policy`` is: run where
+    the task's variables are missing, they would otherwise print nothing and exit 0."""
+    from agent.errors import ConfigError
+    from agent.fastpath import looks_like_reference
+
+    if (
+        settings.parameter_store_prefix
+        or settings.secrets_manager_prefix
+        or settings.require
+        or any(looks_like_reference(value) for value in environ.values())
+    ):
+        return
+    raise ConfigError(
+        f"nothing to {command}: no PARAMETER_STORE_PREFIX, SECRETS_MANAGER_PREFIX, reference "
+        "or SECRETS_AGENT_REQUIRE is set",
+        hint=f"run {command} with the task's environment (PARAMETER_STORE_PREFIX=/myapp/prod, "
+        "SECRETS_AGENT_REQUIRE=SECRET_KEY_BASE, ...)",
+    )
+
+
 def _cmd_env(*, fmt: str, reveal: bool) -> int:
     from agent.output import render_env
 
     environ = dict(os.environ)
     settings, log = _setup(environ)
+    _check_configured(environ, settings, "print")
     files = _file_targets(settings)
     _, result, _ = _resolve(environ, settings, log)
     records = result.applied if result is not None else ()
@@ -486,11 +522,26 @@ def _cmd_env(*, fmt: str, reveal: bool) -> int:
     return 0
 
 
-def _cmd_check() -> int:
-    from agent.output import render_check
+def _cmd_check(*, fmt: str = "text") -> int:
+    if fmt != "json":
+        return _check(fmt)
+    # For CI: a document on stdout whatever happens, and the exit code a real start would have.
+    from agent.output import render_check_failure
+
+    try:
+        return _check(fmt)
+    except AgentError as error:
+        if not isinstance(error, OutputError):
+            _stdout(render_check_failure(error.exit_code, printable(error.line())))
+        raise
+
+
+def _check(fmt: str) -> int:
+    from agent.output import render_check, render_check_json
 
     environ = dict(os.environ)
     settings, log = _setup(environ)
+    _check_configured(environ, settings, "check")
     files = _file_targets(settings)
     plan, result, clients = _resolve(environ, settings, log)
     from agent.layers import layered
@@ -510,8 +561,32 @@ def _cmd_check() -> int:
         from agent.secret_files import check_records
 
         records = check_records(records, result.env if result is not None else environ, files)
+    shown = {r.name for r in records}
+    # A required variable that the inherited environment provides gets a row too.
+    from agent.model import Record, Secret
+
+    records = (
+        *records,
+        *(
+            Record(name=name, value=Secret(environ[name]), source="environment", source_name=name)
+            for name in settings.require
+            if name not in shown
+        ),
+    )
+    paths = {t.name: t.path for t in files}
+    if fmt == "json":
+        from agent.layers import split_prefixes
+
+        prefixes = {
+            "PARAMETER_STORE_PREFIX": split_prefixes(settings.parameter_store_prefix),
+            "SECRETS_MANAGER_PREFIX": split_prefixes(settings.secrets_manager_prefix),
+        }
+        _stdout(
+            render_check_json(records, files=paths, required=settings.require, prefixes=prefixes)
+        )
+        return 0
     layers = layered(settings.parameter_store_prefix, settings.secrets_manager_prefix)
-    _stdout(render_check(records, files={t.name: t.path for t in files}, layers=layers))
+    _stdout(render_check(records, files=paths, layers=layers, required=settings.require))
     return 0
 
 

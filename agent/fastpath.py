@@ -16,6 +16,11 @@ else:
     import _signal  # imported by the interpreter already; `signal` adds enum (2.6 ms)
 
 _REFERENCE_STARTS = ("ssm:", "secretsmanager:", "aesdk:")
+#: The two prefix settings: a variable within two edits of one (or the same but for case) is a
+#: typo that would otherwise mean "no prefix" and start the command with nothing loaded.
+PREFIX_VARIABLES = ("PARAMETER_STORE_PREFIX", "SECRETS_MANAGER_PREFIX")
+#: The agent's reserved namespace: every name in it is a setting of the table, or a mistake.
+NAMESPACE = "SECRETS_AGENT_"
 _ARN_SERVICES = ("ssm", "secretsmanager")
 # CPython ignores these at start-up; an ignored disposition survives execve, so reset them.
 _RESET = ("SIGPIPE", "SIGXFSZ", "SIGXFZ")
@@ -35,16 +40,65 @@ def looks_like_reference(value: str) -> bool:
     return False
 
 
+def within_two_edits(word: str, target: str) -> bool:
+    """Is ``word`` at most two insertions, deletions or substitutions away from ``target``?
+
+    A Levenshtein distance in plain loops (no import), for names whose length is within two
+    of the target's and that hold one of three pieces of it (a necessary condition), given up
+    as soon as every path costs more than two.
+    """
+    if abs(len(word) - len(target)) > 2:
+        return False
+    # Two edits change at most two of three pieces of the target: if none of them is in the
+    # word, the distance is more than two (a substring test, in C, for every unrelated name).
+    third = len(target) // 3
+    if (
+        target[:third] not in word
+        and target[third : 2 * third] not in word
+        and target[2 * third :] not in word
+    ):
+        return False
+    previous = list(range(len(target) + 1))
+    for i, char in enumerate(word, start=1):
+        current = [i]
+        for j, other in enumerate(target, start=1):
+            current.append(
+                min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char != other))
+            )
+        if min(current) > 2:
+            return False
+        previous = current
+    return previous[-1] <= 2
+
+
+def suspicious_name(key: str) -> bool:
+    """Could ``key`` be a misspelt agent setting? (``agent.settings`` names which, and why.)
+
+    Cheap on purpose, for every variable of every start: a name in (or like) the reserved
+    namespace, or within two edits of a prefix setting, case ignored.
+    """
+    upper = key.upper()
+    if upper.startswith(NAMESPACE) or ("AGENT" in upper and "SECRET" in upper):
+        return True
+    for target in PREFIX_VARIABLES:
+        if within_two_edits(upper, target):
+            return True
+    return False
+
+
 def needs_agent(environ: "Mapping[str, str]") -> bool:
-    """True when there is anything to resolve or any agent setting to honour."""
+    """True when there is anything to resolve, any agent setting to honour, or a variable that
+    looks like a misspelt setting (the settings then refuse it, 78, naming the right one)."""
     for key, value in environ.items():
         if not value:
             continue
-        if key in ("PARAMETER_STORE_PREFIX", "SECRETS_MANAGER_PREFIX"):
+        if key in PREFIX_VARIABLES:
             return True  # a blank one too: the settings refuse it (78) rather than ignore it
-        if key.startswith("SECRETS_AGENT_"):
+        if key.startswith(NAMESPACE):
             return True
         if looks_like_reference(value):
+            return True
+        if suspicious_name(key):
             return True
     return False
 

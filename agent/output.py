@@ -102,19 +102,25 @@ def _dotenv_value(name: str, value: str) -> str:
 
 
 def render_check(
-    records: Sequence[Record], *, files: Mapping[str, str] | None = None, layers: bool = False
+    records: Sequence[Record],
+    *,
+    files: Mapping[str, str] | None = None,
+    layers: bool = False,
+    required: Sequence[str] = (),
 ) -> str:
     """One line per variable: name, source, source name, version. Never a value.
 
     With ``layers`` (a prefix setting lists several prefixes), a fifth column names the prefix
     each variable was loaded under (``-`` for a reference or a kept variable). A variable
-    written to a file (``SECRETS_AGENT_FILES``) ends with ``file PATH``.
+    written to a file (``SECRETS_AGENT_FILES``) ends with ``file PATH``; one listed in
+    ``SECRETS_AGENT_REQUIRE`` ends with ``required``.
     """
     files = files or {}
     rows = [
         tuple(printable(cell) for cell in (r.name, r.source, r.source_name, r.version or "-"))
         + ((printable(r.layer or "-"),) if layers else ())
         + ((f"file {printable(files[r.name])}",) if r.name in files else ())
+        + (("required",) if r.name in required else ())
         for r in sorted(records, key=lambda r: r.name)
     ]
     if not rows:
@@ -130,3 +136,40 @@ def render_check(
         + "\n"
         for row in rows
     )
+
+
+def render_check_json(
+    records: Sequence[Record],
+    *,
+    files: Mapping[str, str] | None = None,
+    required: Sequence[str] = (),
+    prefixes: Mapping[str, Sequence[str]] | None = None,
+) -> str:
+    """``check --format json``: the same rows as a document for CI. Never a value."""
+    files = files or {}
+    document = {
+        "ok": True,
+        "exit_code": 0,
+        "prefixes": {k: list(v) for k, v in (prefixes or {}).items()},
+        "required": list(required),
+        "variables": [
+            {
+                "name": r.name,
+                "source": r.source,
+                "source_name": r.source_name,
+                "version": r.version,
+                "layer": r.layer,
+                "required": r.name in required,
+                "file": files.get(r.name),
+            }
+            for r in sorted(records, key=lambda r: r.name)
+        ],
+    }
+    text = json.dumps(document, ensure_ascii=False, indent=2)
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n"
+
+
+def render_check_failure(exit_code: int, line: str) -> str:
+    """``check --format json`` when a start would fail: its exit code and its one line."""
+    text = json.dumps({"ok": False, "exit_code": exit_code, "error": line}, ensure_ascii=False)
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n"

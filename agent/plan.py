@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from agent.errors import NotFoundError
 from agent.layers import split_prefixes
 from agent.naming import check_allowed, check_settable
 from agent.references import Ref, find_references
@@ -36,4 +37,30 @@ def make_plan(settings: Settings, environ: Mapping[str, str]) -> Plan:
         ssm_prefixes=split_prefixes(settings.parameter_store_prefix),
         sm_prefixes=split_prefixes(settings.secrets_manager_prefix),
         refs=refs,
+    )
+
+
+def check_required(env: Mapping[str, str], settings: Settings, refs: Mapping[str, Ref]) -> None:
+    """SECRETS_AGENT_REQUIRE: each listed variable is set and non-empty in ``env`` (the command's
+    environment before SECRETS_AGENT_FILES takes its variables out), whatever its source; else
+    66 naming the missing ones and where they were looked for."""
+    missing = [name for name in settings.require if not env.get(name)]
+    if not missing:
+        return
+    searched = [
+        f"{variable}={value}"
+        for variable, value in (
+            ("PARAMETER_STORE_PREFIX", settings.parameter_store_prefix),
+            ("SECRETS_MANAGER_PREFIX", settings.secrets_manager_prefix),
+        )
+        if value
+    ]
+    if refs:
+        searched.append(f"{len(refs)} reference(s)")
+    where = "; searched " + ", ".join(searched) if searched else "; no prefix or reference is set"
+    raise NotFoundError(
+        f"SECRETS_AGENT_REQUIRE: {', '.join(missing)} "
+        f"{'is' if len(missing) == 1 else 'are'} missing or empty after resolution{where}",
+        hint="create the parameter or secret under the prefix (or fix the prefix: one level too "
+        "broad or too narrow names other variables), or set it in the task definition",
     )

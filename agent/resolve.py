@@ -18,7 +18,7 @@ from agent.fanout import run_all
 from agent.layers import Override, records_from_layers
 from agent.logs import Logger
 from agent.model import Item, Record, Secret
-from agent.plan import Plan
+from agent.plan import Plan, check_required
 from agent.references import AesdkRef, SecretRef, SsmRef
 from agent.settings import Settings
 from agent.sources import Source, Sources
@@ -158,6 +158,7 @@ def finalize(
         )
         loaded, references = decrypted[: len(loaded)], decrypted[len(loaded) :]
     merged = merge(environ, loaded=loaded, references=references, override=settings.override)
+    check_required(merged.env, settings, plan.refs)  # 66: in supervise mode, the old command stays
     return Resolution(
         env=merged.env,
         applied=merged.applied,

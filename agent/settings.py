@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from agent import aws_names
 from agent.errors import ConfigError
+from agent.fastpath import NAMESPACE, looks_like_reference, suspicious_name, within_two_edits
 
 # Supervise mode's checks: at least every 30 s. Each check reads every loaded secret again, and
 # the account's default Parameter Store throughput is 40 requests a second per Region, shared by
@@ -37,6 +38,8 @@ METRICS_NAMESPACE = re.compile(r"[A-Za-z0-9.\-_/#: ]{1,255}\Z")
 ECS_NAME = re.compile(r"[A-Za-z0-9_-]{1,255}\Z")
 #: The longest SECRETS_AGENT_RESTART_SPREAD, in seconds (a day).
 MAX_RESTART_SPREAD = 86400.0
+#: One entry of SECRETS_AGENT_REQUIRE: a variable name.
+VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _NUMBER = re.compile(r"[0-9]{1,6}(\.[0-9]{1,6})?\Z")
 _BOOLS = {
     "true": True,
@@ -73,6 +76,7 @@ class Settings:
     ecs_cluster: str | None = None
     ecs_service: str | None = None
     restart_spread: float = 0.0
+    require: tuple[str, ...] = ()
 
     @property
     def supervise(self) -> bool:
@@ -155,6 +159,12 @@ def _one_prefix_problem(value: str, field: str) -> str | None:
         return (
             f"it is {len(stripped)} characters long, so no name fits under it ({what} holds "
             f"at most {limit} characters, the prefix included)"
+        )
+    if field == "parameter_store_prefix" and not stripped.strip("/"):
+        return (
+            f"{stripped!r} is every path parameter of the account and Region (path mode is "
+            "recursive), so every team's secrets would be loaded and granted; name the app's "
+            "own path, such as /myapp/prod"
         )
     if field == "parameter_store_prefix":
         levels = len([part for part in stripped.split("/") if part])
@@ -265,6 +275,16 @@ def _allow(value: str) -> tuple[str, ...]:
     return entries
 
 
+def _require(value: str) -> tuple[str, ...]:
+    entries = _list(value)
+    if not entries or not all(VARIABLE_NAME.match(entry) for entry in entries):
+        raise _Invalid(
+            "give comma-separated variable names, each letters, digits and _ not starting "
+            "with a digit (SECRET_KEY_BASE,DATABASE_URL)"
+        )
+    return tuple(dict.fromkeys(entries))
+
+
 def _ecs_name(value: str) -> str:
     if not ECS_NAME.match(value.strip()):
         raise _Invalid("an ECS name holds 1-255 letters, digits, hyphens and underscores")
@@ -280,38 +300,156 @@ def _files(value: str) -> tuple[tuple[str, str], ...]:
         raise _Invalid(str(exc)) from None
 
 
+# What a setting needs to take effect: set without it, it would be silently ignored, so it is
+# 78 instead. Each condition: (whether it holds, what is missing, what to set).
+_SUPERVISE = "SECRETS_AGENT_WATCH_INTERVAL"
+_NEEDS: dict[str, tuple[Callable[[Settings, Mapping[str, str]], bool], str, str]] = {
+    "supervise": (
+        lambda s, e: s.supervise,
+        f"it applies in supervise mode only, and {_SUPERVISE} is unset or 0 (exec mode)",
+        f"set {_SUPERVISE} (30 to 86400 seconds)",
+    ),
+    "restart": (
+        lambda s, e: s.supervise and s.on_change == "restart",
+        f"it applies to supervise mode's restarts only ({_SUPERVISE} set, "
+        "SECRETS_AGENT_ON_CHANGE=restart)",
+        f"set {_SUPERVISE}, and SECRETS_AGENT_ON_CHANGE=restart or unset",
+    ),
+    "redeploy": (
+        lambda s, e: s.supervise and s.on_change == "redeploy",
+        f"it applies to redeploy mode only ({_SUPERVISE} set, SECRETS_AGENT_ON_CHANGE=redeploy)",
+        f"set {_SUPERVISE} and SECRETS_AGENT_ON_CHANGE=redeploy",
+    ),
+    "emf": (
+        lambda s, e: s.metrics == "emf",
+        "it applies to the metrics only, and SECRETS_AGENT_METRICS is unset or off",
+        "set SECRETS_AGENT_METRICS=emf",
+    ),
+    "prefix": (
+        lambda s, e: bool(s.parameter_store_prefix or s.secrets_manager_prefix),
+        "it applies to values loaded from a prefix, and neither PARAMETER_STORE_PREFIX nor "
+        "SECRETS_MANAGER_PREFIX is set",
+        "set the prefix it was meant for",
+    ),
+    "files": (
+        lambda s, e: (
+            bool(s.parameter_store_prefix or s.secrets_manager_prefix)
+            or any(e.get(name) for name, _ in s.files)
+        ),
+        "nothing can provide its variables: no PARAMETER_STORE_PREFIX or SECRETS_MANAGER_PREFIX, "
+        "and none of them is set (as a reference or a value to move into its file)",
+        "set the prefix or the variables it was meant for",
+    ),
+    "source": (
+        lambda s, e: bool(s.parameter_store_prefix or s.secrets_manager_prefix)
+        or any(looks_like_reference(value) for value in e.values()),
+        "it names what is loaded, and nothing can be loaded: no PARAMETER_STORE_PREFIX, no "
+        "SECRETS_MANAGER_PREFIX and no reference",
+        "set the prefix or the reference it was meant for",
+    ),
+}
+
+
 @dataclass(frozen=True)
 class Setting:
     variable: str
     field: str
     read: Callable[[str], Any]
+    #: What it takes effect with (a key of _NEEDS, "" for always): set without it, it is 78.
+    needs: str = ""
 
 
 #: Every setting, in the order the README lists them. Defaults are the Settings fields'.
 SETTINGS: tuple[Setting, ...] = (
     Setting("PARAMETER_STORE_PREFIX", "parameter_store_prefix", _prefix("parameter_store_prefix")),
     Setting("SECRETS_MANAGER_PREFIX", "secrets_manager_prefix", _prefix("secrets_manager_prefix")),
-    Setting("SECRETS_AGENT_OVERRIDE", "override", _bool),
+    Setting("SECRETS_AGENT_REQUIRE", "require", _require),
+    Setting("SECRETS_AGENT_OVERRIDE", "override", _bool, needs="prefix"),
     Setting("SECRETS_AGENT_TIMEOUT", "timeout", _number(0, 3600, low_open=True)),
     Setting("SECRETS_AGENT_WATCH_INTERVAL", "watch_interval", _interval),
-    Setting("SECRETS_AGENT_ON_CHANGE", "on_change", _choice("restart", "exit", "redeploy")),
-    Setting("SECRETS_AGENT_STOP_TIMEOUT", "stop_timeout", _number(0, 3600)),
+    Setting(
+        "SECRETS_AGENT_ON_CHANGE",
+        "on_change",
+        _choice("restart", "exit", "redeploy"),
+        needs="supervise",
+    ),
+    Setting("SECRETS_AGENT_STOP_TIMEOUT", "stop_timeout", _number(0, 3600), needs="supervise"),
     Setting("SECRETS_AGENT_KMS_KEY_ARNS", "kms_key_arns", _key_arns),
     Setting("SECRETS_AGENT_LOG_FORMAT", "log_format", _choice("json", "text")),
     Setting("SECRETS_AGENT_LOG_LEVEL", "log_level", _choice("debug", "info", "warning", "error")),
-    Setting("SECRETS_AGENT_ALLOW", "allow", _allow),
-    Setting("SECRETS_AGENT_FILES", "files", _files),
+    Setting("SECRETS_AGENT_ALLOW", "allow", _allow, needs="source"),
+    Setting("SECRETS_AGENT_FILES", "files", _files, needs="files"),
     Setting("SECRETS_AGENT_METRICS", "metrics", _choice("off", "emf")),
-    Setting("SECRETS_AGENT_METRICS_NAMESPACE", "metrics_namespace", _namespace),
-    Setting("SECRETS_AGENT_ECS_CLUSTER", "ecs_cluster", _ecs_name),
-    Setting("SECRETS_AGENT_ECS_SERVICE", "ecs_service", _ecs_name),
-    Setting("SECRETS_AGENT_RESTART_SPREAD", "restart_spread", _number(0, MAX_RESTART_SPREAD)),
+    Setting("SECRETS_AGENT_METRICS_NAMESPACE", "metrics_namespace", _namespace, needs="emf"),
+    Setting("SECRETS_AGENT_ECS_CLUSTER", "ecs_cluster", _ecs_name, needs="redeploy"),
+    Setting("SECRETS_AGENT_ECS_SERVICE", "ecs_service", _ecs_name, needs="redeploy"),
+    Setting(
+        "SECRETS_AGENT_RESTART_SPREAD",
+        "restart_spread",
+        _number(0, MAX_RESTART_SPREAD),
+        needs="restart",
+    ),
 )
 VARIABLES = tuple(setting.variable for setting in SETTINGS)
 
 
+def _distance(word: str, target: str) -> int:
+    """Levenshtein distance (the slow path's, for naming the closest setting)."""
+    previous = list(range(len(target) + 1))
+    for i, char in enumerate(word, start=1):
+        current = [i]
+        for j, other in enumerate(target, start=1):
+            current.append(
+                min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char != other))
+            )
+        previous = current
+    return previous[-1]
+
+
+def name_problem(key: str) -> ConfigError | None:
+    """Why the variable ``key`` (set, not a setting) is a mistake, or None.
+
+    An unknown name in the reserved ``SECRETS_AGENT_`` namespace, and a name within two edits
+    of a setting or equal to one but for case: a misspelt prefix would otherwise mean "no
+    prefix", the command started with nothing loaded.
+    """
+    if key in VARIABLES:
+        return None
+    upper = key.upper()
+    closest = min(VARIABLES, key=lambda variable: _distance(upper, variable))
+    near = upper == closest or within_two_edits(upper, closest)
+    if upper.startswith(NAMESPACE) and not near:
+        return ConfigError(
+            f"{key} is not a setting of secrets-agent (every name starting with {NAMESPACE} "
+            "is reserved for its settings)",
+            hint=f"remove or rename {key}; the README's Configuration table lists the settings "
+            f"(closest: {closest})",
+        )
+    if not near:
+        return None
+    how = "differs only in case from" if upper == closest else "is a misspelling of"
+    return ConfigError(
+        f"{key} is not a setting; it {how} {closest}, which is unset, so it would be ignored",
+        hint=f"rename {key} to {closest}",
+    )
+
+
+def _check_names(environ: Mapping[str, str]) -> None:
+    for key, value in environ.items():
+        if value and key not in VARIABLES and (suspicious_name(key) or key.upper() in VARIABLES):
+            error = name_problem(key)
+            if error is not None:
+                raise error
+
+
 def load_settings(environ: Mapping[str, str]) -> Settings:
-    """Settings from ``environ`` only; the first bad value is a ConfigError naming its variable."""
+    """Settings from ``environ`` only; the first bad value is a ConfigError naming its variable.
+
+    Before the values: a misspelt or unknown setting name (78 naming the setting it was probably
+    meant to be). After them: a setting that cannot take effect with the others (its ``needs``)
+    is 78 saying why, rather than ignored.
+    """
+    _check_names(environ)
     values: dict[str, Any] = {}
     for setting in SETTINGS:
         text = environ.get(setting.variable)
@@ -323,4 +461,13 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             raise ConfigError(
                 f"{setting.variable} is invalid: {exc}", hint=f"fix or unset {setting.variable}"
             ) from None
-    return Settings(**values)
+    settings = Settings(**values)
+    for setting in SETTINGS:
+        if setting.needs and environ.get(setting.variable):
+            holds, why, fix = _NEEDS[setting.needs]
+            if not holds(settings, environ):
+                raise ConfigError(
+                    f"{setting.variable} cannot take effect: {why}",
+                    hint=f"{fix}, or unset {setting.variable}",
+                )
+    return settings

@@ -100,7 +100,7 @@ def test_an_unexpected_exception_is_one_line_70_without_its_message(
     """A bug's message may quote data: the agent prints its type and place, never the message."""
     from agent import cli
 
-    def broken() -> int:
+    def broken(**_: object) -> int:  # check takes --format
         raise RuntimeError("value-canary-0f3a in a message")
 
     monkeypatch.setattr(cli, "_cmd_check", broken)

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from agent.errors import ConfigError
 from agent.settings import load_settings
+from tests.settings_support import context
 
 KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 KEY2 = "arn:aws-us-gov:kms:us-gov-west-1:123456789012:key/mrk-1234abcd12ab34cd56ef1234567890ab"
@@ -39,10 +40,12 @@ def test_only_the_given_mapping_is_read(monkeypatch: pytest.MonkeyPatch) -> None
     assert s.parameter_store_prefix is None
 
 
-def test_lower_case_and_field_names_are_ignored() -> None:
-    s = load_settings({"secrets_agent_timeout": "5", "timeout": "5", "override": "true"})
+def test_field_names_are_ignored_and_a_lower_case_setting_is_78() -> None:
+    s = load_settings({"timeout": "5", "override": "true"})
     assert s.timeout == 30
     assert s.override is False
+    with pytest.raises(ConfigError, match=r"secrets_agent_timeout .*SECRETS_AGENT_TIMEOUT"):
+        load_settings({"secrets_agent_timeout": "5"})
 
 
 VALID: list[tuple[str, str, str, object]] = [
@@ -90,7 +93,7 @@ VALID: list[tuple[str, str, str, object]] = [
 
 @pytest.mark.parametrize(("var", "value", "field", "expected"), VALID)
 def test_valid_values(var: str, value: str, field: str, expected: object) -> None:
-    assert getattr(load_settings({var: value}), field) == expected
+    assert getattr(load_settings(context(var) | {var: value}), field) == expected
 
 
 def test_watch_interval_above_zero_is_supervise_mode() -> None:
@@ -200,9 +203,11 @@ def test_empty_string_is_unset(var: str) -> None:
     assert load_settings({var: ""}) == load_settings({})
 
 
-def test_unrelated_variables_are_ignored() -> None:
-    s = load_settings({"SECRETS_AGENT_UNKNOWN": "x", "PATH": "/bin", "AWS_REGION": "us-east-1"})
+def test_unrelated_variables_are_ignored_and_unknown_agent_ones_are_78() -> None:
+    s = load_settings({"PATH": "/bin", "AWS_REGION": "us-east-1", "SECRET_KEY_BASE": "x"})
     assert s == load_settings({})
+    with pytest.raises(ConfigError, match="SECRETS_AGENT_UNKNOWN is not a setting"):
+        load_settings({"SECRETS_AGENT_UNKNOWN": "x"})
 
 
 def test_settings_are_frozen() -> None:

@@ -13,6 +13,11 @@ from hypothesis import strategies as st
 from agent import settings
 from agent.errors import ConfigError
 from tests.conftest import ROOT
+from tests.settings_support import context
+
+# STOP_TIMEOUT takes effect in supervise mode only, OVERRIDE with a prefix only.
+SUPERVISE = context("SECRETS_AGENT_STOP_TIMEOUT")
+PREFIX = context("SECRETS_AGENT_OVERRIDE")
 
 # Seconds: decimal numbers only. What pydantic accepted and this grammar does not is listed too:
 # a second grammar is how "1e2" came to mean 100 and "1_0" to mean 10.
@@ -45,9 +50,10 @@ NUMBERS = {
 def test_one_number_grammar(text: str, expected: float | None) -> None:
     if expected is None:
         with pytest.raises(ConfigError, match="SECRETS_AGENT_STOP_TIMEOUT is invalid"):
-            settings.load_settings({"SECRETS_AGENT_STOP_TIMEOUT": text})
+            settings.load_settings(SUPERVISE | {"SECRETS_AGENT_STOP_TIMEOUT": text})
     else:
-        assert settings.load_settings({"SECRETS_AGENT_STOP_TIMEOUT": text}).stop_timeout == expected
+        got = settings.load_settings(SUPERVISE | {"SECRETS_AGENT_STOP_TIMEOUT": text})
+        assert got.stop_timeout == expected
 
 
 @pytest.mark.parametrize(
@@ -94,9 +100,10 @@ def test_watch_interval_is_0_or_within_the_floor_and_the_ceiling(
 def test_booleans(text: str, expected: bool | None) -> None:
     if expected is None:
         with pytest.raises(ConfigError, match="SECRETS_AGENT_OVERRIDE"):
-            settings.load_settings({"SECRETS_AGENT_OVERRIDE": text})
+            settings.load_settings(PREFIX | {"SECRETS_AGENT_OVERRIDE": text})
     else:
-        assert settings.load_settings({"SECRETS_AGENT_OVERRIDE": text}).override is expected
+        got = settings.load_settings(PREFIX | {"SECRETS_AGENT_OVERRIDE": text})
+        assert got.override is expected
 
 
 def test_every_setting_is_a_field_with_a_default_and_a_row_of_the_readme() -> None:
@@ -106,6 +113,31 @@ def test_every_setting_is_a_field_with_a_default_and_a_row_of_the_readme() -> No
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     table = set(re.findall(r"^\| `([A-Z_]+)` \|", readme, flags=re.M))
     assert set(settings.VARIABLES) <= table
+
+
+#: The README's "takes effect only with" column for each ``needs`` of the table.
+NEEDS_IN_README = {
+    "": "-",
+    "supervise": "supervise mode",
+    "restart": "supervise mode, `restart`",
+    "redeploy": "redeploy mode",
+    "emf": "`SECRETS_AGENT_METRICS=emf`",
+    "prefix": "a prefix",
+    "source": "a prefix or a reference",
+    "files": "a prefix, or its variables set",
+}
+
+
+def test_the_readme_says_what_each_setting_takes_effect_with() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = readme.index("| variable | meaning | default | takes effect only with |")
+    table = readme[start : readme.index("\n\n", start)]
+    column = {
+        m.group(1): m.group(2).strip()
+        for m in re.finditer(r"^\| `([A-Z_]+)` \|.*\|([^|]*)\|$", table, flags=re.M)
+    }
+    for setting in settings.SETTINGS:
+        assert column[setting.variable] == NEEDS_IN_README[setting.needs], setting.variable
 
 
 def test_an_empty_variable_is_unset() -> None:

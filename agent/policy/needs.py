@@ -253,6 +253,27 @@ def _summary(environ: Mapping[str, str], needs: Needs) -> str:
     return ", ".join(parts) + f", region {needs.home.region}"
 
 
+#: IAM's limit on a customer managed policy: characters of the document without whitespace.
+MANAGED_POLICY_MAX = 6144
+
+
+def _check_policy_size(needs: Needs) -> None:
+    """78 when IAM would refuse the policy: a task role cannot be given what it needs in one
+    managed policy, and a policy split by hand is how a prefix gets widened to ``*``."""
+    document = policy_document(needs)
+    # Measured as IAM counts it, with a 12-digit account id where the placeholder stands.
+    size = len(
+        json.dumps(document, separators=(",", ":")).replace(ACCOUNT_PLACEHOLDER, "0" * 12)
+    )
+    if size > MANAGED_POLICY_MAX:
+        raise ConfigError(
+            f"the policy is {size} characters without whitespace, over IAM's limit of "
+            f"{MANAGED_POLICY_MAX} for a managed policy",
+            hint="group the secrets under fewer prefixes (one path instead of many references), "
+            "or split the configuration across task roles",
+        )
+
+
 def render_for_environment(
     environ: Mapping[str, str],
     *,
@@ -270,6 +291,7 @@ def render_for_environment(
         ecs_cluster=ecs_cluster,
         ecs_service=ecs_service,
     )
+    _check_policy_size(needs)
     if fmt == "json":
         return render_json(needs)
     if fmt == "terraform":
