@@ -3,7 +3,8 @@
 
     python3 bench/fleet_polling.py [--interval 300] [--pages 4] [--hours 6] [--seed 1]
 
-A simulation of N tasks with the agent's own pacing (``agent.redeploy``: each task waits
+A simulation of N tasks with the agent's own pacing (``secrets_agent.supervise.redeploy``: each
+task waits
 ``interval x min(running tasks, MAX_STRETCH)`` with the supervisor's +-15 % jitter, its first
 check at a random point of that span; restart mode: every ``interval`` +-15 %), counting
 checks over a long window. Each check costs ``--pages`` GetParametersByPath calls (30
@@ -21,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agent.redeploy import JITTER, stretch  # noqa: E402
+from secrets_agent.supervise.redeploy import JITTER, stretch  # noqa: E402
 
 SSM_DEFAULT_TPS = 40.0  # GetParameter, GetParameters and GetParametersByPath together
 

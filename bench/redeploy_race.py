@@ -5,7 +5,7 @@ finds the change at the same instant.
     python3 bench/redeploy_race.py [--tasks 20] [--rounds 30] [--stagger-ms 0]
 
 Starts a moto server, a service, and per round ``--tasks`` threads that wait on one barrier,
-then each run the agent's own decision (``agent.redeploy``: DescribeServices, then
+then each run the agent's own decision (``secrets_agent.supervise.redeploy``: DescribeServices, then
 UpdateService unless a deployment created at or after the change exists) with their own
 botocore client; ``--stagger-ms`` spreads their start uniformly over that many milliseconds.
 Prints how many deployments each round asked for. In the agent, a service's checks are spread
@@ -28,11 +28,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agent.aws.clients import Clients  # noqa: E402
-from agent.ecs_service import Service, describe  # noqa: E402
-from agent.logs import Logger  # noqa: E402
-from agent.redeploy import SETTLE, request_once  # noqa: E402
-from tests.moto_server import free_port  # noqa: E402
+from secrets_agent.aws.clients import Clients  # noqa: E402
+from secrets_agent.aws.ecs_service import Service, describe  # noqa: E402
+from secrets_agent.output.logs import Logger  # noqa: E402
+from secrets_agent.supervise.redeploy import SETTLE, request_once  # noqa: E402
+from tests.support.moto_server import free_port  # noqa: E402
 
 
 def main() -> int:

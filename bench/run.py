@@ -159,12 +159,14 @@ def install_agent(python: Path, agent_entrypoint: Path) -> Path:
         [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
         "locating site-packages",
     ).stdout.strip()
-    link = Path(purelib) / "agent"
+    link = Path(purelib) / "secrets_agent"
     if link.is_symlink():
         link.unlink()
     elif link.exists():
         raise refuse(f"{link} is an installed agent; measure a venv without one")
-    link.symlink_to(agent_entrypoint.resolve().parent.parent / "agent", target_is_directory=True)
+    link.symlink_to(
+        agent_entrypoint.resolve().parent.parent / "secrets_agent", target_is_directory=True
+    )
     installed = python.parent / "docker-entrypoint.py"
     lines = agent_entrypoint.read_text(encoding="utf-8").splitlines(keepends=True)
     installed.write_text(f"#!{python}\n" + "".join(lines[1:]), encoding="utf-8")

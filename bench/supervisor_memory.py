@@ -29,9 +29,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.conftest import REGION, base_env  # noqa: E402
-from tests.fault_proxy import FaultProxy  # noqa: E402
-from tests.moto_server import start_moto  # noqa: E402
-from tests.supervised import SHORT_INTERVAL_ENTRYPOINT  # noqa: E402
+from tests.support.fault_proxy import FaultProxy  # noqa: E402
+from tests.support.moto_server import start_moto  # noqa: E402
+from tests.support.supervised import SHORT_INTERVAL_ENTRYPOINT  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 

@@ -53,7 +53,7 @@ echo "== path mode: PARAMETER_STORE_PREFIX=/kptboard/prod"
 PARAMETER_STORE_PREFIX=/kptboard/prod SECRETS_AGENT_LOG_FORMAT=text \
   $py docker/docker-entrypoint.py $py -c "$show"
 echo "== check (names, sources, versions; never values)"
-PARAMETER_STORE_PREFIX=/kptboard/prod SECRETS_AGENT_LOG_LEVEL=warning $py -m agent check
+PARAMETER_STORE_PREFIX=/kptboard/prod SECRETS_AGENT_LOG_LEVEL=warning $py -m secrets_agent check
 echo "== a wrong prefix fails closed (exit 66) and the command never runs"
 set +e
 PARAMETER_STORE_PREFIX=kptboard SECRETS_AGENT_LOG_FORMAT=text \

@@ -2,21 +2,22 @@
 """The image's ENTRYPOINT: resolve secrets, then exec (or supervise) the command.
 
 ``docker-entrypoint.py CMD [ARG...]`` is ``secrets-agent exec -- CMD [ARG...]``. With nothing
-to resolve it execs the command before importing anything but ``agent.fastpath``.
+to resolve it execs the command before importing anything but ``secrets_agent.process.fastpath``.
 """
 
 import os
 import sys
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if os.path.isfile(os.path.join(_ROOT, "agent", "cli.py")):  # a source checkout, not an install
+# A source checkout, not an install:
+if os.path.isfile(os.path.join(_ROOT, "secrets_agent", "cli.py")):
     sys.path.insert(0, _ROOT)
 
-from agent.fastpath import exec_if_nothing_to_do  # noqa: E402
+from secrets_agent.process.fastpath import exec_if_nothing_to_do  # noqa: E402
 
 _command = sys.argv[1:]
 exec_if_nothing_to_do(_command[1:] if _command[:1] == ["--"] else _command)
 
-from agent.cli import entrypoint_exec  # noqa: E402
+from secrets_agent.cli import entrypoint_exec  # noqa: E402
 
 entrypoint_exec(_command)

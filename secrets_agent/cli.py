@@ -14,21 +14,21 @@ from collections.abc import Mapping, Sequence
 from types import FrameType
 from typing import IO, TYPE_CHECKING, Any, NoReturn, cast
 
-from agent.errors import AgentError, OutputError, UsageError
-from agent.fastpath import exec_if_nothing_to_do, needs_agent
-from agent.printable import capped, printable
+from secrets_agent.core.errors import AgentError, OutputError, UsageError
+from secrets_agent.core.printable import capped, printable
+from secrets_agent.process.fastpath import exec_if_nothing_to_do, needs_agent
 
 if TYPE_CHECKING:
     import argparse
 
-    from agent.aws.clients import Clients
-    from agent.logs import Logger
-    from agent.metrics import Emf
-    from agent.model import Record
-    from agent.plan import Plan
-    from agent.resolve import Resolution
-    from agent.secret_files import Target
-    from agent.settings import Settings
+    from secrets_agent.aws.clients import Clients
+    from secrets_agent.core.model import Record
+    from secrets_agent.core.plan import Plan
+    from secrets_agent.core.settings import Settings
+    from secrets_agent.output.logs import Logger
+    from secrets_agent.output.metrics import Emf
+    from secrets_agent.process.secret_files import Target
+    from secrets_agent.resolve.pipeline import Resolution
 
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
 
@@ -40,7 +40,7 @@ class _Stopped(Exception):
 
 
 def _fail(error: AgentError) -> int:
-    from agent import logs
+    from secrets_agent.output import logs
 
     logs.close()
     _stderr(error.line())
@@ -50,7 +50,7 @@ def _fail(error: AgentError) -> int:
 def _stderr(line: str) -> None:
     if sys.stderr is None:  # started with stderr closed
         return
-    sink = getattr(sys.modules.get("agent.logsink"), "_active", None)
+    sink = getattr(sys.modules.get("secrets_agent.output.logsink"), "_active", None)
     if sink is not None:  # supervise mode: after the queued log lines, and never blocking
         sink.write(line + "\n")
         return
@@ -103,7 +103,7 @@ def entrypoint_exec(command: Sequence[str]) -> NoReturn:
         command = command[1:]
     exec_if_nothing_to_do(command)  # returns when there is work, or when the exec failed
     if command and not needs_agent(os.environ):
-        from agent.execute import exec_command
+        from secrets_agent.process.execute import exec_command
 
         try:
             exec_command(command, os.environ)  # fails again, the same way: report it
@@ -113,17 +113,17 @@ def entrypoint_exec(command: Sequence[str]) -> NoReturn:
 
 
 def entrypoint() -> NoReturn:
-    """``secrets-agent ...`` and ``python -m agent ...``."""
+    """``secrets-agent ...`` and ``python -m secrets_agent ...``."""
     _exit(main(sys.argv[1:]))
 
 
 def _exit(code: int) -> NoReturn:
     # os._exit: a resolution thread stuck on a hanging endpoint must not delay the exit, nor a
     # log writer stuck on a stderr that nobody reads (after a short grace to drain its queue).
-    from agent.execute import flush_std_streams
+    from secrets_agent.process.execute import flush_std_streams
 
     try:
-        logsink = sys.modules.get("agent.logsink")
+        logsink = sys.modules.get("secrets_agent.output.logsink")
         if logsink is not None:
             logsink.drain_active()
         flush_std_streams()
@@ -242,19 +242,19 @@ def main(argv: Sequence[str]) -> int:
 
 
 def _setup(environ: Mapping[str, str]) -> tuple[Settings, Logger]:
-    from agent.logs import Logger
-    from agent.settings import load_settings
+    from secrets_agent.core.settings import load_settings
+    from secrets_agent.output.logs import Logger
 
     settings = load_settings(environ)
     fmt = settings.log_format
     if settings.metrics != "off":
-        from agent.metrics import check_settings
+        from secrets_agent.output.metrics import check_settings
 
         check_settings(settings)
         fmt = "json"  # the embedded metric format is JSON, on a terminal too
     stream: IO[str] | None = None
     if settings.supervise and sys.stderr is not None:
-        from agent import logsink
+        from secrets_agent.output import logsink
 
         # The supervisor outlives a stalled log driver: its lines never block it. (The
         # logger uses write, flush and isatty only.)
@@ -266,7 +266,7 @@ def _file_targets(settings: Settings) -> tuple[Target, ...]:
     """SECRETS_AGENT_FILES' paths, checked before any AWS call (78 when one is refused)."""
     if not settings.files:
         return ()
-    from agent.secret_files import targets_here
+    from secrets_agent.process.secret_files import targets_here
 
     return targets_here(settings.files)
 
@@ -285,7 +285,7 @@ def _resolve(
     """
     import time
 
-    from agent.plan import make_plan
+    from secrets_agent.core.plan import make_plan
 
     started = time.monotonic()
     try:
@@ -295,13 +295,13 @@ def _resolve(
             emf.failed(log, error, clients=None, seconds=time.monotonic() - started)
         raise
     if plan.empty:
-        from agent.plan import check_required
+        from secrets_agent.core.plan import check_required
 
         check_required(environ, settings, plan.refs)
         log.debug("nothing to resolve")
         return plan, None, None
-    from agent.aws.clients import Clients
-    from agent.resolve import log_resolution, resolve, run_bounded
+    from secrets_agent.aws.clients import Clients
+    from secrets_agent.resolve.pipeline import log_resolution, resolve, run_bounded
 
     clients = Clients(environ=environ, timeout=settings.timeout, log=log)
     previous = {s: signal.signal(s, _on_stop) for s in _STOP_SIGNALS}
@@ -331,7 +331,7 @@ def _cmd_exec(command: list[str]) -> int:
     files = _file_targets(settings)
     emf = None
     if settings.metrics != "off":
-        from agent.metrics import from_settings
+        from secrets_agent.output.metrics import from_settings
 
         emf = from_settings(settings, environ, log=log)
     if settings.supervise and settings.on_change != "redeploy":
@@ -340,13 +340,13 @@ def _cmd_exec(command: list[str]) -> int:
     env = result.env if result is not None else environ
     prepare = None
     if files:
-        from agent.secret_files import preparer, split_env
+        from secrets_agent.process.secret_files import preparer, split_env
 
         split_env(env, files)  # 66 before anything starts
         prepare = preparer(files, log=log)
     if settings.supervise:
-        from agent.supervisor import Watcher
-        from agent.watch import ResolveWatcher
+        from secrets_agent.supervise.supervisor import Watcher
+        from secrets_agent.supervise.watch import ResolveWatcher
 
         watcher: Watcher | None = None
         if result is not None and clients is not None:
@@ -360,7 +360,7 @@ def _cmd_exec(command: list[str]) -> int:
             )
             watcher = resolve_watcher
             if settings.on_change == "redeploy":
-                from agent.redeploy import start_redeploy
+                from secrets_agent.supervise.redeploy import start_redeploy
 
                 watcher = start_redeploy(
                     resolve_watcher,
@@ -372,11 +372,11 @@ def _cmd_exec(command: list[str]) -> int:
                 )
             elif files:
                 # Redeploy mode never rewrites files (nothing restarts): only restart and exit.
-                from agent.secret_files import FilesWatcher
+                from secrets_agent.process.secret_files import FilesWatcher
 
                 watcher = FilesWatcher(resolve_watcher, files)
         return _supervise(command, env, settings, environ, watcher, log, prepare=prepare, emf=emf)
-    from agent.execute import exec_command
+    from secrets_agent.process.execute import exec_command
 
     if prepare is not None:
         env = prepare(env)  # the files are written; their variables leave the environment
@@ -394,12 +394,13 @@ def _supervise_isolated(
     emf: Emf | None,
 ) -> int:
     """Supervise mode (restart, exit): the AWS SDK never loads in this process; the first
-    resolution and every check run in a process of their own (``agent.isolated``)."""
+    resolution and every check run in a process of their own
+    (``secrets_agent.supervise.isolated``)."""
     import time
 
-    from agent.isolated import IsolatedWatcher, run_child
-    from agent.plan import make_plan
-    from agent.supervisor import Watcher
+    from secrets_agent.core.plan import make_plan
+    from secrets_agent.supervise.isolated import IsolatedWatcher, run_child
+    from secrets_agent.supervise.supervisor import Watcher
 
     started = time.monotonic()
     try:
@@ -411,7 +412,7 @@ def _supervise_isolated(
     env: dict[str, str] = environ
     watcher: Watcher | None = None
     if plan.empty:
-        from agent.plan import check_required
+        from secrets_agent.core.plan import check_required
 
         check_required(environ, settings, plan.refs)
         log.debug("nothing to resolve")
@@ -435,7 +436,7 @@ def _supervise_isolated(
         )
     prepare = None
     if files:
-        from agent.secret_files import FilesWatcher, preparer, split_env
+        from secrets_agent.process.secret_files import FilesWatcher, preparer, split_env
 
         split_env(env, files)  # 66 before anything starts
         prepare = preparer(files, log=log)
@@ -456,7 +457,7 @@ def _supervise(
     emf: Emf | None,
 ) -> int:
     """Supervise ``command`` with the settings' interval, stop timeout and restart spread."""
-    from agent.supervisor import supervise
+    from secrets_agent.supervise.supervisor import supervise
 
     return supervise(
         command,
@@ -476,7 +477,7 @@ def _supervise(
 def _restart_delay(settings: Settings, environ: Mapping[str, str], log: Logger) -> float:
     if settings.on_change != "restart" or settings.restart_spread <= 0:
         return 0.0
-    from agent.stagger import restart_delay
+    from secrets_agent.supervise.stagger import restart_delay
 
     return restart_delay(
         environ, spread=settings.restart_spread, timeout=settings.timeout, log=log
@@ -486,8 +487,8 @@ def _restart_delay(settings: Settings, environ: Mapping[str, str], log: Logger) 
 def _check_configured(environ: Mapping[str, str], settings: Settings, command: str) -> None:
     """``env`` and ``check`` with nothing configured are 78, as ``iam-policy`` is: run where
     the task's variables are missing, they would otherwise print nothing and exit 0."""
-    from agent.errors import ConfigError
-    from agent.fastpath import looks_like_reference
+    from secrets_agent.core.errors import ConfigError
+    from secrets_agent.process.fastpath import looks_like_reference
 
     if (
         settings.parameter_store_prefix
@@ -505,7 +506,7 @@ def _check_configured(environ: Mapping[str, str], settings: Settings, command: s
 
 
 def _cmd_env(*, fmt: str, reveal: bool) -> int:
-    from agent.output import render_env
+    from secrets_agent.output.render import render_env
 
     environ = dict(os.environ)
     settings, log = _setup(environ)
@@ -514,7 +515,7 @@ def _cmd_env(*, fmt: str, reveal: bool) -> int:
     _, result, _ = _resolve(environ, settings, log)
     records = result.applied if result is not None else ()
     if files:
-        from agent.secret_files import split_env, without_files
+        from secrets_agent.process.secret_files import split_env, without_files
 
         split_env(result.env if result is not None else environ, files)
         records = without_files(records, files)
@@ -526,7 +527,7 @@ def _cmd_check(*, fmt: str = "text") -> int:
     if fmt != "json":
         return _check(fmt)
     # For CI: a document on stdout whatever happens, and the exit code a real start would have.
-    from agent.output import render_check_failure
+    from secrets_agent.output.render import render_check_failure
 
     try:
         return _check(fmt)
@@ -537,18 +538,18 @@ def _cmd_check(*, fmt: str = "text") -> int:
 
 
 def _check(fmt: str) -> int:
-    from agent.output import render_check, render_check_json
+    from secrets_agent.output.render import render_check, render_check_json
 
     environ = dict(os.environ)
     settings, log = _setup(environ)
     _check_configured(environ, settings, "check")
     files = _file_targets(settings)
     plan, result, clients = _resolve(environ, settings, log)
-    from agent.layers import layered
+    from secrets_agent.core.layers import layered
 
     records: Sequence[Record] = (*result.applied, *result.kept) if result is not None else ()
     if result is not None and clients is not None:
-        from agent.check_cost import check_cost, log_check_cost
+        from secrets_agent.supervise.check_cost import check_cost, log_check_cost
 
         calls = check_cost(
             dict(clients.by_operation),
@@ -558,12 +559,12 @@ def _check(fmt: str) -> int:
         )
         log_check_cost(calls, settings=settings, log=log)
     if files:
-        from agent.secret_files import check_records
+        from secrets_agent.process.secret_files import check_records
 
         records = check_records(records, result.env if result is not None else environ, files)
     shown = {r.name for r in records}
     # A required variable that the inherited environment provides gets a row too.
-    from agent.model import Record, Secret
+    from secrets_agent.core.model import Record, Secret
 
     records = (
         *records,
@@ -575,7 +576,7 @@ def _check(fmt: str) -> int:
     )
     paths = {t.name: t.path for t in files}
     if fmt == "json":
-        from agent.layers import split_prefixes
+        from secrets_agent.core.layers import split_prefixes
 
         prefixes = {
             "PARAMETER_STORE_PREFIX": split_prefixes(settings.parameter_store_prefix),
@@ -591,7 +592,7 @@ def _check(fmt: str) -> int:
 
 
 def _cmd_iam(args: Any) -> int:
-    from agent.policy import needs as iam
+    from secrets_agent.policy import needs as iam
 
     _stdout(
         iam.render_for_environment(
@@ -607,9 +608,9 @@ def _cmd_iam(args: Any) -> int:
 
 
 def _cmd_encrypt(*, key_id: str, name: str) -> int:
-    from agent.aws import envelope
-    from agent.aws.clients import Clients
-    from agent.naming import check_settable
+    from secrets_agent.aws import envelope
+    from secrets_agent.aws.clients import Clients
+    from secrets_agent.core.naming import check_settable
 
     check_settable(name, origin="--name")
     environ = dict(os.environ)
@@ -633,7 +634,7 @@ def _cmd_encrypt(*, key_id: str, name: str) -> int:
                 name=name,
                 hint="pipe it with printf '%s' to leave the newline out",
             )
-    from agent.resolve import run_bounded
+    from secrets_agent.resolve.pipeline import run_bounded
 
     clients = Clients(environ=environ, timeout=settings.timeout, log=log)
     # Bounded as resolution is: botocore's read timeout ends a silent endpoint, not one that

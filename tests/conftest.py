@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
-from tests.moto_server import MotoServer, start_moto
+from tests.support.moto_server import MotoServer, start_moto
 
 # Timings belong in bench/: no 200 ms per-example deadline and no too-slow health check, which
 # a loaded 2-core CI machine can trip for reasons that have nothing to do with the code.
@@ -24,9 +24,9 @@ hypothesis_settings.register_profile(
 )
 hypothesis_settings.load_profile("suite")
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[1]
 ENTRYPOINT = ROOT / "docker" / "docker-entrypoint.py"
-REPORT_ENV = ROOT / "tests" / "bin" / "report_env.py"
+REPORT_ENV = ROOT / "tests" / "support" / "bin" / "report_env.py"
 REGION = "us-east-1"
 
 
@@ -122,7 +122,7 @@ def run_agent(
     timeout: float = 60,
     stdin: str | None = None,
 ) -> AgentRun:
-    """Run ``docker/docker-entrypoint.py`` (or ``python -m agent ARGS``) as a subprocess.
+    """Run ``docker/docker-entrypoint.py`` (or ``python -m secrets_agent ARGS``) as a subprocess.
 
     With ``args`` None the entrypoint runs ``report_env.py OUT``, and ``child_env`` is the
     environment the command received (None when it never ran).
@@ -133,7 +133,7 @@ def run_agent(
             command if command is not None else [sys.executable, str(REPORT_ENV), str(out)]
         )
     else:
-        argv = [sys.executable, "-m", "agent", *args]
+        argv = [sys.executable, "-m", "secrets_agent", *args]
     proc = subprocess.run(
         argv,
         env=dict(env),

@@ -12,8 +12,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from agent.errors import ConfigError, ServiceError
-from agent.logs import Logger
+from secrets_agent.core.errors import ConfigError, ServiceError
+from secrets_agent.output.logs import Logger
 
 # Identifying request parameters worth a debug line; never a value-bearing one.
 _LOGGED_PARAMS = (
@@ -99,7 +99,7 @@ class Clients:
             if self._session is None:
                 import botocore.session
 
-                from agent.aws.model_lookup import speed_up
+                from secrets_agent.aws.model_lookup import speed_up
 
                 self._session = botocore.session.get_session()
                 speed_up(self._session)  # ~20 ms less CPU per client; see model_lookup

@@ -22,10 +22,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from agent.aws.clients import Clients
-from agent.aws.errors import map_aws_error
-from agent.errors import ConfigError, ServiceError
-from agent.settings import Settings
+from secrets_agent.aws.clients import Clients
+from secrets_agent.aws.errors import map_aws_error
+from secrets_agent.core.errors import ConfigError, ServiceError
+from secrets_agent.core.settings import Settings
 
 METADATA_VARIABLE = "ECS_CONTAINER_METADATA_URI_V4"
 #: The longest answer read from the task metadata endpoint (a task of ten containers is ~20 KiB).

@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from agent.aws import errors
-from agent.errors import (
+from secrets_agent.aws import errors
+from secrets_agent.core.errors import (
     AccessDeniedError,
     AgentError,
     ConfigError,
@@ -29,9 +29,9 @@ from agent.errors import (
     NotFoundError,
     ServiceError,
 )
-from agent.fanout import map_all
-from agent.logs import Logger
-from agent.model import Record, Secret
+from secrets_agent.core.fanout import map_all
+from secrets_agent.core.model import Record, Secret
+from secrets_agent.output.logs import Logger
 
 PREFIX = "aesdk:"
 CONTEXT_KEY = "secrets-agent:name"
@@ -236,7 +236,8 @@ def _kms_failure(exc: BaseException, *, subject: str, key: str, encrypting: bool
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
     if isinstance(exc, AgentError):
-        return exc  # already mapped, e.g. a malformed answer on every attempt (agent.aws.clients)
+        # Already mapped, e.g. a malformed answer on every attempt (secrets_agent.aws.clients).
+        return exc
     on_key = f" with KMS key {key}" if key else ""
     action = "kms:GenerateDataKey" if encrypting else "kms:Decrypt"
     if isinstance(exc, ClientError):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from agent.errors import (
+from secrets_agent.core.errors import (
     AccessDeniedError,
     AgentError,
     ConfigError,

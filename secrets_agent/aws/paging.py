@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from agent.errors import ServiceError
+from secrets_agent.core.errors import ServiceError
 
 
 def pages(

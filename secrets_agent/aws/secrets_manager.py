@@ -24,18 +24,18 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from agent import aws_names
-from agent.aws.paging import pages
-from agent.aws.secrets_manager_errors import code_of, entry_error, map_error
-from agent.aws.secrets_manager_values import expand, scalar_of, text_of
-from agent.errors import DataError, NotFoundError
-from agent.fanout import map_all
-from agent.logs import Logger
-from agent.model import Item, Secret
-from agent.naming import key_under_secret_prefix as remainder
+from secrets_agent.aws.paging import pages
+from secrets_agent.aws.secrets_manager_errors import code_of, entry_error, map_error
+from secrets_agent.aws.secrets_manager_values import expand, scalar_of, text_of
+from secrets_agent.core import aws_names
+from secrets_agent.core.errors import DataError, NotFoundError
+from secrets_agent.core.fanout import map_all
+from secrets_agent.core.model import Item, Secret
+from secrets_agent.core.naming import key_under_secret_prefix as remainder
+from secrets_agent.output.logs import Logger
 
 if TYPE_CHECKING:
-    from agent.references import SecretRef
+    from secrets_agent.core.references import SecretRef
 
 CURRENT = "AWSCURRENT"
 BATCH = 20
@@ -109,7 +109,7 @@ def _pages(
 
 
 def _check_prefix(prefix: str) -> None:
-    from agent.errors import ConfigError
+    from secrets_agent.core.errors import ConfigError
 
     if not _PREFIX.match(prefix):
         raise ConfigError(

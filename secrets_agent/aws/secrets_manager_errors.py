@@ -1,4 +1,4 @@
-"""Secrets Manager's wording of the shared error table (``agent.aws.errors``).
+"""Secrets Manager's wording of the shared error table (``secrets_agent.aws.errors``).
 
 - not found (ResourceNotFoundException): 66.
 - unreadable (InvalidRequestException on a read: marked for deletion, or a stage that does not
@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from agent.aws.errors import (
+from secrets_agent.aws.errors import (
     DENIED,
     KMS_REFUSED,
     NOT_FOUND,
@@ -22,7 +22,7 @@ from agent.aws.errors import (
     kind_of,
     map_aws_error,
 )
-from agent.errors import AccessDeniedError, AgentError, NotFoundError, ServiceError
+from secrets_agent.core.errors import AccessDeniedError, AgentError, NotFoundError, ServiceError
 
 BATCH_HINT = (
     "a prefix load needs secretsmanager:BatchGetSecretValue and secretsmanager:ListSecrets "

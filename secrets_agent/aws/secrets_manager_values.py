@@ -26,8 +26,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from agent.errors import DataError, NotFoundError
-from agent.logs import Logger
+from secrets_agent.core.errors import DataError, NotFoundError
+from secrets_agent.output.logs import Logger
 
 _ALNUM = re.compile(r"[A-Za-z0-9]")
 

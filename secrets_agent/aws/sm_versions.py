@@ -16,13 +16,13 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from agent.aws.clients import Clients
-from agent.aws.paging import pages
-from agent.aws.secrets_manager import CURRENT, LIST_PAGE, filter_value
-from agent.aws.secrets_manager_errors import map_error
-from agent.naming import key_under_secret_prefix
-from agent.plan import Plan
-from agent.references import SecretRef
+from secrets_agent.aws.clients import Clients
+from secrets_agent.aws.paging import pages
+from secrets_agent.aws.secrets_manager import CURRENT, LIST_PAGE, filter_value
+from secrets_agent.aws.secrets_manager_errors import map_error
+from secrets_agent.core.naming import key_under_secret_prefix
+from secrets_agent.core.plan import Plan
+from secrets_agent.core.references import SecretRef
 
 Fingerprint = Mapping[str, tuple[str | None, str]]
 _SM = "secretsmanager:"

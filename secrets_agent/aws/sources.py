@@ -1,14 +1,15 @@
-"""SSM Parameter Store and Secrets Manager as ``agent.sources.Source``s, over shared clients."""
+"""SSM Parameter Store and Secrets Manager as ``secrets_agent.core.sources.Source``s, over shared
+clients."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from agent.aws.clients import Clients
-from agent.logs import Logger
-from agent.model import Item
-from agent.references import SecretRef, SsmRef
+from secrets_agent.aws.clients import Clients
+from secrets_agent.core.model import Item
+from secrets_agent.core.references import SecretRef, SsmRef
+from secrets_agent.output.logs import Logger
 
 
 class SsmSource:
@@ -17,7 +18,7 @@ class SsmSource:
         self._log = log
 
     def load(self, prefix: str) -> list[Item]:
-        from agent.aws import ssm
+        from secrets_agent.aws import ssm
 
         client = self._clients.get("ssm")
         if prefix.startswith("/"):
@@ -26,8 +27,8 @@ class SsmSource:
 
     def read(self, refs: Mapping[str, Any]) -> dict[str, Item]:
         """References by the region that reads them (an ARN's region picks the client)."""
-        from agent.aws import ssm
-        from agent.fanout import run_all
+        from secrets_agent.aws import ssm
+        from secrets_agent.core.fanout import run_all
 
         by_region: dict[str | None, dict[str, SsmRef]] = {}
         for var, ref in refs.items():
@@ -51,7 +52,7 @@ class SecretsManagerSource:
         self._log = log
 
     def load(self, prefix: str) -> list[Item]:
-        from agent.aws import secrets_manager
+        from secrets_agent.aws import secrets_manager
 
         items: list[Item] = secrets_manager.load_prefix(
             self._clients.get("secretsmanager"), prefix, log=self._log
@@ -59,7 +60,7 @@ class SecretsManagerSource:
         return items
 
     def read(self, refs: Mapping[str, Any]) -> dict[str, Item]:
-        from agent.aws import secrets_manager
+        from secrets_agent.aws import secrets_manager
 
         secret_refs: dict[str, SecretRef] = dict(refs)
         found: dict[str, Item] = secrets_manager.resolve_refs(

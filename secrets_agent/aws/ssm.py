@@ -9,14 +9,14 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from agent.aws.errors import map_aws_error
-from agent.aws.paging import pages
-from agent.errors import DataError, NotFoundError
-from agent.fanout import map_all
-from agent.logs import Logger
-from agent.model import Item, Secret
-from agent.naming import key_under_name_prefix, key_under_path, normalize_path
-from agent.references import SsmRef
+from secrets_agent.aws.errors import map_aws_error
+from secrets_agent.aws.paging import pages
+from secrets_agent.core.errors import DataError, NotFoundError
+from secrets_agent.core.fanout import map_all
+from secrets_agent.core.model import Item, Secret
+from secrets_agent.core.naming import key_under_name_prefix, key_under_path, normalize_path
+from secrets_agent.core.references import SsmRef
+from secrets_agent.output.logs import Logger
 
 BATCH = 10
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from agent.errors import DataError
-from agent.model import Record, Secret
+from secrets_agent.core.errors import DataError
+from secrets_agent.core.model import Record, Secret
 
 
 @dataclass(frozen=True)

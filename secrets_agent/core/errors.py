@@ -6,7 +6,7 @@ one place where these become an exit code and one stderr line.
 
 from __future__ import annotations
 
-from agent.printable import capped, printable
+from secrets_agent.core.printable import capped, printable
 
 
 class AgentError(Exception):

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from agent.errors import DataError
-from agent.model import Item, Record
-from agent.naming import check_allowed, describe, item_name, normalize_path
+from secrets_agent.core.errors import DataError
+from secrets_agent.core.model import Item, Record
+from secrets_agent.core.naming import check_allowed, describe, item_name, normalize_path
 
 __all__ = [
     "Override",

@@ -8,10 +8,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-from agent.aws_names import SM_PREFIX_SEPARATORS, SSM_NAME_PREFIX_SEPARATORS, key_under
-from agent.errors import DataError
-from agent.model import Item, Record
-from agent.protected import compile_patterns, is_protected
+from secrets_agent.core.aws_names import SM_PREFIX_SEPARATORS, SSM_NAME_PREFIX_SEPARATORS, key_under
+from secrets_agent.core.errors import DataError
+from secrets_agent.core.model import Item, Record
+from secrets_agent.core.protected import VALID_NAME, compile_patterns, is_protected
 
 __all__ = [
     "check_allowed",
@@ -23,7 +23,6 @@ __all__ = [
 ]
 
 _RUN = re.compile(r"[^A-Za-z0-9]+")
-_VALID = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 
@@ -45,7 +44,7 @@ def variable_name(key: str) -> str:
 
 def check_settable(name: str, *, origin: str) -> None:
     """Raise DataError when ``name`` is not a valid or settable variable."""
-    if not _VALID.match(name):
+    if not VALID_NAME.match(name):
         raise DataError(f"{origin} gives invalid variable name {name!r}")
     if is_protected(name):
         raise DataError(

@@ -6,17 +6,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from agent.errors import NotFoundError
-from agent.layers import split_prefixes
-from agent.naming import check_allowed, check_settable
-from agent.references import Ref, find_references
-from agent.settings import Settings
+from secrets_agent.core.errors import NotFoundError
+from secrets_agent.core.layers import split_prefixes
+from secrets_agent.core.naming import check_allowed, check_settable
+from secrets_agent.core.references import Ref, find_references
+from secrets_agent.core.settings import Settings
 
 
 @dataclass(frozen=True)
 class Plan:
     """The prefixes of each source, one per layer in setting order (a setting may list
-    several, split once by ``agent.layers.split_prefixes``), and the references to resolve."""
+    several, split once by ``secrets_agent.core.layers.split_prefixes``), and the references to
+    resolve."""
 
     ssm_prefixes: tuple[str, ...]
     sm_prefixes: tuple[str, ...]

@@ -15,6 +15,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+#: A valid environment variable name: the one home of this rule.
+VALID_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
 #: sudo, plugins/sudoers/env.c, ``initial_badenv_table``: what sudo deletes from a command's
 #: environment, every platform's entries included (``DYLD_*`` is macOS's, ``LDR_*`` AIX's).
 SUDO_BADENV = (
@@ -95,7 +98,7 @@ SOURCES: dict[str, tuple[str, ...]] = {
     "git": GIT,
     "openssl": OPENSSL,
     "proxies": PROXIES,
-    "agent": AGENT,
+    "secrets_agent": AGENT,
 }
 
 PROTECTED: tuple[str, ...] = tuple(sorted({name for names in SOURCES.values() for name in names}))

@@ -10,9 +10,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from agent import aws_names
-from agent.errors import DataError
-from agent.fastpath import looks_like_reference
+from secrets_agent.core import aws_names
+from secrets_agent.core.errors import DataError
+from secrets_agent.process.fastpath import looks_like_reference
 
 _SSM_NAME = aws_names.SSM_NAME
 _SSM_SELECTOR = aws_names.SSM_SELECTOR

@@ -18,16 +18,22 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from agent import aws_names
-from agent.errors import ConfigError
-from agent.fastpath import NAMESPACE, looks_like_reference, suspicious_name, within_two_edits
+from secrets_agent.core import aws_names
+from secrets_agent.core.errors import ConfigError
+from secrets_agent.core.protected import VALID_NAME, is_protected
+from secrets_agent.process.fastpath import (
+    NAMESPACE,
+    looks_like_reference,
+    suspicious_name,
+    within_two_edits,
+)
 
 # Supervise mode's checks: at least every 30 s. Each check reads every loaded secret again, and
 # the account's default Parameter Store throughput is 40 requests a second per Region, shared by
 # GetParameter, GetParameters and GetParametersByPath (100 for GetParametersByPath even with
 # higher throughput on). 50 tasks with 30 parameters each (4 pages) checking every 30 s use
 # ~7 of those 40; every second, 200 of them. The test suite lowers this module attribute in its
-# own wrapper (tests/bin/short_interval_entrypoint.py); no setting changes it.
+# own wrapper (tests/support/bin/short_interval_entrypoint.py); no setting changes it.
 MIN_WATCH_INTERVAL = 30.0
 MAX_WATCH_INTERVAL = 86400.0
 #: One entry of SECRETS_AGENT_ALLOW: a variable name, where ``*`` matches any run.
@@ -39,7 +45,6 @@ ECS_NAME = re.compile(r"[A-Za-z0-9_-]{1,255}\Z")
 #: The longest SECRETS_AGENT_RESTART_SPREAD, in seconds (a day).
 MAX_RESTART_SPREAD = 86400.0
 #: One entry of SECRETS_AGENT_REQUIRE: a variable name.
-VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _NUMBER = re.compile(r"[0-9]{1,6}(\.[0-9]{1,6})?\Z")
 _BOOLS = {
     "true": True,
@@ -109,7 +114,7 @@ def prefix_problem(value: str, field: str) -> str | None:
     """
     if "," not in value:
         return _one_prefix_problem(value, field)
-    from agent.layers import prefix_entries, same_prefix_key
+    from secrets_agent.core.layers import prefix_entries, same_prefix_key
 
     entries = prefix_entries(value)
     seen: set[str] = set()
@@ -131,7 +136,7 @@ def prefix_problem(value: str, field: str) -> str | None:
 
 def normalize_prefixes(value: str) -> str:
     """The prefix variable as it is kept: each entry stripped, joined by single commas."""
-    from agent.layers import prefix_entries
+    from secrets_agent.core.layers import prefix_entries
 
     return ",".join(prefix_entries(value))
 
@@ -277,7 +282,7 @@ def _allow(value: str) -> tuple[str, ...]:
 
 def _require(value: str) -> tuple[str, ...]:
     entries = _list(value)
-    if not entries or not all(VARIABLE_NAME.match(entry) for entry in entries):
+    if not entries or not all(VALID_NAME.match(entry) for entry in entries):
         raise _Invalid(
             "give comma-separated variable names, each letters, digits and _ not starting "
             "with a digit (SECRET_KEY_BASE,DATABASE_URL)"
@@ -291,11 +296,40 @@ def _ecs_name(value: str) -> str:
     return value.strip()
 
 
-def _files(value: str) -> tuple[tuple[str, str], ...]:
-    from agent.secret_files import parse_mapping
+def parse_file_mapping(value: str) -> tuple[tuple[str, str], ...]:
+    """``"A=path,B=path"`` -> ``(("A", "path"), ("B", "path"))``; ValueError saying why not."""
+    entries: list[tuple[str, str]] = []
+    for raw in value.split(","):
+        entry = raw.strip()
+        if not entry:
+            continue
+        name, sep, path = entry.partition("=")
+        name, path = name.strip(), path.strip()
+        if not sep or not path:
+            raise ValueError(
+                f"entry {entry[:80]!r} is not VARIABLE=PATH (comma-separated entries, such as "
+                "RAILS_MASTER_KEY=config/credentials/production.key)"
+            )
+        if not VALID_NAME.match(name):
+            raise ValueError(f"{name[:80]!r} in entry {entry[:80]!r} is not a variable name")
+        if is_protected(name):
+            raise ValueError(
+                f"{name} is a protected variable, which the agent never moves to a file"
+            )
+        if any(name == seen for seen, _ in entries):
+            raise ValueError(f"variable {name} is given twice")
+        if any(path == seen for _, seen in entries):
+            raise ValueError(f"path {path[:200]!r} is given twice")
+        entries.append((name, path))
+    if not entries:
+        raise ValueError("it holds no VARIABLE=PATH entry")
+    return tuple(entries)
 
+
+
+def _files(value: str) -> tuple[tuple[str, str], ...]:
     try:
-        return parse_mapping(value)
+        return parse_file_mapping(value)
     except ValueError as exc:
         raise _Invalid(str(exc)) from None
 

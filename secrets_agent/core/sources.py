@@ -1,7 +1,8 @@
 """The one small protocol every place the agent reads secrets from implements.
 
 ``resolve.fetch`` asks a source to ``load`` a prefix and to ``read`` references; it never
-dispatches by hand. The AWS sources (``agent.aws.sources``) are the real ones; tests pass fakes.
+dispatches by hand. The AWS sources (``secrets_agent.aws.sources``) are the real ones; tests pass
+fakes.
 """
 
 from __future__ import annotations
@@ -9,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
-from agent.model import Item
-from agent.references import SecretRef, SsmRef
+from secrets_agent.core.model import Item
+from secrets_agent.core.references import SecretRef, SsmRef
 
 
 class Source(Protocol):

@@ -3,7 +3,8 @@
 Fields are identifiers (names, sources, versions, counts, timings). A ``Secret`` passed by
 mistake renders as ``***``: values never reach this module's output.
 
-Every line goes through ``agent.printable.printable`` (no control, separator or bidi character
+Every line goes through ``secrets_agent.core.printable.printable`` (no control, separator or bidi
+character
 from a name or key reaches the log raw, and a JSON line stays valid JSON) and is kept under
 ``MAX_LINE`` bytes: Docker splits lines longer than 16 KiB, which breaks a JSON line in two. A
 line that would be longer has its strings cut at 1,024 characters, then keeps the first half,
@@ -18,7 +19,7 @@ import sys
 import time
 from typing import IO, Literal
 
-from agent.printable import MAX_LINE, printable
+from secrets_agent.core.printable import MAX_LINE, printable
 
 Level = Literal["debug", "info", "warning", "error"]
 LEVELS: dict[str, int] = {"debug": 10, "info": 20, "warning": 30, "error": 40}
@@ -73,7 +74,8 @@ class Logger:
         self.always(level, event, **fields)
 
     def always(self, level: Level, event: str, **fields: object) -> None:
-        """Write the event whatever the level threshold (metric lines: ``agent.metrics``)."""
+        """Write the event whatever the level threshold (metric lines:
+        ``secrets_agent.output.metrics``)."""
         if self.stream is None or _closed:
             return
         plain = {k: _plain(v) for k, v in fields.items()}

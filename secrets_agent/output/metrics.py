@@ -20,13 +20,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from agent.errors import ConfigError
+from secrets_agent.core.errors import ConfigError
 
 if TYPE_CHECKING:
-    from agent.aws.clients import Clients
-    from agent.errors import AgentError
-    from agent.logs import Level, Logger
-    from agent.settings import Settings
+    from secrets_agent.aws.clients import Clients
+    from secrets_agent.core.errors import AgentError
+    from secrets_agent.core.settings import Settings
+    from secrets_agent.output.logs import Level, Logger
 
 #: The units CloudWatch accepts for a metric (``MetricDatum.Unit``).
 UNITS = frozenset(

@@ -1,7 +1,8 @@
 """Render ``env`` and ``check`` output. Values appear only with ``reveal``.
 
 ``check`` shows names, source names and versions that whoever writes a parameter or a JSON key
-chooses: each cell goes through ``agent.printable.printable``, so that one variable is one row.
+chooses: each cell goes through ``secrets_agent.core.printable.printable``, so that one variable is
+one row.
 ``env`` prints names (valid variable names, nothing to escape) and, with ``--reveal``, values
 exactly as the command receives them; in JSON, a lone surrogate (a byte that was not UTF-8)
 is written as its ``\\uXXXX`` escape so that the output stays UTF-8.
@@ -13,9 +14,9 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 
-from agent.errors import DataError
-from agent.model import Record
-from agent.printable import printable
+from secrets_agent.core.errors import DataError
+from secrets_agent.core.model import Record
+from secrets_agent.core.printable import printable
 
 MASK = "***"
 

@@ -1,8 +1,9 @@
 """Render the least-privilege IAM policy for a configuration. Pure: no AWS call, no boto3.
 
 ``needs_from_environment`` reads the settings and references the way the agent reads them;
-``agent.policy.statements`` turns them into exactly the statements those calls require;
-``render_json`` and ``agent.policy.terraform`` print them. ``iam/*.json.tftpl`` hold the same
+``secrets_agent.policy.statements`` turns them into exactly the statements those calls require;
+``render_json`` and ``secrets_agent.policy.terraform`` print them. ``iam/*.json.tftpl`` hold the
+same
 statements, one mode each, for Terraform's ``templatefile()``; tests keep the two in step.
 """
 
@@ -13,9 +14,11 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from agent import aws_names
-from agent.errors import ConfigError, NotFoundError
-from agent.policy.statements import (
+from secrets_agent.core import aws_names
+from secrets_agent.core.errors import ConfigError, NotFoundError
+from secrets_agent.core.references import SsmRef
+from secrets_agent.core.settings import ECS_NAME
+from secrets_agent.policy.statements import (
     ACCOUNT_PLACEHOLDER,
     KEY_ARN,
     REGION_PATTERN,
@@ -29,8 +32,6 @@ from agent.policy.statements import (
     policy_document,
     statements,
 )
-from agent.references import SsmRef
-from agent.settings import ECS_NAME
 
 __all__ = [
     "ACCOUNT_PLACEHOLDER",
@@ -143,9 +144,9 @@ def needs_from_environment(
     ecs_service: str | None = None,
 ) -> Needs:
     """What the agent would read with ``environ``: the same Plan ``exec`` fetches."""
-    from agent.plan import make_plan
-    from agent.references import AesdkRef, SecretRef
-    from agent.settings import load_settings
+    from secrets_agent.core.plan import make_plan
+    from secrets_agent.core.references import AesdkRef, SecretRef
+    from secrets_agent.core.settings import load_settings
 
     settings = load_settings(environ)
     plan = make_plan(settings, environ)
@@ -245,7 +246,7 @@ def _summary(environ: Mapping[str, str], needs: Needs) -> str:
         for var in ("PARAMETER_STORE_PREFIX", "SECRETS_MANAGER_PREFIX")
         if environ.get(var)
     ]
-    from agent.references import find_references
+    from secrets_agent.core.references import find_references
 
     count = len(find_references(environ))
     if count:
@@ -295,7 +296,7 @@ def render_for_environment(
     if fmt == "json":
         return render_json(needs)
     if fmt == "terraform":
-        from agent.policy.terraform import render_terraform
+        from secrets_agent.policy.terraform import render_terraform
 
         notes = [DESCRIBE_NOTE] if needs.ssm_name_prefix else []
         return render_terraform(

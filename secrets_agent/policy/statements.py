@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from agent import aws_names
+from secrets_agent.core import aws_names
 
 #: Actions whose only valid resource is "*" (no resource-level permission exists).
 STAR_ONLY_ACTIONS = frozenset(

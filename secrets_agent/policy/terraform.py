@@ -11,7 +11,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 
-from agent.policy.statements import ACCOUNT_PLACEHOLDER, TF_ACCOUNT
+from secrets_agent.policy.statements import ACCOUNT_PLACEHOLDER, TF_ACCOUNT
 
 
 def _hcl_string(value: str) -> str:

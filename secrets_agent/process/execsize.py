@@ -21,7 +21,7 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 
-from agent.errors import CommandNotExecutableError
+from secrets_agent.core.errors import CommandNotExecutableError
 
 LEGACY_ARG_MAX = 131072  # the kernel's floor (ARG_MAX in linux/limits.h)
 STACK_ARGS_CAP = 8 * 1024 * 1024 // 4 * 3  # 3/4 of _STK_LIM, the kernel's cap since 4.13

@@ -9,8 +9,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import NoReturn
 
-from agent.errors import AgentError, CommandNotExecutableError, CommandNotFoundError
-from agent.execsize import check_exec_size
+from secrets_agent.core.errors import AgentError, CommandNotExecutableError, CommandNotFoundError
+from secrets_agent.process.execsize import check_exec_size
 
 # CPython ignores these at start-up; an ignored disposition survives execve, so reset them.
 _RESET = ("SIGPIPE", "SIGXFSZ", "SIGXFZ")
@@ -36,7 +36,7 @@ def flush_std_streams() -> None:
 
 def _which(name: str, env: Mapping[str, str]) -> str:
     """The path execvpe will try first, for sizing (execvpe reports its own errors)."""
-    from agent.spawn import find_command
+    from secrets_agent.process.spawn import find_command
 
     try:
         return find_command(name, env.get("PATH", os.environ.get("PATH")))

@@ -27,7 +27,7 @@ _RESET = ("SIGPIPE", "SIGXFSZ", "SIGXFZ")
 
 
 def looks_like_reference(value: str) -> bool:
-    """Could ``value`` be a reference? (``agent.references`` parses it for real.)"""
+    """Could ``value`` be a reference? (``secrets_agent.core.references`` parses it for real.)"""
     if value.startswith(_REFERENCE_STARTS):
         return True
     if value.startswith("arn:"):
@@ -72,7 +72,8 @@ def within_two_edits(word: str, target: str) -> bool:
 
 
 def suspicious_name(key: str) -> bool:
-    """Could ``key`` be a misspelt agent setting? (``agent.settings`` names which, and why.)
+    """Could ``key`` be a misspelt agent setting? (``secrets_agent.core.settings`` names which, and
+    why.)
 
     Cheap on purpose, for every variable of every start: a name in (or like) the reserved
     namespace, or within two edits of a prefix setting, case ignored.
@@ -104,7 +105,8 @@ def needs_agent(environ: "Mapping[str, str]") -> bool:
 
 
 def restore_signals() -> None:
-    """What ``agent.execute.restore_signals`` does, through ``_signal`` (``signal`` is 2.6 ms)."""
+    """What ``secrets_agent.process.execute.restore_signals`` does, through ``_signal`` (``signal``
+    is 2.6 ms)."""
     for name in _RESET:
         signum = getattr(_signal, name, None)
         if signum is not None:

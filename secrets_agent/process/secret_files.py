@@ -23,66 +23,23 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 import secrets
 import stat
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from agent.errors import AgentError, ConfigError, NotFoundError, OutputError
-from agent.logs import Logger
-from agent.model import Record, Secret
-from agent.protected import is_protected
+from secrets_agent.core.errors import AgentError, ConfigError, NotFoundError, OutputError
+from secrets_agent.core.model import Record, Secret
+from secrets_agent.output.logs import Logger
 
 SETTING = "SECRETS_AGENT_FILES"
 #: Absolute folders a file may be written below, besides the working directory.
 FIXED_ROOTS = ("/run/secrets", "/dev/shm")  # noqa: S108 - written with O_EXCL, O_NOFOLLOW
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 MODE = 0o400
 DIR_MODE = 0o700
-
-
-def mapping_problem(value: str) -> str | None:
-    """Why a non-empty ``SECRETS_AGENT_FILES`` is malformed, or None. Shared by both settings
-    loaders; it looks only at the text (the file system is checked by :func:`targets`)."""
-    try:
-        parse_mapping(value)
-    except ValueError as exc:
-        return str(exc)
-    return None
-
-
-def parse_mapping(value: str) -> tuple[tuple[str, str], ...]:
-    """``"A=path,B=path"`` -> ``(("A", "path"), ("B", "path"))``; ValueError saying why not."""
-    entries: list[tuple[str, str]] = []
-    for raw in value.split(","):
-        entry = raw.strip()
-        if not entry:
-            continue
-        name, sep, path = entry.partition("=")
-        name, path = name.strip(), path.strip()
-        if not sep or not path:
-            raise ValueError(
-                f"entry {entry[:80]!r} is not VARIABLE=PATH (comma-separated entries, such as "
-                "RAILS_MASTER_KEY=config/credentials/production.key)"
-            )
-        if not _NAME.match(name):
-            raise ValueError(f"{name[:80]!r} in entry {entry[:80]!r} is not a variable name")
-        if is_protected(name):
-            raise ValueError(
-                f"{name} is a protected variable, which the agent never moves to a file"
-            )
-        if any(name == seen for seen, _ in entries):
-            raise ValueError(f"variable {name} is given twice")
-        if any(path == seen for _, seen in entries):
-            raise ValueError(f"path {path[:200]!r} is given twice")
-        entries.append((name, path))
-    if not entries:
-        raise ValueError("it holds no VARIABLE=PATH entry")
-    return tuple(entries)
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ import signal
 import stat
 from collections.abc import Mapping, Sequence
 
-from agent.errors import CommandNotExecutableError, CommandNotFoundError
-from agent.execsize import check_exec_size
+from secrets_agent.core.errors import CommandNotExecutableError, CommandNotFoundError
+from secrets_agent.process.execsize import check_exec_size
 
 # Every signal whose disposition can be set. (glibc 2.36's posix_spawn itself leaves its two
 # internal signals, 32 and 33, ignored in the child; they are not the application's to use.)

@@ -11,20 +11,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from agent.aws.clients import Clients, Deadline
-from agent.environment import merge
-from agent.errors import AgentError, DataError, ServiceError
-from agent.fanout import run_all
-from agent.layers import Override, records_from_layers
-from agent.logs import Logger
-from agent.model import Item, Record, Secret
-from agent.plan import Plan, check_required
-from agent.references import AesdkRef, SecretRef, SsmRef
-from agent.settings import Settings
-from agent.sources import Source, Sources
+from secrets_agent.aws.clients import Clients, Deadline
+from secrets_agent.core.environment import merge
+from secrets_agent.core.errors import AgentError, DataError, ServiceError
+from secrets_agent.core.fanout import run_all
+from secrets_agent.core.layers import Override, records_from_layers
+from secrets_agent.core.model import Item, Record, Secret
+from secrets_agent.core.plan import Plan, check_required
+from secrets_agent.core.references import AesdkRef, SecretRef, SsmRef
+from secrets_agent.core.settings import Settings
+from secrets_agent.core.sources import Source, Sources
+from secrets_agent.output.logs import Logger
 
 if TYPE_CHECKING:
-    from agent.metrics import Emf
+    from secrets_agent.output.metrics import Emf
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ def fetch(
     for references. ``sources`` defaults to the AWS ones over ``clients``.
     """
     if sources is None:
-        from agent.aws.sources import AwsSources
+        from secrets_agent.aws.sources import AwsSources
 
         sources = AwsSources(clients, log)
     tasks: list[Callable[[], list[Item] | dict[str, Item]]] = []
@@ -146,7 +146,7 @@ def finalize(
         for var, item in sorted(fetched.ref_items.items())
     ]
     if any(r.value.reveal().startswith("aesdk:") for r in (*loaded, *references)):
-        from agent.aws import envelope
+        from secrets_agent.aws import envelope
 
         # One call, so that every aesdk: value decrypts concurrently.
         decrypted = envelope.decrypt_records(

@@ -1,7 +1,8 @@
 """What one change check costs in AWS calls, for ``secrets-agent check``.
 
 Supervise mode's check (``ResolveWatcher.poll``) reads SSM exactly as the start did, page for
-page; it asks Secrets Manager only for versions (``agent.sm_versions``: ListSecrets pages for
+page; it asks Secrets Manager only for versions (``secrets_agent.aws.sm_versions``: ListSecrets
+pages for
 each prefix of the plan, one per layer, and one DescribeSecret per referenced secret that can
 move) and reads its values only when one moved; it decrypts ``aesdk:`` values
 (``kms:Decrypt``) only when something changed. So one check that finds nothing costs the
@@ -14,10 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from agent.logs import Logger
-from agent.plan import Plan
-from agent.settings import Settings
-from agent.sm_versions import version_check_calls
+from secrets_agent.aws.sm_versions import version_check_calls
+from secrets_agent.core.plan import Plan
+from secrets_agent.core.settings import Settings
+from secrets_agent.output.logs import Logger
 
 #: Services whose calls a check without a change makes differently from the resolution.
 CHECKED_OTHERWISE = ("kms:", "secretsmanager:")

@@ -1,4 +1,5 @@
-"""The check process of supervise mode (``agent.isolated`` starts it): one request on stdin,
+"""The check process of supervise mode (``secrets_agent.supervise.isolated`` starts it): one
+request on stdin,
 one answer on stdout, log lines on stderr. It imports the AWS SDK, resolves or checks once, and
 exits; the supervisor never imports what it does."""
 
@@ -8,18 +9,18 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
-from agent.errors import AgentError
+from secrets_agent.core.errors import AgentError
 
 if TYPE_CHECKING:
-    from agent.logs import Logger
-    from agent.settings import Settings
+    from secrets_agent.core.settings import Settings
+    from secrets_agent.output.logs import Logger
 
 
 def main() -> None:
     """The check process: one request on stdin, one answer on stdout, logs on stderr."""
     import pickle
 
-    from agent.logs import Logger
+    from secrets_agent.output.logs import Logger
 
     request = pickle.loads(sys.stdin.buffer.read())  # noqa: S301 - from our own parent
     out = os.fdopen(os.dup(1), "wb")
@@ -45,7 +46,7 @@ def main() -> None:
 
 
 def _child_start(request: dict[str, Any], log: Logger) -> dict[str, Any]:
-    from agent.cli import _resolve
+    from secrets_agent.cli import _resolve
 
     _, result, _ = _resolve(request["environ"], request["settings"], log, emf=request["emf"])
     if result is None:
@@ -54,9 +55,9 @@ def _child_start(request: dict[str, Any], log: Logger) -> dict[str, Any]:
 
 
 def _child_check(request: dict[str, Any], log: Logger) -> dict[str, Any]:
-    from agent.aws.clients import Clients
-    from agent.plan import make_plan
-    from agent.watch import ResolveWatcher
+    from secrets_agent.aws.clients import Clients
+    from secrets_agent.core.plan import make_plan
+    from secrets_agent.supervise.watch import ResolveWatcher
 
     settings: Settings = request["settings"]
     environ: dict[str, str] = request["environ"]

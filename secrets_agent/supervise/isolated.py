@@ -2,7 +2,7 @@
 
 The supervisor lives as long as the task; botocore's models and HTTP stack, once imported,
 would stay resident in it for a check that runs every few minutes. So the first resolution and
-every check run in a short-lived process of their own (``agent.check_process``),
+every check run in a short-lived process of their own (``secrets_agent.supervise.check_process``),
 and the supervisor keeps only the environment and the fingerprint (versions and value digests).
 
 The request (settings, the agent's environment, the fingerprint to compare against) goes to the
@@ -26,12 +26,12 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from agent.errors import AgentError, ServiceError
+from secrets_agent.core.errors import AgentError, ServiceError
 
 if TYPE_CHECKING:
-    from agent.logs import Logger
-    from agent.metrics import Emf
-    from agent.settings import Settings
+    from secrets_agent.core.settings import Settings
+    from secrets_agent.output.logs import Logger
+    from secrets_agent.output.metrics import Emf
 
 #: Seconds a check process may take beyond SECRETS_AGENT_TIMEOUT (its own bound) before the
 #: supervisor kills it: the interpreter's start and the answer's transfer.
@@ -104,8 +104,12 @@ def _wait(child: _Child) -> None:
 
 # -- the supervisor's side -----------------------------------------------------------------------
 def _spawn(request: bytes) -> tuple[_Child, int, int]:
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    code = f"import sys; sys.path.insert(0, {root!r}); import agent.check_process as m; m.main()"
+    # The folder that holds the secrets_agent package (never the app's working directory).
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    code = (
+        f"import sys; sys.path.insert(0, {root!r}); "
+        "import secrets_agent.supervise.check_process as m; m.main()"
+    )
     pipes = [os.pipe() for _ in range(3)]  # stdin, stdout, stderr
     actions = [
         (os.POSIX_SPAWN_DUP2, pipes[0][0], 0),
@@ -249,7 +253,7 @@ def run_child(
 
 
 def _level_name(log: Logger) -> str:
-    from agent.logs import LEVELS
+    from secrets_agent.output.logs import LEVELS
 
     for name, number in LEVELS.items():
         if number == log.threshold:
@@ -270,7 +274,7 @@ def _relay(log: Logger, line: bytes) -> None:
 
 class IsolatedWatcher:
     """Supervise mode's ``Watcher``: each poll is one check in a child process. The same
-    contract as ``agent.resolve.ResolveWatcher``, whose ``poll`` the child runs."""
+    contract as ``secrets_agent.resolve.pipeline.ResolveWatcher``, whose ``poll`` the child runs."""
 
     def __init__(
         self,

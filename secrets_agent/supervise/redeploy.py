@@ -31,13 +31,13 @@ import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from agent.aws.clients import Clients
-from agent.ecs_service import Service, ServiceState, describe, force_new_deployment
-from agent.errors import AgentError, DataError
-from agent.logs import Logger
-from agent.resolve import Fetched, run_bounded
-from agent.settings import Settings
-from agent.watch import ResolveWatcher
+from secrets_agent.aws.clients import Clients
+from secrets_agent.aws.ecs_service import Service, ServiceState, describe, force_new_deployment
+from secrets_agent.core.errors import AgentError, DataError
+from secrets_agent.core.settings import Settings
+from secrets_agent.output.logs import Logger
+from secrets_agent.resolve.pipeline import Fetched, run_bounded
+from secrets_agent.supervise.watch import ResolveWatcher
 
 #: A task stretches its interval by the service's running task count, at most this many times.
 MAX_STRETCH = 100
@@ -121,7 +121,8 @@ class RedeployWatcher:
         self._first = True
         self._rng = random.Random()  # noqa: S311 - spreading calls, not cryptography
 
-    # -- pacing (agent.supervisor.PacesChecks) ------------------------------------------------
+    # -- pacing (secrets_agent.supervise.supervisor.PacesChecks)
+    # ------------------------------------------------
     def next_delay(self, interval: float, rng: random.Random) -> float:
         span = interval * stretch(self.running)
         if self._first:
@@ -205,7 +206,7 @@ def start_redeploy(
 ) -> RedeployWatcher:
     """Find the service and read it once, before the command starts: a missing setting or
     service is 78 now, not at the first rotation; a denied call is 77."""
-    from agent.ecs_service import find_service
+    from secrets_agent.aws.ecs_service import find_service
 
     def find() -> tuple[Service, ServiceState]:
         service = find_service(settings, environ, clients)

@@ -16,8 +16,8 @@ import hashlib
 import socket
 from collections.abc import Mapping
 
-from agent.errors import AgentError
-from agent.logs import Logger
+from secrets_agent.core.errors import AgentError
+from secrets_agent.output.logs import Logger
 
 
 def offset(identity: str, spread: float) -> float:
@@ -28,7 +28,7 @@ def offset(identity: str, spread: float) -> float:
 
 def identity(environ: Mapping[str, str], *, timeout: float) -> tuple[str, str]:
     """(identity, what it is): the task ARN from the metadata endpoint, else the host name."""
-    from agent.ecs_service import task_metadata
+    from secrets_agent.aws.ecs_service import task_metadata
 
     try:
         task = task_metadata(environ, timeout=timeout)

@@ -5,7 +5,8 @@ with ``sigtimedwait``; each one is forwarded to the command, every zombie is rea
 agent returns the command's status (``128+N`` when it died of signal ``N``) as soon as it exits.
 Between signals, a watcher is asked every interval (with jitter) whether a secret changed; the
 check runs in a worker thread so that a slow AWS call never delays a signal (in restart and exit
-modes that thread only waits for a short-lived check process, ``agent.isolated``, whose status
+modes that thread only waits for a short-lived check process, ``secrets_agent.supervise.isolated``,
+whose status
 the reaper hands back through ``claim``: the AWS SDK never loads here). On a change the
 command is stopped (``SIGTERM``, then ``SIGKILL`` to its process group after the stop timeout)
 and started again with the new environment, or, with ``on_change="exit"``, the agent returns 0.
@@ -17,7 +18,8 @@ a failed check: a warning names what, and the next interval checks again. Removi
 purpose takes a new start (a deploy).
 
 Choices, where tini is the model: signals go to the command only, not its group; the command
-runs in its own process group (``agent.spawn``). An outside ``SIGTERM``/``SIGINT`` is only
+runs in its own process group (``secrets_agent.process.spawn``). An outside ``SIGTERM``/``SIGINT``
+is only
 forwarded: the orchestrator owns that grace period (ECS ``stopTimeout``), so the agent does not
 SIGKILL on its own then. One arriving while a restart is under way cancels the restart, and the
 agent then exits with the command's status. The status of a command stopped for a restart is
@@ -39,11 +41,10 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
-from agent.errors import AgentError, UsageError
-from agent.execsize import check_exec_size
-from agent.isolated import claim, kill_running
-from agent.logs import Level, Logger
-from agent.spawn import (
+from secrets_agent.core.errors import AgentError, UsageError
+from secrets_agent.output.logs import Level, Logger
+from secrets_agent.process.execsize import check_exec_size
+from secrets_agent.process.spawn import (
     exit_code,
     find_command,
     give_terminal,
@@ -51,9 +52,10 @@ from agent.spawn import (
     set_subreaper,
     spawn_command,
 )
+from secrets_agent.supervise.isolated import claim, kill_running
 
 if TYPE_CHECKING:
-    from agent.metrics import Emf
+    from secrets_agent.output.metrics import Emf
 
 FORWARDED: tuple[signal.Signals, ...] = (
     signal.SIGTERM,
@@ -184,7 +186,8 @@ class Supervisor:
                 watching=self.watcher is not None,
                 # Any other thread that does not block the forwarded signals could take one.
                 threads=threading.active_count(),
-                # Restart and exit modes check in a process of their own (agent.isolated).
+                # Restart and exit modes check in a process of their own
+                # (secrets_agent.supervise.isolated).
                 aws_sdk_loaded="botocore" in sys.modules,
             )
             self.owns_tty = owns_terminal()

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from agent import resolve
-from agent.aws.clients import Clients
-from agent.logs import Logger
-from agent.plan import Plan
-from agent.references import SecretRef
-from agent.resolve import Fetched, run_bounded
-from agent.settings import Settings
+from secrets_agent.aws.clients import Clients
+from secrets_agent.core.plan import Plan
+from secrets_agent.core.references import SecretRef
+from secrets_agent.core.settings import Settings
+from secrets_agent.output.logs import Logger
+from secrets_agent.resolve import pipeline as resolve
+from secrets_agent.resolve.pipeline import Fetched, run_bounded
 
 
 class ResolveWatcher:
@@ -55,8 +55,9 @@ class ResolveWatcher:
 
     def _fetch_for_check(self) -> Fetched | None:
         """What a check reads; None when it can tell nothing changed. Secrets Manager is asked
-        for versions first (``agent.sm_versions``) and its values read only when one moved."""
-        from agent.sm_versions import secrets_manager_unchanged, without_secrets_manager
+        for versions first (``secrets_agent.aws.sm_versions``) and its values read only when one
+        moved."""
+        from secrets_agent.aws.sm_versions import secrets_manager_unchanged, without_secrets_manager
 
         plan = self._plan
         if plan.sm_prefixes or any(isinstance(r, SecretRef) for r in plan.refs.values()):

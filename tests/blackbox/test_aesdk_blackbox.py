@@ -21,7 +21,7 @@ from tests.conftest import (
     restricted_credentials,
     run_agent,
 )
-from tests.moto_server import MotoServer, free_port
+from tests.support.moto_server import MotoServer, free_port
 
 CANARY = "cAnArY-51e0b7-never-in-output"
 
@@ -230,7 +230,7 @@ def test_encrypt_refuses_a_value_no_environment_can_hold(
     tmp_path: Path, moto: MotoServer, boto_client: Any
 ) -> None:
     key = make_key(boto_client)
-    argv = [sys.executable, "-m", "agent", "encrypt", "--key-id", key, "--name", "TOKEN"]
+    argv = [sys.executable, "-m", "secrets_agent", "encrypt", "--key-id", key, "--name", "TOKEN"]
     proc = subprocess.run(
         argv, env=agent_env(moto), input=b"a\x00b", capture_output=True, cwd=ROOT, timeout=60
     )

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import ENTRYPOINT, ROOT, base_env
-from tests.moto_server import MotoServer
-from tests.supervised import wait_until
+from tests.support.moto_server import MotoServer
+from tests.support.supervised import wait_until
 
 
 @pytest.fixture
@@ -118,7 +118,7 @@ def test_signals_are_still_forwarded_when_stderr_is_blocked(
 
 
 def test_the_queue_drops_lines_past_its_capacity_and_never_blocks(full_pipe: int) -> None:
-    from agent.logsink import QueuedStderr
+    from secrets_agent.output.logsink import QueuedStderr
 
     sink = QueuedStderr(full_pipe, capacity=3)
     for number in range(10):

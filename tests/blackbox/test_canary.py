@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT, AgentRun, base_env, run_agent
-from tests.fault_proxy import FaultPlan, FaultProxy
-from tests.moto_server import MotoServer
-from tests.supervised import SHORT_INTERVAL_ENTRYPOINT
+from tests.support.fault_proxy import FaultPlan, FaultProxy
+from tests.support.moto_server import MotoServer
+from tests.support.supervised import SHORT_INTERVAL_ENTRYPOINT
 
 ACCOUNT = "123456789012"  # moto's
 HEX = os.urandom(12).hex()

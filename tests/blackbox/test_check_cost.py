@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import base_env, run_agent
-from tests.fault_proxy import FaultProxy
-from tests.moto_server import MotoServer
-from tests.supervised import SIGNAL_ECHO, launch, wait_until
-from tests.supervised import rotating_agent_argv as agent_argv
+from tests.support.fault_proxy import FaultProxy
+from tests.support.moto_server import MotoServer
+from tests.support.supervised import SIGNAL_ECHO, launch, wait_until
+from tests.support.supervised import rotating_agent_argv as agent_argv
 
 
 def _cost(stderr: str) -> dict[str, Any]:

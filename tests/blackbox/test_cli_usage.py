@@ -32,7 +32,7 @@ def test_a_usage_error_is_64_and_one_line(tmp_path: Path, args: list[str]) -> No
 
 
 @pytest.mark.parametrize(
-    "extra", [{}, {"SECRETS_AGENT_LOG_LEVEL": "error"}], ids=["fast-path", "agent"]
+    "extra", [{}, {"SECRETS_AGENT_LOG_LEVEL": "error"}], ids=["fast-path", "secrets_agent"]
 )
 def test_an_empty_command_name_is_127_as_in_a_shell(tmp_path: Path, extra: dict[str, str]) -> None:
     run = run_agent(tmp_path, base_env(None) | extra, command=["", "arg"])
@@ -45,7 +45,7 @@ def test_an_interrupt_is_one_line_and_130(tmp_path: Path) -> None:
     """^C while encrypt waits for its plaintext (or at any point before a command starts)."""
     args = ["encrypt", "--key-id", "arn:aws:kms:us-east-1:123456789012:key/k", "--name", "A"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "agent", *args],
+        [sys.executable, "-m", "secrets_agent", *args],
         env=base_env(None),
         cwd=str(ROOT),
         stdin=subprocess.PIPE,
@@ -68,7 +68,8 @@ def test_an_interrupt_is_one_line_and_130(tmp_path: Path) -> None:
 
 def test_end_of_input_at_the_encrypt_prompt_is_one_line_and_64() -> None:
     """^D at the terminal prompt of encrypt (getpass raises EOFError)."""
-    argv = [sys.executable, "-m", "agent", "encrypt", "--key-id", "arn:aws:kms:us-east-1:1:key/k"]
+    key = "arn:aws:kms:us-east-1:1:key/k"
+    argv = [sys.executable, "-m", "secrets_agent", "encrypt", "--key-id", key]
     pid, fd = pty.fork()
     if pid == 0:  # the child: its controlling terminal is the pty
         os.chdir(ROOT)
@@ -98,7 +99,7 @@ def test_an_unexpected_exception_is_one_line_70_without_its_message(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A bug's message may quote data: the agent prints its type and place, never the message."""
-    from agent import cli
+    from secrets_agent import cli
 
     def broken(**_: object) -> int:  # check takes --format
         raise RuntimeError("value-canary-0f3a in a message")

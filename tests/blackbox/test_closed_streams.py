@@ -35,7 +35,7 @@ def _run(tmp_path: Path, closed: tuple[int, ...], extra: dict[str, str], argv: l
 @pytest.mark.parametrize(
     "extra",
     [{}, {"SECRETS_AGENT_LOG_LEVEL": "debug"}],
-    ids=["fast-path", "agent"],
+    ids=["fast-path", "secrets_agent"],
 )
 def test_the_command_starts_with_a_closed_stream(
     tmp_path: Path, closed: tuple[int, ...], extra: dict[str, str]
@@ -72,7 +72,7 @@ def test_a_subcommand_whose_stream_is_closed_fails_with_one_line(
         os.close(closed)
 
     proc = subprocess.run(
-        [sys.executable, "-m", "agent", *args],
+        [sys.executable, "-m", "secrets_agent", *args],
         env=base_env(None),
         cwd=str(ROOT),
         preexec_fn=close,

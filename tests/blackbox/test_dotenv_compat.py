@@ -19,9 +19,9 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from agent.errors import DataError
-from agent.model import Record, Secret
-from agent.output import render_env
+from secrets_agent.core.errors import DataError
+from secrets_agent.core.model import Record, Secret
+from secrets_agent.output.render import render_env
 
 HOSTILE = {
     "NEWLINE": "line1\nline2\n",

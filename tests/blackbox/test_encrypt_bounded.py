@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT, base_env
-from tests.fault_proxy import FaultPlan, FaultProxy
-from tests.moto_server import MotoServer
+from tests.support.fault_proxy import FaultPlan, FaultProxy
+from tests.support.moto_server import MotoServer
 
 CANARY = "cAnArY-3f1d0c-encrypt-bounded"
 TIMEOUT = 2
@@ -78,7 +78,8 @@ def make_key(boto_client: Any) -> str:
 
 def encrypt(endpoint: str, key: str) -> subprocess.CompletedProcess[bytes]:
     env = base_env(endpoint) | {"SECRETS_AGENT_TIMEOUT": str(TIMEOUT)}
-    argv = [sys.executable, "-m", "agent", "encrypt", "--key-id", key, "--name", "API_TOKEN"]
+    argv = [sys.executable, "-m", "secrets_agent", "encrypt", "--key-id", key]
+    argv += ["--name", "API_TOKEN"]
     # Generous: today's unbounded encrypt never ends against the drip server.
     return subprocess.run(
         argv, env=env, input=CANARY.encode(), capture_output=True, cwd=ROOT, timeout=60

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ENTRYPOINT, ROOT, base_env, restricted_credentials, run_agent
-from tests.moto_server import MotoServer
+from tests.support.moto_server import MotoServer
 
 HOSTILE = {
     "newline": "line one\nline two\n",
@@ -66,13 +66,13 @@ def test_no_prefix_execs_without_aws_imports(tmp_path: Path) -> None:
     imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
     for heavy in ("botocore", "boto3", "pydantic", "pydantic_settings", "aws_encryption_sdk"):
         assert heavy not in imported, f"{heavy} imported on the no-prefix path"
-    assert "agent.fastpath" in imported  # the probe really measured the agent
+    assert "secrets_agent.process.fastpath" in imported  # the probe really measured the agent
     assert json.loads(proc.stdout) == []
 
 
 def test_no_prefix_imports_nothing_the_interpreter_had_not(tmp_path: Path) -> None:
     """Beyond what `python3 -c pass` imports at start-up, the no-prefix path imports only its
-    own two modules: no typing, enum (through signal), re, argparse, agent.cli ..."""
+    own two modules: no typing, enum (through signal), re, argparse, secrets_agent.cli ..."""
     env = base_env(None)
 
     def imports(*argv: str) -> set[str]:
@@ -88,7 +88,12 @@ def test_no_prefix_imports_nothing_the_interpreter_had_not(tmp_path: Path) -> No
 
     floor = imports("-c", "pass")
     agent = imports(str(ENTRYPOINT), "/bin/true")
-    assert agent - floor == {"agent", "agent.fastpath"}
+    # The package, its (empty) process wing and the fast path: nothing else.
+    assert agent - floor == {
+        "secrets_agent",
+        "secrets_agent.process",
+        "secrets_agent.process.fastpath",
+    }
 
 
 def test_no_prefix_passes_environment_unchanged(tmp_path: Path) -> None:

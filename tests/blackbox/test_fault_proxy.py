@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import REGION, ROOT
-from tests.fault_proxy import FaultPlan, FaultProxy
-from tests.moto_server import MotoServer
+from tests.support.fault_proxy import FaultPlan, FaultProxy
+from tests.support.moto_server import MotoServer
 
 
 def client(url: str, service: str = "ssm", *, attempts: int = 1, read_timeout: float = 2) -> Any:
@@ -293,7 +293,7 @@ def test_standalone_cli(seeded: MotoServer) -> None:
         [
             sys.executable,
             "-m",
-            "tests.fault_proxy",
+            "tests.support.fault_proxy",
             "--upstream",
             seeded.url,
             "--first-n",

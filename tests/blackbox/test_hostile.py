@@ -18,21 +18,21 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from agent.aws.secrets_manager_values import expand, scalar_of
-from agent.errors import DataError, NotFoundError
-from agent.fastpath import looks_like_reference
-from agent.logs import Logger
-from agent.model import Item, Secret
-from agent.naming import is_protected, records_from_items, variable_name
-from agent.references import (
+from secrets_agent.aws.secrets_manager_values import expand, scalar_of
+from secrets_agent.core.errors import DataError, NotFoundError
+from secrets_agent.core.model import Item, Secret
+from secrets_agent.core.naming import is_protected, records_from_items, variable_name
+from secrets_agent.core.references import (
     AesdkRef,
     SecretRef,
     SsmRef,
     find_references,
     parse_reference,
 )
+from secrets_agent.output.logs import Logger
+from secrets_agent.process.fastpath import looks_like_reference
 from tests.conftest import AgentRun, base_env, run_agent
-from tests.moto_server import MotoServer
+from tests.support.moto_server import MotoServer
 
 VALID_NAME = re.compile(r"[A-Z][A-Z0-9]*(_[A-Z0-9]+)*\Z")
 # Any code point, lone surrogates included: os.environ holds them for non-UTF-8 bytes.
@@ -42,7 +42,7 @@ REF_PREFIXES = ("ssm:", "secretsmanager:", "aesdk:", "arn:aws:ssm:", "arn:aws:se
 
 
 def rule(key: str) -> str:
-    """The contract's name rule, written independently of agent.naming."""
+    """The contract's name rule, written independently of secrets_agent.core.naming"""
     out, run = [], False
     for ch in key:
         if ("A" <= ch <= "Z") or ("a" <= ch <= "z") or ("0" <= ch <= "9"):

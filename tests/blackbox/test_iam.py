@@ -14,12 +14,12 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from agent.errors import ConfigError
-from agent.naming import key_under_name_prefix
-from agent.naming import key_under_secret_prefix as remainder
-from agent.policy import needs as iam
+from secrets_agent.core.errors import ConfigError
+from secrets_agent.core.naming import key_under_name_prefix
+from secrets_agent.core.naming import key_under_secret_prefix as remainder
+from secrets_agent.policy import needs as iam
 from tests.conftest import REGION, ROOT, base_env, run_agent
-from tests.iam_support import (
+from tests.support.iam_support import (
     ACCOUNT,
     Check,
     allows,
@@ -366,7 +366,7 @@ def test_kptboard_prod_never_yields_a_pattern_matching_kptboard_production() -> 
 
 
 def iam_glob(pattern: str, value: str) -> bool:
-    from tests.iam_support import matches
+    from tests.support.iam_support import matches
 
     return matches(pattern, value)
 
@@ -520,7 +520,7 @@ def test_terraform_output_is_fmt_clean_and_evaluates_to_the_json_policy(
 
 
 def test_terraform_output_escapes_template_sequences() -> None:
-    from agent.policy.terraform import _hcl_string
+    from secrets_agent.policy.terraform import _hcl_string
 
     assert _hcl_string("a${b}%{c}") == '"a$${b}%%{c}"'
 

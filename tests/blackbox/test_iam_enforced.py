@@ -23,11 +23,11 @@ from typing import Any
 
 import pytest
 
-from agent.policy import needs as iam
+from secrets_agent.policy import needs as iam
 from tests.conftest import REGION, base_env, run_agent
-from tests.ecs_metadata import TaskMetadataServer, task_document
-from tests.iam_support import ACCOUNT, as_list
-from tests.moto_server import MotoServer, free_port
+from tests.support.ecs_metadata import TaskMetadataServer, task_document
+from tests.support.iam_support import ACCOUNT, as_list
+from tests.support.moto_server import MotoServer, free_port
 
 #: Per configuration, the actions the rendered policy must hold (checked against the renderer).
 ACTIONS: dict[str, tuple[str, ...]] = {

@@ -4,7 +4,7 @@ encryption context) never reaches stdout or stderr raw.
 A raw newline forges a ``check`` row or a second error line, ESC or CSI (U+009B) drives the
 terminal, U+2028 / U+0085 split a line for readers that follow Unicode, and bidi controls
 (U+202E, U+2066, U+200E) or U+FEFF reorder or hide text. Black-box: the real entrypoint and
-``python -m agent`` against a moto server.
+``python -m secrets_agent`` against a moto server.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT, AgentRun, base_env, run_agent
-from tests.moto_server import MotoServer
+from tests.support.moto_server import MotoServer
 
 # Every character that must not reach an output raw, and where it shows up.
 DANGEROUS = "\n\r\t\x1b\x07\x7f\x85\x9b\u2028\u2029\u202e\u2066\u200e\ufeff"
@@ -97,7 +97,7 @@ def craft_aesdk(moto: MotoServer, key: str, bound_name: str) -> str:
     """An aesdk: value whose header binds it to ``bound_name`` (what a hostile writer crafts)."""
     code = (
         "import sys, botocore.session\n"
-        "from agent.aws.envelope import encrypt_value\n"
+        "from secrets_agent.aws.envelope import encrypt_value\n"
         "print(encrypt_value(b'x', key_id=sys.argv[1], name=sys.argv[2],"
         " botocore_session=botocore.session.get_session()))\n"
     )

@@ -14,15 +14,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.errors import DataError
-from agent.layers import records_from_layers
-from agent.model import Item, Secret
-from agent.naming import records_from_items
-from agent.policy import needs as iam
+from secrets_agent.core.errors import DataError
+from secrets_agent.core.layers import records_from_layers
+from secrets_agent.core.model import Item, Secret
+from secrets_agent.core.naming import records_from_items
+from secrets_agent.policy import needs as iam
 from tests.conftest import REGION, base_env, run_agent
-from tests.iam_support import ACCOUNT, Check, allows, as_list, aws_calls, checks_for
-from tests.moto_server import MotoServer
-from tests.supervised import Fleet, Supervised, wait_until
+from tests.support.iam_support import ACCOUNT, Check, allows, as_list, aws_calls, checks_for
+from tests.support.moto_server import MotoServer
+from tests.support.supervised import Fleet, Supervised, wait_until
 
 CANARY = "layer-canary-7f3a"
 

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import base_env, run_agent
-from tests.moto_server import MotoServer
+from tests.support.moto_server import MotoServer
 
 PARAMETERS = 2000
 DOCKER_LINE_LIMIT = 16 * 1024
-MAX_LINE = 8192  # the agent's own cap (agent.printable.MAX_LINE), half of Docker's
+MAX_LINE = 8192  # the agent's own cap (secrets_agent.core.printable.MAX_LINE), half of Docker's
 
 
 def seed(boto_client: Any) -> None:

@@ -16,13 +16,13 @@ from typing import Any, ClassVar
 
 import pytest
 
-from agent.logs import Logger
-from agent.metrics import Emf
-from agent.printable import MAX_LINE
+from secrets_agent.core.printable import MAX_LINE
+from secrets_agent.output.logs import Logger
+from secrets_agent.output.metrics import Emf
 from tests.conftest import base_env, run_agent
-from tests.fault_proxy import FaultPlan, FaultProxy
-from tests.moto_server import MotoServer
-from tests.supervised import Fleet, Supervised, wait_until
+from tests.support.fault_proxy import FaultPlan, FaultProxy
+from tests.support.moto_server import MotoServer
+from tests.support.supervised import Fleet, Supervised, wait_until
 
 CANARY = "emf-canary-51c2"
 #: CloudWatch's units (PutMetricData's StandardUnit), written out here independently of the agent.

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import AgentRun, base_env, run_agent
-from tests.moto_server import MotoServer
+from tests.support.moto_server import MotoServer
 
 ACCOUNT = "123456789012"  # moto's default account
 OTHER_ACCOUNT = "210987654321"

@@ -2,7 +2,7 @@
 prefix (78), a prefix whose secrets give no variable (66), a full disk under ``env`` or
 ``check`` (74), a value that is not UTF-8 under a strict stdout (its bytes, not a crash).
 
-Black-box: the real entrypoint and ``python -m agent`` against a moto server.
+Black-box: the real entrypoint and ``python -m secrets_agent`` against a moto server.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ENTRYPOINT, REPORT_ENV, ROOT, AgentRun, base_env, run_agent
-from tests.moto_server import MotoServer
+from tests.support.moto_server import MotoServer
 
 
 def one_error_line(run: AgentRun) -> str:
@@ -112,7 +112,7 @@ def test_an_empty_object_beside_other_secrets_contributes_nothing(
 def run_to(path: str, env: dict[str, str], args: list[str]) -> subprocess.CompletedProcess[bytes]:
     with open(path, "wb") as out:
         return subprocess.run(
-            [sys.executable, "-m", "agent", *args],
+            [sys.executable, "-m", "secrets_agent", *args],
             env=env,
             stdout=out,
             stderr=subprocess.PIPE,

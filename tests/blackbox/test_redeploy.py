@@ -26,10 +26,10 @@ from typing import Any
 import pytest
 
 from tests.conftest import base_env, restricted_credentials, run_agent
-from tests.ecs_metadata import TaskMetadataServer, task_document
-from tests.fault_proxy import FaultProxy
-from tests.moto_server import MotoServer
-from tests.supervised import Fleet, Supervised, wait_until
+from tests.support.ecs_metadata import TaskMetadataServer, task_document
+from tests.support.fault_proxy import FaultProxy
+from tests.support.moto_server import MotoServer
+from tests.support.supervised import Fleet, Supervised, wait_until
 
 INTERVAL = 1.0
 CLUSTER = "prod"
@@ -247,7 +247,7 @@ def test_a_named_service_that_does_not_exist_is_78_at_start(
 def test_an_unreachable_metadata_endpoint_is_69_at_start(
     moto: MotoServer, boto_client: Any, tmp_path: Path
 ) -> None:
-    from tests.moto_server import free_port
+    from tests.support.moto_server import free_port
 
     boto_client("ssm").put_parameter(Name="/app/prod/api_token", Value="t", Type="SecureString")
     env = redeploy_env(
@@ -445,8 +445,8 @@ def test_iam_policy_allows_every_call_of_a_redeploy_run_and_nothing_more(
     agents: Any,
     named: bool,
 ) -> None:
-    from agent.policy import needs as iam
-    from tests.iam_support import (
+    from secrets_agent.policy import needs as iam
+    from tests.support.iam_support import (
         ACCOUNT,
         allows,
         as_list,

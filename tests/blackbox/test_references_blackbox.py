@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import base_env, run_agent
-from tests.moto_server import MotoServer
+from tests.support.moto_server import MotoServer
 
 ACCOUNT = "123456789012"  # moto's default account
 

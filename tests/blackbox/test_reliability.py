@@ -1,7 +1,7 @@
 """Faults between the agent and AWS: the agent retries within SECRETS_AGENT_TIMEOUT, and either
 execs with the complete environment or exits 69 without starting the command.
 
-The real entrypoint runs against the real moto server through ``tests.fault_proxy``, which
+The real entrypoint runs against the real moto server through ``tests.support.fault_proxy``, which
 injects throttling, 500s, connection resets, truncated, empty and garbled bodies and slow
 answers. The tests assert what the agent does (a complete environment, or 69 in bounded time,
 calls and retries counted), never which exception botocore raises inside: that depends on the
@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import ENTRYPOINT, ROOT, AgentRun, base_env, run_agent
-from tests.fault_proxy import FaultPlan, FaultProxy
-from tests.moto_server import MotoServer
+from tests.support.fault_proxy import FaultPlan, FaultProxy
+from tests.support.moto_server import MotoServer
 
 # Interpreter start-up, imports and exit on a loaded 2-core machine, beyond the agent's timeout.
 MARGIN = 4.0
@@ -319,7 +319,7 @@ def test_env_and_check_are_complete_through_faults(
 
 def test_a_refused_connection_exits_69_within_the_timeout(world: World, tmp_path: Path) -> None:
     """Nothing listens on the endpoint: connection errors are retried, then 69."""
-    from tests.moto_server import free_port
+    from tests.support.moto_server import free_port
 
     env = base_env(f"http://127.0.0.1:{free_port()}")
     env.update(world.settings)

@@ -1,7 +1,8 @@
 """Supervise mode against a real moto server: a rotated secret restarts the command with the
 new value; nothing changed or a broken change keeps it; ``SECRETS_AGENT_ON_CHANGE=exit`` exits 0.
 
-The agent runs through the real entrypoint with a 1 s interval (tests/bin's wrapper lowers the
+The agent runs through the real entrypoint with a 1 s interval (tests/support/bin's wrapper lowers
+the
 30 s floor for tests); the child is signal_echo.py, which reports the variables it was started
 with.
 """
@@ -22,8 +23,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import ENTRYPOINT, ROOT, base_env
-from tests.moto_server import MotoServer
-from tests.supervised import (
+from tests.support.moto_server import MotoServer
+from tests.support.supervised import (
     SHORT_INTERVAL_ENTRYPOINT,
     SIGNAL_ECHO,
     Supervised,
@@ -222,7 +223,7 @@ def test_rails_restarts_with_rotated_secret_key_base(
 ) -> None:
     """Real Rails (puma, production) under supervise mode: rotating SECRET_KEY_BASE in SSM
     restarts the app, which then serves with the new key."""
-    from tests.rails_app import RailsApp
+    from tests.support.rails_app import RailsApp
 
     key_one, key_two = "a1" * 64, "b2" * 64
     ssm = boto_client("ssm")

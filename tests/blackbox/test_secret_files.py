@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import ENTRYPOINT, base_env
-from tests.moto_server import MotoServer
-from tests.supervised import rotating_agent_argv, wait_until
+from tests.support.moto_server import MotoServer
+from tests.support.supervised import rotating_agent_argv, wait_until
 
 # The command: appends {"env": ..., "files": {path: content or null}, "pid": ...} to argv[1]
 # and exits 0; with "wait", it then waits for SIGTERM, and on it appends {"stopping": files}.
@@ -74,10 +74,11 @@ def run(
     wrapper: Sequence[str] = (),
     args: Sequence[str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """The entrypoint (or ``python -m agent ARGS``) with ``cwd`` as its working directory."""
+    """The entrypoint (or ``python -m secrets_agent ARGS``) with ``cwd`` as its working
+    directory."""
     agent = [sys.executable, str(ENTRYPOINT), *command]
     if args is not None:
-        agent = [sys.executable, "-m", "agent", *args]
+        agent = [sys.executable, "-m", "secrets_agent", *args]
     return subprocess.run(
         [*wrapper, *agent],
         env=dict(env),

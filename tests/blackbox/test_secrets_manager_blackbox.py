@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import base_env, restricted_credentials, run_agent
-from tests.moto_server import MotoServer
+from tests.support.moto_server import MotoServer
 
 CANARY = "sm-canary-7Qx"
 
@@ -372,7 +372,7 @@ def test_supervise_mode_restarts_on_a_stage_move_rotation(
 ) -> None:
     import sys
 
-    from tests.supervised import SIGNAL_ECHO, launch, rotating_agent_argv
+    from tests.support.supervised import SIGNAL_ECHO, launch, rotating_agent_argv
 
     sm = boto_client("secretsmanager")
     sm.create_secret(Name="app/db", SecretString=json.dumps({"password": "pw-one"}))

@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 
-from agent.stagger import offset
+from secrets_agent.supervise.stagger import offset
 from tests.conftest import base_env
-from tests.ecs_metadata import TaskMetadataServer, task_document
-from tests.moto_server import MotoServer
-from tests.supervised import SIGNAL_ECHO, Supervised, launch
-from tests.supervised import rotating_agent_argv as agent_argv
+from tests.support.ecs_metadata import TaskMetadataServer, task_document
+from tests.support.moto_server import MotoServer
+from tests.support.supervised import SIGNAL_ECHO, Supervised, launch
+from tests.support.supervised import rotating_agent_argv as agent_argv
 
 CLUSTER_ARN = "arn:aws:ecs:us-east-1:123456789012:cluster/prod"
 ARNS = [f"arn:aws:ecs:us-east-1:123456789012:task/prod/{i:032x}" for i in range(20)]

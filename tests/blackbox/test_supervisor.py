@@ -2,7 +2,7 @@
 
 Every case runs the real entrypoint (``SECRETS_AGENT_WATCH_INTERVAL=60``, nothing to load: a
 plain init, no AWS) and tini, each as an ordinary process and as PID 1 of a fresh PID namespace.
-The child is ``tests/bin/signal_echo.py``, which reports what it receives.
+The child is ``tests/support/bin/signal_echo.py``, which reports what it receives.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.supervised import (
+from tests.support.supervised import (
     ROOT,
     SIGNAL_ECHO,
     SUPERVISORS,
@@ -43,7 +43,7 @@ def can_unshare() -> bool:
     return unshare_works()
 
 
-@pytest.fixture(params=["agent", "tini"])
+@pytest.fixture(params=["secrets_agent", "tini"])
 def impl(request: pytest.FixtureRequest) -> str:
     if request.param == "tini" and shutil.which("tini") is None:
         if os.environ.get("CI"):
@@ -167,7 +167,7 @@ def test_command_that_cannot_start(impl: str, command: list[str], code: int) -> 
         cwd=str(ROOT),
     )
     assert result.returncode == code
-    if impl == "agent":
+    if impl == "secrets_agent":
         errors = [
             line
             for line in result.stderr.decode().splitlines()
@@ -179,7 +179,7 @@ def test_command_that_cannot_start(impl: str, command: list[str], code: int) -> 
 
 # -- restarts and stops on changed secrets, with a watcher driven by a file ------------------
 
-FILE_WATCH = ROOT / "tests" / "bin" / "supervise_file_watch.py"
+FILE_WATCH = ROOT / "tests" / "support" / "bin" / "supervise_file_watch.py"
 
 
 def events(sup: Supervised) -> list[dict[str, object]]:

@@ -3,7 +3,7 @@ there (66), a misspelt or unknown setting name (78), a setting that cannot take 
 prefix of ``/`` (78), ``check``/``env`` with nothing configured (78), ``check --format json``
 with a real start's exit code, and an IAM policy too large for IAM (78).
 
-Black-box: the real entrypoint (``docker/docker-entrypoint.py``) and ``python -m agent``
+Black-box: the real entrypoint (``docker/docker-entrypoint.py``) and ``python -m secrets_agent``
 against a moto server; supervise mode through the tests' short-interval wrapper.
 """
 
@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import AgentRun, base_env, restricted_credentials, run_agent
-from tests.moto_server import MotoServer
-from tests.supervised import SIGNAL_ECHO, launch, rotating_agent_argv, wait_until
+from tests.support.moto_server import MotoServer
+from tests.support.supervised import SIGNAL_ECHO, launch, rotating_agent_argv, wait_until
 
 ACCOUNT = "123456789012"
 

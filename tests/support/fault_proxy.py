@@ -30,7 +30,7 @@ Usable as a context manager::
         ...
         proxy.stats()  # {"requests": .., "faults": .., "by_kind": {..}, ...}
 
-or standalone: ``python -m tests.fault_proxy --upstream http://127.0.0.1:5000 --rate 0.3``.
+or standalone: ``python -m tests.support.fault_proxy --upstream http://127.0.0.1:5000 --rate 0.3``.
 """
 
 from __future__ import annotations
@@ -355,7 +355,7 @@ def _query_action(body: bytes) -> str:
 
 def main(argv: Iterable[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m tests.fault_proxy", description=__doc__.split("\n")[0]
+        prog="python -m tests.support.fault_proxy", description=__doc__.split("\n")[0]
     )
     parser.add_argument(
         "--upstream", required=True, help="the moto server URL, http://127.0.0.1:PORT"

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.policy.needs import STAR_ONLY_ACTIONS
+from secrets_agent.policy.needs import STAR_ONLY_ACTIONS
 
 ACCOUNT = "123456789012"  # moto's account
 

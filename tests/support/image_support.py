@@ -1,4 +1,4 @@
-"""Build the images for tests/test_image.py without any image registry.
+"""Build the images for tests/system/test_image.py without any image registry.
 
 The base is Debian bookworm from ``debootstrap`` (minbase plus Python, Ruby, Debian's Rails and
 puma), imported with ``docker import``, with the host's CA bundle and pip's ``cert`` setting in
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-RAILS_APP = ROOT / "tests" / "rails"
+ROOT = Path(__file__).resolve().parents[2]
+RAILS_APP = ROOT / "tests" / "support" / "rails"
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 MIRROR = "http://deb.debian.org/debian"
 SUITE = "bookworm"
@@ -50,7 +50,7 @@ IMPORT_CHANGES = [
     'CMD ["bash"]',
 ]
 # What goes into the build context as secrets-agent/ (the README's "vendored" layout).
-AGENT_FILES = ["agent", "docker", "requirements", "pyproject.toml", "README.md"]
+AGENT_FILES = ["secrets_agent", "docker", "requirements", "pyproject.toml", "README.md"]
 APP_TAG = "secrets-agent-test-app:latest"
 PROXY_VARIABLES = [f"{name}_proxy" for name in ("http", "https", "ftp", "no")]
 PROXY_VARIABLES += [name.upper() for name in PROXY_VARIABLES]

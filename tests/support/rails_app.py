@@ -1,4 +1,5 @@
-"""Start the minimal Rails app of tests/rails (puma on its config.ru) through a given argv prefix
+"""Start the minimal Rails app of tests/support/rails (puma on its config.ru) through a given argv
+prefix
 and query it."""
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.moto_server import free_port
+from tests.support.moto_server import free_port
 
 CONFIG_RU = Path(__file__).resolve().parent / "rails" / "config.ru"
 
@@ -42,7 +43,7 @@ class RailsApp:
         *,
         app_dir: Path | None = None,
     ) -> None:
-        """``app_dir``: a copy of tests/rails to run instead (its working directory too)."""
+        """``app_dir``: a copy of tests/support/rails to run instead (its working directory too)."""
         config_ru = (app_dir / "config.ru") if app_dir is not None else CONFIG_RU
         self.port = free_port()
         puma = require_rails()

@@ -3,7 +3,7 @@ test of one setting's grammar sets it in its context."""
 
 from __future__ import annotations
 
-from agent.settings import SETTINGS
+from secrets_agent.core.settings import SETTINGS
 
 _CONTEXT: dict[str, dict[str, str]] = {
     "": {},

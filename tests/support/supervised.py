@@ -14,10 +14,10 @@ from pathlib import Path
 
 from tests.conftest import ENTRYPOINT, base_env
 
-ROOT = Path(__file__).resolve().parent.parent
-SIGNAL_ECHO = ROOT / "tests" / "bin" / "signal_echo.py"
+ROOT = Path(__file__).resolve().parents[2]
+SIGNAL_ECHO = ROOT / "tests" / "support" / "bin" / "signal_echo.py"
 # The entrypoint with the 30 s floor of SECRETS_AGENT_WATCH_INTERVAL lowered, for rotations.
-SHORT_INTERVAL_ENTRYPOINT = ROOT / "tests" / "bin" / "short_interval_entrypoint.py"
+SHORT_INTERVAL_ENTRYPOINT = ROOT / "tests" / "support" / "bin" / "short_interval_entrypoint.py"
 UNSHARE = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"]
 
 
@@ -64,7 +64,7 @@ def tini_argv(command: Sequence[str]) -> list[str]:
 
 
 SUPERVISORS: dict[str, Callable[[Sequence[str]], list[str]]] = {
-    "agent": agent_argv,
+    "secrets_agent": agent_argv,
     "tini": tini_argv,
 }
 

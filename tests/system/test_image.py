@@ -1,6 +1,7 @@
 """The real image: docker/Dockerfile built as users copy it, run as ECS would run it.
 
-The base is built offline from Debian (tests/image_support.py); the containers use the host's
+The base is built offline from Debian (tests/support/image_support.py); the containers use the
+host's
 network, so the agent reaches the test moto server on 127.0.0.1 as it would reach AWS. Needs a
 docker daemon and debootstrap (.ci/run installs and starts both): without them the test fails,
 it does not skip. Secrets are compared by SHA-256, never printed.
@@ -23,8 +24,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import REGION
-from tests.image_support import Images, build_images, docker
-from tests.moto_server import MotoServer, free_port
+from tests.support.image_support import Images, build_images, docker
+from tests.support.moto_server import MotoServer, free_port
 
 PREFIX = "/kptboard/prod"
 KEY = "f00d" * 32 + "\n$not-a-var 'quoted' \"double\""

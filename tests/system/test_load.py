@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import AgentRun, base_env, run_agent
-from tests.fault_proxy import FaultPlan, FaultProxy
-from tests.moto_server import MotoServer
+from tests.support.fault_proxy import FaultPlan, FaultProxy
+from tests.support.moto_server import MotoServer
 
 AGENTS = 50
 THROTTLE_RATE = 0.3

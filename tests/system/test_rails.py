@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import ENTRYPOINT, base_env
-from tests.moto_server import MotoServer
-from tests.rails_app import RailsApp
+from tests.support.moto_server import MotoServer
+from tests.support.rails_app import RailsApp
 
 KEY = "f00d" * 32 + "\n$not-a-var 'quoted' \"double\""
 
@@ -124,7 +124,7 @@ def test_rails_reads_credentials_with_the_master_key_file(
     config/credentials/production.key (SECRETS_AGENT_FILES), and Rails decrypts
     config/credentials/production.yml.enc with it; RAILS_MASTER_KEY is in no environment."""
     app_dir = tmp_path / "app"
-    shutil.copytree(Path(__file__).resolve().parent / "rails", app_dir)
+    shutil.copytree(Path(__file__).resolve().parents[1] / "support" / "rails", app_dir)
     secret_key_base = secrets.token_hex(64)
     api_token = secrets.token_urlsafe(24)
     made = subprocess.run(

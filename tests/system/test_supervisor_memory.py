@@ -1,5 +1,6 @@
 """Supervise mode keeps the AWS SDK out of the supervising process: the first resolution and
-each check run in a short-lived process of their own (``agent.isolated``), which the supervisor
+each check run in a short-lived process of their own (``secrets_agent.supervise.isolated``), which
+the supervisor
 bounds by SECRETS_AGENT_TIMEOUT. The memory figures themselves are in
 bench/supervisor_memory.py, not here."""
 
@@ -15,8 +16,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import base_env
-from tests.moto_server import MotoServer
-from tests.supervised import Fleet, Supervised, children, wait_until
+from tests.support.moto_server import MotoServer
+from tests.support.supervised import Fleet, Supervised, children, wait_until
 
 
 def events(sup: Supervised, name: str) -> list[dict[str, Any]]:
@@ -100,7 +101,7 @@ def test_a_check_process_that_hangs_is_killed_and_the_command_kept(
     def stop_a_check() -> bool:
         for pid in children(sup.pid):
             argv = cmdline(pid)
-            if b"agent.check_process" in argv:
+            if b"secrets_agent.supervise.check_process" in argv:
                 assert b"-secret" not in argv  # values cross a pipe, never argv
                 os.kill(pid, signal.SIGSTOP)
                 stopped.append(pid)

@@ -1,4 +1,4 @@
-"""The shape of agent/: no import loop, and a pure core that never reaches AWS.
+"""The shape of secrets_agent/: no import loop, and a pure core that never reaches AWS.
 
 Read from the source with ``ast`` (every import, at module level or inside a function), so a
 lazy import counts as much as a top-level one: a loop through a function body is still a loop.
@@ -13,24 +13,11 @@ import pytest
 
 from tests.conftest import ROOT
 
-AGENT = ROOT / "agent"
-# Pure: no I/O, no AWS. They decide; the AWS layer fetches.
-PURE = (
-    "agent.aws_names",
-    "agent.environment",
-    "agent.errors",
-    "agent.fanout",
-    "agent.fastpath",
-    "agent.layers",
-    "agent.model",
-    "agent.naming",
-    "agent.plan",
-    "agent.printable",
-    "agent.protected",
-    "agent.references",
-    "agent.settings",
-    "agent.sources",
-)
+AGENT = ROOT / "secrets_agent"
+# Pure, by folder: every module of core/ (and the fast path, which imports nothing). They
+# decide; the AWS wing fetches.
+PURE_FOLDERS = ("core",)
+PURE_EXTRA = ("secrets_agent.process.fastpath",)
 AWS_LIBRARIES = ("botocore", "boto3", "aws_encryption_sdk", "urllib3")
 
 
@@ -101,7 +88,17 @@ def test_the_import_graph_has_no_loop() -> None:
     assert loops == []
 
 
-@pytest.mark.parametrize("name", PURE)
+def pure_modules() -> list[str]:
+    found = [
+        module_name(p)
+        for folder in PURE_FOLDERS
+        for p in sorted((AGENT / folder).glob("*.py"))
+        if p.name != "__init__.py"
+    ]
+    return [*found, *PURE_EXTRA]
+
+
+@pytest.mark.parametrize("name", pure_modules())
 def test_the_pure_core_never_reaches_aws(name: str) -> None:
     edges = graph()
     if name not in edges:
@@ -114,7 +111,30 @@ def test_the_pure_core_never_reaches_aws(name: str) -> None:
             continue
         seen.add(current)
         todo.extend(edges[current])
-    reached = {m for m in seen if m == "agent.aws" or m.startswith("agent.aws.")}
+    reached = {m for m in seen if m == "secrets_agent.aws" or m.startswith("secrets_agent.aws")}
     assert reached == set(), f"{name} reaches the AWS layer through {sorted(seen)}"
     libraries = {lib for m in seen for lib in external(m) if lib in AWS_LIBRARIES}
     assert libraries == set(), f"{name} (through {sorted(seen)}) imports {libraries}"
+
+
+def test_only_the_aws_wing_imports_an_aws_library() -> None:
+    """botocore, boto3, urllib3 and the Encryption SDK are imported in secrets_agent/aws/ only."""
+    offenders = {
+        name: sorted(lib for lib in external(name) if lib in AWS_LIBRARIES)
+        for name in graph()
+        if not name.startswith("secrets_agent.aws")
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_core_imports_nothing_outside_core() -> None:
+    """The pure rules sit at the bottom: core/ never imports another wing (the fast path, which
+    imports nothing at all, holds the str-only reference and setting-name tests they share)."""
+    upward = {
+        name: sorted(
+            m for m in edges if not m.startswith("secrets_agent.core") and m not in PURE_EXTRA
+        )
+        for name, edges in graph().items()
+        if name.startswith("secrets_agent.core.")
+    }
+    assert {k: v for k, v in upward.items() if v} == {}

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Run ``agent.supervisor.supervise`` with a watcher driven by a file, for restart tests.
+"""Run ``secrets_agent.supervise.supervisor.supervise`` with a watcher driven by a file, for
+restart tests.
 
 Usage: supervise_file_watch.py WATCHFILE ON_CHANGE STOP_TIMEOUT INTERVAL CMD [ARG...]
 
@@ -17,12 +18,12 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT))
 
-from agent.errors import DataError  # noqa: E402
-from agent.logs import Logger  # noqa: E402
-from agent.supervisor import supervise  # noqa: E402
+from secrets_agent.core.errors import DataError  # noqa: E402
+from secrets_agent.output.logs import Logger  # noqa: E402
+from secrets_agent.supervise.supervisor import supervise  # noqa: E402
 
 
 class FileWatcher:

@@ -1,4 +1,5 @@
-"""agent.aws.clients against a local fake endpoint: answers that must fail, not end a load."""
+"""secrets_agent.aws.clients against a local fake endpoint: answers that must fail, not end a
+load."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from agent.aws import ssm
-from agent.aws.clients import Clients
-from agent.errors import ServiceError
-from agent.logs import Logger
+from secrets_agent.aws import ssm
+from secrets_agent.aws.clients import Clients
+from secrets_agent.core.errors import ServiceError
+from secrets_agent.output.logs import Logger
 
 
 class _EmptySecondPage(BaseHTTPRequestHandler):

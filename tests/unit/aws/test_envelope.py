@@ -1,4 +1,4 @@
-"""Unit tests for agent.aws.envelope against moto's in-process KMS (mock_aws)."""
+"""Unit tests for secrets_agent.aws.envelope against moto's in-process KMS (mock_aws)."""
 
 from __future__ import annotations
 
@@ -15,18 +15,18 @@ from typing import Any
 
 import pytest
 
-from agent.aws import envelope
-from agent.errors import (
+from secrets_agent.aws import envelope
+from secrets_agent.core.errors import (
     AccessDeniedError,
     ConfigError,
     DataError,
     NotFoundError,
     ServiceError,
 )
-from agent.logs import Logger
-from agent.model import Record, Secret
+from secrets_agent.core.model import Record, Secret
+from secrets_agent.output.logs import Logger
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 REGION = "us-east-1"
 CANARY = "canary-7f3a9c-plaintext-must-never-show"
 
@@ -281,7 +281,7 @@ def test_kms_clients_are_bounded(kms: Kms) -> None:
 def test_unreachable_kms_is_a_service_error(monkeypatch: pytest.MonkeyPatch) -> None:
     import botocore.session
 
-    from tests.moto_server import free_port
+    from tests.support.moto_server import free_port
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
@@ -332,9 +332,9 @@ def test_failure_mapping(exc: Exception | None, encrypting: bool, expected: type
 def test_sdk_is_not_imported_without_an_aesdk_value() -> None:
     code = (
         "import sys, io\n"
-        "from agent.aws import envelope\n"
-        "from agent.logs import Logger\n"
-        "from agent.model import Record, Secret\n"
+        "from secrets_agent.aws import envelope\n"
+        "from secrets_agent.output.logs import Logger\n"
+        "from secrets_agent.core.model import Record, Secret\n"
         "r = [Record(name='A', value=Secret('x'), source='environment', source_name='A')]\n"
         "out = envelope.decrypt_records(r, key_arns=[], botocore_session=None,\n"
         "    log=Logger(stream=io.StringIO()))\n"

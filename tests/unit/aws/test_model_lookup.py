@@ -1,4 +1,4 @@
-"""agent.aws.model_lookup answers "known service?" exactly as botocore's full scan does."""
+"""secrets_agent.aws.model_lookup answers "known service?" exactly as botocore's full scan does."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from botocore.exceptions import UnknownServiceError
 from botocore.loaders import Loader
 
-from agent.aws.model_lookup import KnownServices, speed_up
+from secrets_agent.aws.model_lookup import KnownServices, speed_up
 
 TYPES = ("service-2", "paginators-1", "waiters-2", "endpoint-rule-set-1")
 NAMES = (

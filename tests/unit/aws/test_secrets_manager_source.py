@@ -1,4 +1,5 @@
-"""agent.aws.secrets_manager: moto in-process for behaviour, Stubber for pages and errors."""
+"""secrets_agent.aws.secrets_manager: moto in-process for behaviour, Stubber for pages and
+errors."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from agent.aws import secrets_manager as sm
-from agent.aws.secrets_manager_values import expand
-from agent.errors import (
+from secrets_agent.aws import secrets_manager as sm
+from secrets_agent.aws.secrets_manager_values import expand
+from secrets_agent.core.errors import (
     AccessDeniedError,
     AgentError,
     ConfigError,
@@ -24,9 +25,9 @@ from agent.errors import (
     NotFoundError,
     ServiceError,
 )
-from agent.logs import Logger
-from agent.model import Item
-from agent.references import SecretRef, parse_reference
+from secrets_agent.core.model import Item
+from secrets_agent.core.references import SecretRef, parse_reference
+from secrets_agent.output.logs import Logger
 
 REGION = "us-east-1"
 CANARY = "canary-Zq9-value"

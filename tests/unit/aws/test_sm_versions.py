@@ -18,16 +18,16 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from agent.errors import ServiceError
-from agent.plan import Plan
-from agent.policy import needs as iam
-from agent.sm_versions import secrets_manager_unchanged, version_check_calls
+from secrets_agent.aws.sm_versions import secrets_manager_unchanged, version_check_calls
+from secrets_agent.core.errors import ServiceError
+from secrets_agent.core.plan import Plan
+from secrets_agent.policy import needs as iam
 from tests.conftest import base_env
-from tests.fault_proxy import FaultProxy
-from tests.iam_support import ACCOUNT, allows, as_list, aws_calls, checks_for
-from tests.moto_server import MotoServer
-from tests.supervised import SIGNAL_ECHO, launch, wait_until
-from tests.supervised import rotating_agent_argv as agent_argv
+from tests.support.fault_proxy import FaultProxy
+from tests.support.iam_support import ACCOUNT, allows, as_list, aws_calls, checks_for
+from tests.support.moto_server import MotoServer
+from tests.support.supervised import SIGNAL_ECHO, launch, wait_until
+from tests.support.supervised import rotating_agent_argv as agent_argv
 
 VALUE_READS = ("GetSecretValue", "BatchGetSecretValue")
 

@@ -1,4 +1,4 @@
-"""agent.aws.ssm against botocore's Stubber and a request-inspecting handler: pagination
+"""secrets_agent.aws.ssm against botocore's Stubber and a request-inspecting handler: pagination
 (empty pages with a NextToken), boundaries, GetParameters batches, error mapping."""
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from botocore.stub import Stubber
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.aws import ssm
-from agent.errors import AgentError, DataError, NotFoundError
-from agent.logs import Logger
-from agent.references import SsmRef
+from secrets_agent.aws import ssm
+from secrets_agent.core.errors import AgentError, DataError, NotFoundError
+from secrets_agent.core.references import SsmRef
+from secrets_agent.output.logs import Logger
 
 WHEN = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -456,14 +456,14 @@ def _other_errors() -> list[tuple[str, Exception, int]]:
     ],
 )
 def test_map_aws_error_client_errors(code: str, status: int, exit_code: int) -> None:
-    from agent.aws.errors import map_aws_error
+    from secrets_agent.aws.errors import map_aws_error
 
     mapped = map_aws_error(_client_error(code, status), action="ssm:GetParameters", resource="R")
     assert mapped.exit_code == exit_code
 
 
 def test_map_aws_error_other_errors() -> None:
-    from agent.aws.errors import map_aws_error
+    from secrets_agent.aws.errors import map_aws_error
 
     for what, exc, exit_code in _other_errors():
         mapped = map_aws_error(exc, action="ssm:GetParameters", resource="SSM path '/app'")

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from agent.errors import ConfigError
-from agent.settings import load_settings
-from tests.settings_support import context
+from secrets_agent.core.errors import ConfigError
+from secrets_agent.core.settings import load_settings
+from tests.support.settings_support import context
 
 KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 KEY2 = "arn:aws-us-gov:kms:us-gov-west-1:123456789012:key/mrk-1234abcd12ab34cd56ef1234567890ab"

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.environment import merge
-from agent.errors import DataError
-from agent.model import Record, Secret, SourceKind
+from secrets_agent.core.environment import merge
+from secrets_agent.core.errors import DataError
+from secrets_agent.core.model import Record, Secret, SourceKind
 
 
 def rec(

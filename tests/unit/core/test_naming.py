@@ -1,4 +1,4 @@
-"""Name rule, prefix boundaries, protected names and collisions (agent.naming)."""
+"""Name rule, prefix boundaries, protected names and collisions (secrets_agent.core.naming)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from agent.errors import DataError
-from agent.model import Item, Secret
-from agent.naming import (
+from secrets_agent.core.errors import DataError
+from secrets_agent.core.model import Item, Secret
+from secrets_agent.core.naming import (
     check_allowed,
     check_settable,
     is_protected,
@@ -105,7 +105,8 @@ PROTECTED = [
     "SECRETS_MANAGER_PREFIX",
     "SECRETS_AGENT_OVERRIDE",
     "SECRETS_AGENT_KMS_KEY_ARNS",
-    # sudo's env_delete table, glibc's UNSECURE_ENVVARS and the interpreters (agent.protected)
+    # sudo's env_delete table, glibc's UNSECURE_ENVVARS and the interpreters
+    # (secrets_agent.core.protected)
     "SHELLOPTS",
     "PS4",
     "BASH_FUNC_X%%",
@@ -164,7 +165,7 @@ def test_unprotected_names(name: str) -> None:
 
 
 def test_every_source_table_is_protected() -> None:
-    from agent import protected
+    from secrets_agent.core import protected
 
     for names in protected.SOURCES.values():
         for name in names:

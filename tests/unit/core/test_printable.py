@@ -1,4 +1,5 @@
-"""agent.printable: the one escaping function for stdout and stderr, and the logger's line cap."""
+"""secrets_agent.core.printable: the one escaping function for stdout and stderr, and the logger's
+line cap."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import json
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from agent.logs import Logger
-from agent.printable import MAX_LINE, capped, printable
+from secrets_agent.core.printable import MAX_LINE, capped, printable
+from secrets_agent.output.logs import Logger
 
 ANY_TEXT = st.text(st.characters(codec=None, exclude_categories=()), max_size=200)
 
@@ -65,7 +66,7 @@ def test_logger_shortens_a_huge_string_before_any_list() -> None:
 
 
 def test_an_error_line_is_one_escaped_line_whatever_its_message_quotes() -> None:
-    from agent.errors import DataError
+    from secrets_agent.core.errors import DataError
 
     error = DataError(
         "key 'a\nsecrets-agent: ok\x1b[2J\u2028' " + "x" * 20_000, hint="rename\u202e it"

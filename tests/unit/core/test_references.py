@@ -1,4 +1,5 @@
-"""Parsing of reference values (agent.references): every contract form, malformed ones, and
+"""Parsing of reference values (secrets_agent.core.references): every contract form, malformed
+ones, and
 ordinary values that must stay literal."""
 
 from __future__ import annotations
@@ -7,8 +8,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from agent.errors import DataError
-from agent.references import (
+from secrets_agent.core.errors import DataError
+from secrets_agent.core.references import (
     AesdkRef,
     SecretRef,
     SsmRef,

@@ -1,4 +1,5 @@
-"""agent.settings: one declaration, one grammar, no pydantic; what each spelling means."""
+"""secrets_agent.core.settings: one declaration, one grammar, no pydantic; what each spelling
+means."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent import settings
-from agent.errors import ConfigError
+from secrets_agent.core import settings
+from secrets_agent.core.errors import ConfigError
 from tests.conftest import ROOT
-from tests.settings_support import context
+from tests.support.settings_support import context
 
 # STOP_TIMEOUT takes effect in supervise mode only, OVERRIDE with a prefix only.
 SUPERVISE = context("SECRETS_AGENT_STOP_TIMEOUT")
@@ -165,7 +166,7 @@ def test_any_text_is_a_value_or_one_config_error_naming_its_variable(
 def test_loading_settings_imports_no_pydantic_and_no_botocore() -> None:
     code = (
         "import sys\n"
-        "from agent.settings import load_settings\n"
+        "from secrets_agent.core.settings import load_settings\n"
         "s = load_settings({'PARAMETER_STORE_PREFIX': '/a', 'SECRETS_AGENT_TIMEOUT': '5',"
         " 'SECRETS_AGENT_WATCH_INTERVAL': '60', 'SECRETS_AGENT_LOG_LEVEL': 'debug'})\n"
         "assert s.timeout == 5.0 and s.supervise, s\n"

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.model import Record, Secret, SourceKind
-from agent.output import MASK, render_check, render_env
+from secrets_agent.core.model import Record, Secret, SourceKind
+from secrets_agent.output.render import MASK, render_check, render_env
 
 VALUES = {
     "SECRET_KEY_BASE": "s3cr3t-key-base",

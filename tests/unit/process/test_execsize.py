@@ -1,4 +1,5 @@
-"""agent.execsize against the kernel itself: what the check accepts, execve accepts, and it
+"""secrets_agent.process.execsize against the kernel itself: what the check accepts, execve
+accepts, and it
 refuses only what execve refuses or what sits within its small reserve for a #! interpreter.
 
 Each case runs in a child process whose RLIMIT_STACK is set first (execve then allows a
@@ -18,7 +19,7 @@ from tests.conftest import ROOT
 
 PROBE = r"""
 import json, os, sys
-from agent.execsize import SHEBANG_RESERVE, exec_size_problem
+from secrets_agent.process.execsize import SHEBANG_RESERVE, exec_size_problem
 
 TRUE = "/bin/true"
 ARGV = [TRUE]
@@ -94,7 +95,7 @@ def test_the_check_matches_the_kernel_within_its_reserve(stack: int) -> None:
 
 
 def test_one_variable_longer_than_the_kernel_takes_is_named() -> None:
-    from agent.execsize import exec_size_problem, max_arg_strlen
+    from secrets_agent.process.execsize import exec_size_problem, max_arg_strlen
 
     longest = max_arg_strlen()
     fits = {"BLOB": "x" * (longest - len("BLOB=") - 1)}

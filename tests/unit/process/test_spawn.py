@@ -1,4 +1,5 @@
-"""agent.spawn: command lookup with the shell's 126/127, and wait statuses as exit codes."""
+"""secrets_agent.process.spawn: command lookup with the shell's 126/127, and wait statuses as exit
+codes."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.errors import CommandNotExecutableError, CommandNotFoundError
-from agent.spawn import exit_code, find_command, spawn_command
+from secrets_agent.core.errors import CommandNotExecutableError, CommandNotFoundError
+from secrets_agent.process.spawn import exit_code, find_command, spawn_command
 
 
 def make(path: Path, mode: int) -> Path:

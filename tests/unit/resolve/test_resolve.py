@@ -1,4 +1,5 @@
-"""Unit tests of agent.resolve's concurrency: the change watcher and the fetch fan-out."""
+"""Unit tests of secrets_agent.resolve.pipeline's concurrency: the change watcher and the fetch
+fan-out."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ from typing import Any
 
 import pytest
 
-from agent import resolve, watch
-from agent.errors import AccessDeniedError, ServiceError
-from agent.logs import Logger
-from agent.model import Item, Secret
-from agent.plan import Plan
-from agent.settings import Settings
+from secrets_agent.core.errors import AccessDeniedError, ServiceError
+from secrets_agent.core.model import Item, Secret
+from secrets_agent.core.plan import Plan
+from secrets_agent.core.settings import Settings
+from secrets_agent.output.logs import Logger
+from secrets_agent.resolve import pipeline as resolve
+from secrets_agent.supervise import watch
 
 
 class _Clients:
@@ -72,7 +74,8 @@ def test_a_check_that_outlives_the_timeout_does_not_swallow_the_change(
 
 
 class _Source:
-    """A fake ``agent.sources.Source``: ``load`` runs ``on_load``, ``read`` finds nothing."""
+    """A fake ``secrets_agent.core.sources.Source``: ``load`` runs ``on_load``, ``read`` finds
+    nothing."""
 
     def __init__(self, on_load: Callable[[str], list[Item]]) -> None:
         self.on_load = on_load

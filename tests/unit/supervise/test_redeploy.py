@@ -1,10 +1,11 @@
-"""agent.redeploy's pure parts: when a change happened, and how far a task stretches."""
+"""secrets_agent.supervise.redeploy's pure parts: when a change happened, and how far a task
+stretches."""
 
 from __future__ import annotations
 
-from agent.model import Item, Secret
-from agent.redeploy import MAX_STRETCH, change_time, stretch
-from agent.resolve import Fetched
+from secrets_agent.core.model import Item, Secret
+from secrets_agent.resolve.pipeline import Fetched
+from secrets_agent.supervise.redeploy import MAX_STRETCH, change_time, stretch
 
 
 def _item(name: str, version: str, modified: float | None) -> Item:
