@@ -1,31 +1,26 @@
-"""agent.redeploy's pure parts: when a change happened, and how far a task stretches."""
+"""agent.redeploy's pure parts: which deployment replaces a task, and how far a task stretches."""
 
 from __future__ import annotations
 
-from agent.model import Item, Secret
-from agent.redeploy import MAX_STRETCH, change_time, stretch
-from agent.resolve import Fetched
+from agent.redeploy import CLOCK_MARGIN, MAX_STRETCH, replacing, stretch
 
 
-def _item(name: str, version: str, modified: float | None) -> Item:
-    return Item("ssm", name, Secret("v" + version), version, key=name, modified=modified)
+def test_only_a_deployment_created_after_the_task_resolved_replaces_it() -> None:
+    resolved = 1_000.0
+    # The task's own deployment, and any older one, do not replace it.
+    assert replacing((900.0, 990.0), resolved) is None
+    assert replacing((), resolved) is None
+    # One created after the task resolved, by more than the clock margin, does: the newest.
+    later = resolved + CLOCK_MARGIN + 1
+    assert replacing((990.0, later), resolved) == later
 
 
-def test_the_change_is_when_its_latest_part_was_written() -> None:
-    old_items = (_item("/a", "1", 100.0), _item("/b", "1", 110.0))
-    new_items = (_item("/a", "2", 500.0), _item("/b", "1", 110.0), _item("/c", "1", 400.0))
-    old = Fetched(old_items, {}).fingerprint()
-    fetched = Fetched(new_items, {})
-    # /a moved (written at 500), /c appeared (400); /b is unchanged and does not count.
-    assert change_time(old, fetched.fingerprint(), fetched, fallback=1.0) == 500.0
-
-
-def test_a_removed_or_undated_part_falls_back() -> None:
-    old = Fetched((_item("/a", "1", 100.0), _item("/b", "1", 100.0)), {}).fingerprint()
-    gone = Fetched((_item("/a", "1", 100.0),), {})
-    assert change_time(old, gone.fingerprint(), gone, fallback=7.0) == 7.0
-    undated = Fetched((_item("/a", "2", None), _item("/b", "1", 100.0)), {})
-    assert change_time(old, undated.fingerprint(), undated, fallback=7.0) == 7.0
+def test_a_deployment_within_the_clock_margin_does_not_replace_the_task() -> None:
+    """ECS's clock may run ahead of the task's: a deployment that seems a little newer than
+    the task may be the one that started it. Asking once more is the safe side."""
+    resolved = 1_000.0
+    assert replacing((resolved + 0.5,), resolved) is None
+    assert replacing((resolved + CLOCK_MARGIN,), resolved) is None
 
 
 def test_the_stretch_is_the_running_count_bounded() -> None:
