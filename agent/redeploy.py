@@ -44,7 +44,7 @@ from datetime import UTC, datetime
 
 from agent.aws.clients import Clients
 from agent.ecs_service import Service, ServiceState, describe, force_new_deployment
-from agent.errors import AgentError, DataError
+from agent.errors import AgentError, DataError, ServiceError
 from agent.logs import Logger
 from agent.resolve import run_bounded
 from agent.settings import Settings
@@ -83,11 +83,18 @@ def _iso(stamp: float | None) -> str | None:
 
 
 def request_once(
-    clients: Clients, service: Service, resolved_at: float, *, pause: float
+    clients: Clients,
+    service: Service,
+    resolved_at: float,
+    *,
+    pause: float,
+    deadline: float | None = None,
 ) -> tuple[bool, float | None, ServiceState]:
     """Ask for a deployment unless one replaces a task that resolved its values at
     ``resolved_at``, looking twice (before and after ``pause`` seconds); ``UpdateService`` is
-    sent at most once. (asked?, that deployment's createdAt, the service)."""
+    sent at most once, and not after ``deadline`` (``time.monotonic``): a decision its caller
+    has given up on asks for nothing behind the next check's back.
+    (asked?, that deployment's createdAt, the service)."""
     state = describe(clients, service)
     for attempt in range(2):
         newer = replacing(state.deployments, resolved_at)
@@ -96,6 +103,11 @@ def request_once(
         if attempt == 0:
             time.sleep(pause)
             state = describe(clients, service)
+    if deadline is not None and time.monotonic() > deadline:
+        raise ServiceError(
+            "the look before ecs:UpdateService outlived SECRETS_AGENT_TIMEOUT; nothing asked",
+            hint="the next check looks again",
+        )
     return True, force_new_deployment(clients, service, state.arn), state
 
 
@@ -176,8 +188,12 @@ class RedeployWatcher:
 
     def _on_change(self) -> None:
         pause = self._rng.uniform(0.0, min(SETTLE, self._timeout / 3))
+        # UpdateService itself is bounded by its read timeout (at most 10 s, one attempt).
+        deadline = time.monotonic() + self._timeout - min(10.0, self._timeout / 3)
         requested, deployment, state = run_bounded(
-            lambda: request_once(self._clients, self.service, self.resolved_at, pause=pause),
+            lambda: request_once(
+                self._clients, self.service, self.resolved_at, pause=pause, deadline=deadline
+            ),
             timeout=self._timeout,
             what="asking ECS for a new deployment",
             clients=self._clients,

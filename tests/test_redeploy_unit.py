@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from agent.redeploy import CLOCK_MARGIN, MAX_STRETCH, replacing, stretch
+import time
+
+import pytest
+from moto import mock_aws
+
+from agent.aws.clients import Clients
+from agent.ecs_service import Service
+from agent.errors import ServiceError
+from agent.logs import Logger
+from agent.redeploy import CLOCK_MARGIN, MAX_STRETCH, replacing, request_once, stretch
 
 
 def test_only_a_deployment_created_after_the_task_resolved_replaces_it() -> None:
@@ -27,3 +36,29 @@ def test_the_stretch_is_the_running_count_bounded() -> None:
     assert stretch(0) == 1 and stretch(1) == 1
     assert stretch(20) == 20
     assert stretch(100_000) == MAX_STRETCH == 100
+
+
+def test_a_decision_past_its_deadline_asks_for_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """run_bounded gives up on a decision that outlives the timeout, and the next check looks
+    again: the abandoned one must not send UpdateService behind its back."""
+    for var in ("AWS_ENDPOINT_URL", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        clients = Clients(
+            environ={"AWS_REGION": "us-east-1"}, timeout=5, log=Logger(level="error", fmt="json")
+        )
+        ecs = clients.get("ecs")
+        ecs.create_cluster(clusterName="prod")
+        ecs.register_task_definition(
+            family="app", containerDefinitions=[{"name": "app", "image": "app", "memory": 128}]
+        )
+        ecs.create_service(cluster="prod", serviceName="web", taskDefinition="app", desiredCount=1)
+        service = Service("prod", "web", None, None, "setting")
+        resolved_at = time.time()  # the service's deployment is older than the task
+        with pytest.raises(ServiceError, match="nothing asked"):
+            request_once(clients, service, resolved_at, pause=0, deadline=time.monotonic() - 1)
+        assert clients.by_operation.get("ecs:UpdateService", 0) == 0
+        asked, _, _ = request_once(clients, service, resolved_at, pause=0)
+        assert asked and clients.by_operation["ecs:UpdateService"] == 1
