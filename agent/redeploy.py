@@ -17,8 +17,9 @@ No time of the source enters the decision: a version's creation time says nothin
 became current (``AWSCURRENT`` or an SSM label moved back to an older version, or the rotation
 Lambda's ``finishSecret`` moving ``AWSCURRENT`` to a version created before an unrelated
 deploy). The two clocks compared are ECS's (``createdAt``) and the task's own; the task's time
-is taken after its resolution ended, and ``CLOCK_MARGIN`` covers a task clock behind ECS's, so
-that an error can only ask once more, never skip a deployment the fleet needs.
+is taken after its resolution ended, and ``CLOCK_MARGIN`` covers a task clock up to that far
+behind ECS's: within it, a clock error can only make a task ask once more, never skip a
+deployment the fleet needs.
 
 ``UpdateService`` is sent once per decision, by a client without SDK retries: an answer lost on
 the way back would otherwise be sent again, one deployment per attempt. The failed check is
@@ -61,6 +62,7 @@ SETTLE = 5.0
 #: task resolved its values (ECS's clock against the task's: a task clock running behind ECS's
 #: by less than this never makes a task skip a deployment it needs).
 CLOCK_MARGIN = 5.0
+
 
 def stretch(running: int) -> int:
     """How many intervals one task waits between checks for a service of ``running`` tasks."""
@@ -188,8 +190,8 @@ class RedeployWatcher:
 
     def _on_change(self) -> None:
         pause = self._rng.uniform(0.0, min(SETTLE, self._timeout / 3))
-        # UpdateService itself is bounded by its read timeout (at most 10 s, one attempt).
-        deadline = time.monotonic() + self._timeout - min(10.0, self._timeout / 3)
+        # Room for UpdateService itself (one attempt: connect and read timeouts, 5 + 10 s).
+        deadline = time.monotonic() + self._timeout - min(15.0, self._timeout / 2)
         requested, deployment, state = run_bounded(
             lambda: request_once(
                 self._clients, self.service, self.resolved_at, pause=pause, deadline=deadline
