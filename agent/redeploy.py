@@ -140,6 +140,10 @@ class RedeployWatcher:
         self.resolved_at = time.time()
         self._first = True
         self._rng = random.Random()  # noqa: S311 - spreading calls, not cryptography
+        # UpdateService's own client (no SDK retries), made now: made at the first ask, its
+        # creation would widen the gap between the last look and the ask, in which another
+        # task's look misses this task's deployment.
+        clients.get("ecs", service.region, attempts=1)
 
     # -- pacing (agent.supervisor.PacesChecks) ------------------------------------------------
     def next_delay(self, interval: float, rng: random.Random) -> float:
