@@ -5,8 +5,9 @@ an older version of a parameter; the rotation Lambda creates ``AWSPENDING``, and
 (``finishSecret``) moves ``AWSCURRENT`` to it, maybe after an unrelated deploy. In each case the
 version's creation time is older than the service's deployment, yet the running tasks resolved
 the other value: a fleet of supervised agents (the real entrypoint, moto's ECS, the fake task
-metadata endpoint) must ask for exactly one deployment, and a task started afterwards (a fresh
-agent, as ECS starts one) must resolve the value now current.
+metadata endpoint) must ask for one deployment (two only when two tasks look in the same
+instant, the race the README measures), and a task started afterwards (a fresh agent, as ECS
+starts one) must resolve the value now current.
 
 And ``UpdateService`` is sent once per decision: an answer lost on its way back is not sent
 again by the SDK; the next check looks, finds the deployment the lost request made, and asks
@@ -19,6 +20,7 @@ import functools
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +138,10 @@ CASES = {
 }
 
 
+def _when(event: dict[str, Any]) -> float:
+    return datetime.fromisoformat(str(event["time"]).replace("Z", "+00:00")).timestamp()
+
+
 def _decided(sup: Supervised) -> int:
     return len(events(sup, REQUESTED)) + len(events(sup, EXISTS))
 
@@ -178,9 +184,15 @@ def test_a_rollback_asks_for_one_deployment_and_new_tasks_resolve_the_current_va
             + " | ".join(s.stderr()[-2000:] for s in fleet),
         )
         ops = _operations(proxy)
-        asked = sum(len(events(s, REQUESTED)) for s in fleet)
-        assert ops.get("UpdateService", 0) == 1, (ops, [s.stderr() for s in fleet])
-        assert asked == 1
+        requested = [e for s in fleet for e in events(s, REQUESTED)]
+        assert ops.get("UpdateService", 0) == len(requested), ops
+        # One deployment. Nothing is a lock (README, "One deployment per rotation"): two tasks
+        # whose last looks fall in the same instant both ask, and only then; a task that missed
+        # a deployment made seconds before would ask seconds apart.
+        assert 1 <= len(requested) <= 2, (ops, [s.stderr() for s in fleet])
+        if len(requested) == 2:
+            first, second = sorted(_when(e) for e in requested)
+            assert second - first < 1.0, requested
         for sup in fleet:
             assert starts(sup) == 1 and sup.proc.poll() is None
             assert "signal SIGTERM" not in sup.lines()
@@ -203,7 +215,7 @@ def test_a_rollback_asks_for_one_deployment_and_new_tasks_resolve_the_current_va
             what=f"two checks of the new task: {new.stderr()}",
         )
         assert _decided(new) == 0
-        assert _operations(proxy).get("UpdateService", 0) == 1
+        assert _operations(proxy).get("UpdateService", 0) == len(requested)
 
 
 def test_a_lost_update_service_answer_is_not_sent_again(
