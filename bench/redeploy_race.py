@@ -6,7 +6,7 @@ finds the change at the same instant.
 
 Starts a moto server, a service, and per round ``--tasks`` threads that wait on one barrier,
 then each run the agent's own decision (``secrets_agent.supervise.redeploy``: DescribeServices, then
-UpdateService unless a deployment created at or after the change exists) with their own
+UpdateService unless a deployment newer than the task's resolution exists) with their own
 botocore client; ``--stagger-ms`` spreads their start uniformly over that many milliseconds.
 Prints how many deployments each round asked for. In the agent, a service's checks are spread
 over the interval (each task at a random phase of ``interval x running tasks``), so tasks
@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from secrets_agent.aws.clients import Clients  # noqa: E402
 from secrets_agent.aws.ecs_service import Service, describe  # noqa: E402
 from secrets_agent.output.logs import Logger  # noqa: E402
-from secrets_agent.supervise.redeploy import SETTLE, request_once  # noqa: E402
+from secrets_agent.supervise.redeploy import CLOCK_MARGIN, SETTLE, request_once  # noqa: E402
 from tests.support.moto_server import free_port  # noqa: E402
 
 
@@ -84,7 +84,9 @@ def main() -> int:
         rng = random.Random(1)
         for _ in range(args.rounds):
             time.sleep(0.05)
-            changed_at = time.time()  # the rotation
+            # Every task resolved its values before this rotation: a deployment created from
+            # now on replaces them.
+            resolved_at = time.time() - CLOCK_MARGIN
             time.sleep(0.01)
             asked: list[int] = []
             delays = [rng.uniform(0, args.stagger_ms / 1000) for _ in range(args.tasks)]
@@ -94,14 +96,14 @@ def main() -> int:
             def task(
                 i: int,
                 barrier: threading.Barrier = barrier,
-                changed_at: float = changed_at,
+                resolved_at: float = resolved_at,
                 asked: list[int] = asked,
                 delays: list[float] = delays,
                 pauses: list[float] = pauses,
             ) -> None:
                 barrier.wait()
                 time.sleep(delays[i])
-                if request_once(per_task[i], service, changed_at, pause=pauses[i])[0]:
+                if request_once(per_task[i], service, resolved_at, pause=pauses[i])[0]:
                     asked.append(i)
 
             threads = [threading.Thread(target=task, args=(i,)) for i in range(args.tasks)]

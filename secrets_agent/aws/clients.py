@@ -60,7 +60,7 @@ class Clients:
         self._log = log
         self._lock = threading.Lock()
         self._session: Any = None
-        self._clients: dict[tuple[str, str], Any] = {}
+        self._clients: dict[tuple[str, str, int | None], Any] = {}
         self.calls = 0
         self.attempts = 0
         #: "service:Operation" -> calls made (attempts not counted)
@@ -112,9 +112,12 @@ class Clients:
                 self._session.register("before-send", self._on_send)
             return self._session
 
-    def get(self, service: str, region: str | None = None) -> Any:
+    def get(self, service: str, region: str | None = None, *, attempts: int | None = None) -> Any:
+        """The client of ``service`` in ``region``. ``attempts`` replaces the attempts per call
+        (``1``: no SDK retry, for a call that must not be sent twice, such as
+        ``ecs:UpdateService``); such a client is cached apart from the default one."""
         region = region or self.default_region()
-        key = (service, region)
+        key = (service, region, attempts)
         session = self.session()
         with self._lock:
             client = self._clients.get(key)
@@ -125,7 +128,10 @@ class Clients:
                     region_name=region,
                     connect_timeout=min(5.0, self._timeout),
                     read_timeout=min(10.0, self._timeout),
-                    retries={"mode": "standard", "total_max_attempts": self.max_attempts()},
+                    retries={
+                        "mode": "standard",
+                        "total_max_attempts": attempts or self.max_attempts(),
+                    },
                     max_pool_connections=20,
                     user_agent_extra="secrets-agent",
                 )

@@ -210,8 +210,11 @@ def describe(clients: Clients, service: Service) -> ServiceState:
 
 
 def force_new_deployment(clients: Clients, service: Service, arn: str) -> float | None:
-    """UpdateService(forceNewDeployment): the new deployment's createdAt, when ECS says it."""
-    client = clients.get("ecs", service.region)
+    """UpdateService(forceNewDeployment): the new deployment's createdAt, when ECS says it.
+
+    Sent once, without SDK retries: a request whose answer was lost may have made a deployment,
+    and sending it again would make another. The caller's next check looks before it asks."""
+    client = clients.get("ecs", service.region, attempts=1)
     try:
         answer = client.update_service(
             cluster=service.cluster, service=service.name, forceNewDeployment=True

@@ -2,17 +2,29 @@
 the task's own service, and the running command is kept; ECS replaces the tasks at the pace
 the service allows, and each new task resolves the new values at start.
 
-**One deployment per rotation.** Before asking, the check reads the service's deployments
-(``DescribeServices``). When one was created at or after the change, another task already asked
-(or a deploy is under way whose tasks resolve the new values): nothing is done. Otherwise the
-task waits a random part of ``SETTLE`` seconds and reads them again, so that tasks that found
-the change at the same moment mostly see the first one's deployment rather than all asking.
-"The change" is when the source wrote the new version (SSM ``LastModifiedDate``, the Secrets
-Manager version's ``CreatedDate``): the same instant for every task, whenever each one checks.
-(The time a task *saw* the change would not do: a task that checks after the first deployment
-began would see no deployment newer than its own check, and ask again.) When a variable's
-source was removed, which has no time, the task's own start stands in: a deployment created
-since then replaces it anyway.
+**One deployment per rotation.** The question a task answers is "will a deployment replace me,
+so that tasks that resolve the values now current take my place?". A task runs what it resolved
+at its start; a deployment created after that start replaces it, and that deployment's own
+tasks either started after the change (they resolved the new values) or started before it and
+find the change themselves, at their own checks, with no deployment newer than them. So before
+asking, the check reads the service's deployments (``DescribeServices``): when the newest was
+created more than ``CLOCK_MARGIN`` seconds after this task resolved its values, nothing is done.
+Otherwise the task waits a random part of ``SETTLE`` seconds and reads them again, so that
+tasks that found the change at the same moment mostly see the first one's deployment rather
+than all asking.
+
+No time of the source enters the decision: a version's creation time says nothing about when it
+became current (``AWSCURRENT`` or an SSM label moved back to an older version, or the rotation
+Lambda's ``finishSecret`` moving ``AWSCURRENT`` to a version created before an unrelated
+deploy). The two clocks compared are ECS's (``createdAt``) and the task's own; the task's time
+is taken after its resolution ended, and ``CLOCK_MARGIN`` covers a task clock up to that far
+behind ECS's: within it, a clock error can only make a task ask once more, never skip a
+deployment the fleet needs.
+
+``UpdateService`` is sent once per decision, by a client without SDK retries: an answer lost on
+the way back would otherwise be sent again, one deployment per attempt. The failed check is
+the retry: the change is forgotten, and the next check looks (the lost request's deployment is
+there, newer than the task) before it asks.
 
 **A polling cost that does not grow with the service.** Any one task that sees a change is
 enough, so each task waits ``interval x running tasks`` (at most ``MAX_STRETCH`` times the
@@ -33,10 +45,10 @@ from datetime import UTC, datetime
 
 from secrets_agent.aws.clients import Clients
 from secrets_agent.aws.ecs_service import Service, ServiceState, describe, force_new_deployment
-from secrets_agent.core.errors import AgentError, DataError
+from secrets_agent.core.errors import AgentError, DataError, ServiceError
 from secrets_agent.core.settings import Settings
 from secrets_agent.output.logs import Logger
-from secrets_agent.resolve.pipeline import Fetched, run_bounded
+from secrets_agent.resolve.pipeline import run_bounded
 from secrets_agent.supervise.watch import ResolveWatcher
 
 #: A task stretches its interval by the service's running task count, at most this many times.
@@ -46,8 +58,10 @@ JITTER = 0.15
 #: seconds and looks again: tasks that found one change at the same moment then mostly see the
 #: first one's deployment instead of each asking (bench/redeploy_race.py measures it).
 SETTLE = 5.0
-
-Fingerprint = Mapping[str, tuple[str | None, str]]
+#: A deployment replaces this task when it was created more than this many seconds after the
+#: task resolved its values (ECS's clock against the task's: a task clock running behind ECS's
+#: by less than this never makes a task skip a deployment it needs).
+CLOCK_MARGIN = 5.0
 
 
 def stretch(running: int) -> int:
@@ -55,21 +69,13 @@ def stretch(running: int) -> int:
     return max(1, min(running, MAX_STRETCH))
 
 
-def change_time(
-    old: Fingerprint, new: Fingerprint, fetched: Fetched | None, *, fallback: float
-) -> float:
-    """When the change from ``old`` to ``new`` was written at its source (the latest of its
-    parts); ``fallback`` when a part has no time (a removed parameter, a source without one)."""
-    times = fetched.modified_times() if fetched is not None else {}
-    latest: float | None = None
-    for key in set(old) | set(new):
-        if old.get(key) == new.get(key):
-            continue
-        stamp = times.get(key) if key in new else None
-        if stamp is None:
-            return fallback
-        latest = stamp if latest is None else max(latest, stamp)
-    return fallback if latest is None else latest
+def replacing(deployments: tuple[float, ...], resolved_at: float) -> float | None:
+    """The ``createdAt`` of the newest deployment when it replaces a task that resolved its
+    values at ``resolved_at`` (created more than ``CLOCK_MARGIN`` later), else None."""
+    newest = max(deployments, default=None)
+    if newest is None or newest <= resolved_at + CLOCK_MARGIN:
+        return None
+    return newest
 
 
 def _iso(stamp: float | None) -> str | None:
@@ -79,18 +85,31 @@ def _iso(stamp: float | None) -> str | None:
 
 
 def request_once(
-    clients: Clients, service: Service, changed_at: float, *, pause: float
+    clients: Clients,
+    service: Service,
+    resolved_at: float,
+    *,
+    pause: float,
+    deadline: float | None = None,
 ) -> tuple[bool, float | None, ServiceState]:
-    """Ask for a deployment unless one created at or after ``changed_at`` exists, looking twice
-    (before and after ``pause`` seconds). (asked?, that deployment's createdAt, the service)."""
+    """Ask for a deployment unless one replaces a task that resolved its values at
+    ``resolved_at``, looking twice (before and after ``pause`` seconds); ``UpdateService`` is
+    sent at most once, and not after ``deadline`` (``time.monotonic``): a decision its caller
+    has given up on asks for nothing behind the next check's back.
+    (asked?, that deployment's createdAt, the service)."""
     state = describe(clients, service)
     for attempt in range(2):
-        newer = [t for t in state.deployments if t >= changed_at]
-        if newer:
-            return False, max(newer), state
+        newer = replacing(state.deployments, resolved_at)
+        if newer is not None:
+            return False, newer, state
         if attempt == 0:
             time.sleep(pause)
             state = describe(clients, service)
+    if deadline is not None and time.monotonic() > deadline:
+        raise ServiceError(
+            "the look before ecs:UpdateService outlived SECRETS_AGENT_TIMEOUT; nothing asked",
+            hint="the next check looks again",
+        )
     return True, force_new_deployment(clients, service, state.arn), state
 
 
@@ -117,9 +136,14 @@ class RedeployWatcher:
         self._clients = clients
         self._log = log
         self._timeout = timeout
-        self._started = time.time()
+        # When the command's values were resolved, at the latest: they are never re-read here.
+        self.resolved_at = time.time()
         self._first = True
         self._rng = random.Random()  # noqa: S311 - spreading calls, not cryptography
+        # UpdateService's own client (no SDK retries), made now: made at the first ask, its
+        # creation would widen the gap between the last look and the ask, in which another
+        # task's look misses this task's deployment.
+        clients.get("ecs", service.region, attempts=1)
 
     # -- pacing (secrets_agent.supervise.supervisor.PacesChecks)
     # ------------------------------------------------
@@ -146,7 +170,7 @@ class RedeployWatcher:
             return None
         try:
             self._refuse_dropped(new_env)
-            self._on_change(before)
+            self._on_change()
         except AgentError:
             self._inner.rewind(before)  # seen again, and acted on, at the next check
             raise
@@ -169,13 +193,14 @@ class RedeployWatcher:
                 "with the next deploy",
             )
 
-    def _on_change(self, before: Fingerprint) -> None:
-        fetched = self._inner.last_fetched
-        after = fetched.fingerprint() if fetched is not None else self._inner.fingerprint
-        changed_at = change_time(before, after, fetched, fallback=self._started)
+    def _on_change(self) -> None:
         pause = self._rng.uniform(0.0, min(SETTLE, self._timeout / 3))
+        # Room for UpdateService itself (one attempt: connect and read timeouts, 5 + 10 s).
+        deadline = time.monotonic() + self._timeout - min(15.0, self._timeout / 2)
         requested, deployment, state = run_bounded(
-            lambda: request_once(self._clients, self.service, changed_at, pause=pause),
+            lambda: request_once(
+                self._clients, self.service, self.resolved_at, pause=pause, deadline=deadline
+            ),
             timeout=self._timeout,
             what="asking ECS for a new deployment",
             clients=self._clients,
@@ -185,10 +210,10 @@ class RedeployWatcher:
         self._log.info(
             "secrets changed; new deployment requested"
             if requested
-            else "secrets changed; a deployment after the change exists already",
+            else "secrets changed; a newer deployment replaces this task already",
             changes=list(self._inner.last_changes),
             service=state.arn,
-            changed_at=_iso(changed_at),
+            resolved_at=_iso(self.resolved_at),
             deployment_created=_iso(deployment),
             running=state.running,
             command="kept",
