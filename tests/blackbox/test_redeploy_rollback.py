@@ -32,7 +32,7 @@ from tests.support.ecs_metadata import TaskMetadataServer, task_document
 from tests.support.fault_proxy import FaultPlan, FaultProxy
 from tests.support.moto_server import MotoServer
 from tests.support.supervised import Fleet, Supervised
-from tests.test_redeploy import (
+from tests.blackbox.test_redeploy import (
     CLUSTER,
     EXISTS,
     REQUESTED,
