@@ -151,3 +151,27 @@ def run_agent(
         proc.stderr.decode("utf-8", "replace"),
         child_env,
     )
+
+
+def error_event(stderr: str) -> dict[str, Any]:
+    """The JSON error event that ends stderr in JSON log mode (the default off a terminal)."""
+    lines = stderr.strip().splitlines()
+    assert lines, "nothing on stderr"
+    event = json.loads(lines[-1])
+    assert isinstance(event, dict) and event.get("level") == "error", lines[-1]
+    return event
+
+
+def error_line(stderr: str) -> str:
+    """The failure as the one text line (``secrets-agent: KIND: MESSAGE; HINT``), whichever
+    log format ended stderr: a JSON error event says the same, field by field."""
+    last = stderr.strip().splitlines()[-1] if stderr.strip() else ""
+    if not last.startswith("{"):
+        return last
+    event = error_event(stderr)
+    text = f"secrets-agent: {event['event']}: {event['message']}"
+    if event["event"] == "stopped":
+        text = f"secrets-agent: {event['message']}"
+    from agent.printable import printable
+
+    return printable(text + (f"; {event['hint']}" if event.get("hint") else ""))
