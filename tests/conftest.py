@@ -175,3 +175,17 @@ def error_line(stderr: str) -> str:
     from agent.printable import printable
 
     return printable(text + (f"; {event['hint']}" if event.get("hint") else ""))
+
+
+def error_lines(stderr: str) -> list[str]:
+    """Every failure stderr reports, as text lines: the plain lines, and the JSON error events
+    (not the other JSON log lines, nor an error-level metric line, which has no ``kind``)."""
+    out = []
+    for line in stderr.splitlines():
+        if not line.startswith("{"):
+            out.append(line)
+            continue
+        event = json.loads(line)
+        if event.get("level") == "error" and "kind" in event and "message" in event:
+            out.append(error_line(line))
+    return out
