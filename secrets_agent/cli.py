@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from types import FrameType
 from typing import IO, TYPE_CHECKING, Any, NoReturn, cast
 
-from secrets_agent.core.errors import AgentError, OutputError, UsageError
+from secrets_agent.core.errors import AgentError, DataError, OutputError, UsageError
 from secrets_agent.core.printable import capped, printable
 from secrets_agent.process.fastpath import exec_if_nothing_to_do, needs_agent
 
@@ -33,6 +33,20 @@ if TYPE_CHECKING:
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
 
 
+class _Interrupted(AgentError):
+    """Stopped by a signal before anything was done: 128+N, and a line without a hint."""
+
+    kind = "stopped"
+    slug = "stopped"
+
+    def __init__(self, signum: int, text: str) -> None:
+        super().__init__(text)
+        self.exit_code = 128 + signum
+
+    def line(self) -> str:
+        return capped(printable(f"secrets-agent: {self.message}"))
+
+
 class _Stopped(Exception):
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
@@ -43,8 +57,29 @@ def _fail(error: AgentError) -> int:
     from secrets_agent.output import logs
 
     logs.close()
-    _stderr(error.line())
+    if _json_mode():
+        _stderr(logs.Logger(fmt="json").line("error", error.kind, **error.event()))
+    else:
+        _stderr(error.line())
     return error.exit_code
+
+
+def _json_mode() -> bool:
+    """Whether the error is reported as a JSON event: the format of the agent's log lines, or,
+    before they have one (a setting refused), what SECRETS_AGENT_LOG_FORMAT or stderr says."""
+    from secrets_agent.output import logs
+
+    fmt = logs.current_format()
+    if fmt is None:
+        chosen = os.environ.get("SECRETS_AGENT_LOG_FORMAT", "").strip().lower()
+        if chosen in ("json", "text"):
+            return chosen == "json"
+        isatty = getattr(sys.stderr, "isatty", None)
+        try:
+            return not (isatty is not None and isatty())
+        except (OSError, ValueError):
+            return True
+    return fmt == "json"
 
 
 def _stderr(line: str) -> None:
@@ -174,8 +209,21 @@ def _parser() -> argparse.ArgumentParser:
     p_iam.add_argument(
         "--ecs-service", help="redeploy mode: the service the task may redeploy (likewise)"
     )
-    p_enc = sub.add_parser("encrypt", help="encrypt stdin into an aesdk: value for variable VAR")
-    p_enc.add_argument("--key-id", required=True, help="KMS key ARN to encrypt under")
+    p_enc = sub.add_parser(
+        "encrypt",
+        help="encrypt stdin into an aesdk: value for variable VAR (run it on a workstation "
+        "or in CI, with kms:GenerateDataKey on the key)",
+        description="Encrypt the plaintext on stdin into an aesdk: value bound to variable VAR. "
+        "Run it where you may call kms:GenerateDataKey on the key (a workstation or CI), not in "
+        "the task: the task role needs only kms:Decrypt. The region is the key ARN's, else "
+        "AWS_REGION or AWS_DEFAULT_REGION.",
+    )
+    p_enc.add_argument(
+        "--key-id",
+        required=True,
+        help="the KMS key to encrypt under: a key ARN, a key id, an alias (alias/NAME) or an "
+        "alias ARN",
+    )
     p_enc.add_argument("--name", required=True, help="the variable the value is bound to")
     return parser
 
@@ -216,13 +264,14 @@ def main(argv: Sequence[str]) -> int:
     except AgentError as error:
         return _fail(error)
     except _Stopped as stop:
-        _stderr(f"secrets-agent: stopped by signal {stop.signum} before the command started")
-        return 128 + stop.signum
+        return _fail(
+            _Interrupted(stop.signum, f"stopped by signal {stop.signum} before the command started")
+        )
     except KeyboardInterrupt:
         # SIGINT outside the resolution (whose handler raises _Stopped): at start-up, or while
         # encrypt reads its plaintext.
-        _stderr(f"secrets-agent: interrupted by signal {signal.SIGINT.value}; nothing was done")
-        return 128 + signal.SIGINT.value
+        sigint = signal.SIGINT.value
+        return _fail(_Interrupted(sigint, f"interrupted by signal {sigint}; nothing was done"))
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, no traceback
         # A bug. Its message could quote data (a value), so name only its type and where it was
         # raised; the command was not started.
@@ -234,11 +283,12 @@ def main(argv: Sequence[str]) -> int:
             if frame is not None
             else ""
         )
-        _stderr(
-            f"secrets-agent: internal error: {type(exc).__name__}{where}; "
-            "the command was not started; please report this line"
+        return _fail(
+            AgentError(
+                f"{type(exc).__name__}{where}",
+                hint="the command was not started; please report this line",
+            )
         )
-        return 70
 
 
 def _setup(environ: Mapping[str, str]) -> tuple[Settings, Logger]:
@@ -615,6 +665,10 @@ def _cmd_encrypt(*, key_id: str, name: str) -> int:
     check_settable(name, origin="--name")
     environ = dict(os.environ)
     settings, log = _setup(environ)
+    clients = Clients(environ=environ, timeout=settings.timeout, log=log)
+    # A key ARN names its region; a key id or an alias is looked up in the configured one
+    # (78 when there is none, before anything is read).
+    region = envelope.region_of_key(key_id) or clients.default_region()
     if sys.stdin.isatty():
         import getpass
 
@@ -634,9 +688,14 @@ def _cmd_encrypt(*, key_id: str, name: str) -> int:
                 name=name,
                 hint="pipe it with printf '%s' to leave the newline out",
             )
+    if not plaintext:
+        raise DataError(
+            f"the plaintext for {name} is empty: nothing was read on stdin",
+            hint="pipe the value in (printf '%s' \"$VALUE\" | secrets-agent encrypt ...); "
+            "a variable meant to be empty needs no encryption",
+        )
     from secrets_agent.resolve.pipeline import run_bounded
 
-    clients = Clients(environ=environ, timeout=settings.timeout, log=log)
     # Bounded as resolution is: botocore's read timeout ends a silent endpoint, not one that
     # answers a byte at a time, and its retries add up to several read timeouts.
     value: str = run_bounded(
@@ -646,6 +705,7 @@ def _cmd_encrypt(*, key_id: str, name: str) -> int:
             name=name,
             botocore_session=clients.session(),
             timeout=settings.timeout,
+            region=region,
         ),
         timeout=settings.timeout,
         what=f"encrypting {name}",

@@ -151,3 +151,41 @@ def run_agent(
         proc.stderr.decode("utf-8", "replace"),
         child_env,
     )
+
+
+def error_event(stderr: str) -> dict[str, Any]:
+    """The JSON error event that ends stderr in JSON log mode (the default off a terminal)."""
+    lines = stderr.strip().splitlines()
+    assert lines, "nothing on stderr"
+    event = json.loads(lines[-1])
+    assert isinstance(event, dict) and event.get("level") == "error", lines[-1]
+    return event
+
+
+def error_line(stderr: str) -> str:
+    """The failure as the one text line (``secrets-agent: KIND: MESSAGE; HINT``), whichever
+    log format ended stderr: a JSON error event says the same, field by field."""
+    last = stderr.strip().splitlines()[-1] if stderr.strip() else ""
+    if not last.startswith("{"):
+        return last
+    event = error_event(stderr)
+    text = f"secrets-agent: {event['event']}: {event['message']}"
+    if event["event"] == "stopped":
+        text = f"secrets-agent: {event['message']}"
+    from secrets_agent.core.printable import printable
+
+    return printable(text + (f"; {event['hint']}" if event.get("hint") else ""))
+
+
+def error_lines(stderr: str) -> list[str]:
+    """Every failure stderr reports, as text lines: the plain lines, and the JSON error events
+    (not the other JSON log lines, nor an error-level metric line, which has no ``kind``)."""
+    out = []
+    for line in stderr.splitlines():
+        if not line.startswith("{"):
+            out.append(line)
+            continue
+        event = json.loads(line)
+        if event.get("level") == "error" and "kind" in event and "message" in event:
+            out.append(error_line(line))
+    return out

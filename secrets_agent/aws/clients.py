@@ -12,6 +12,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from secrets_agent.aws.errors import attempt_failure, endpoint_host
 from secrets_agent.core.errors import ConfigError, ServiceError
 from secrets_agent.output.logs import Logger
 
@@ -65,6 +66,9 @@ class Clients:
         self.attempts = 0
         #: "service:Operation" -> calls made (attempts not counted)
         self.by_operation: dict[str, int] = {}
+        self._answered = 0  # attempts that ended (with an answer or an error)
+        self._last_host = ""  # the endpoint host of the last attempt sent
+        self._last_failure: tuple[str, str] | None = None  # (host, what went wrong)
 
     @property
     def retries(self) -> int:
@@ -110,6 +114,7 @@ class Clients:
                 # Encryption SDK's KMS clients included (they do not come from get()).
                 self._session.register("before-parameter-build", self._on_call)
                 self._session.register("before-send", self._on_send)
+                self._session.register("needs-retry", self._on_attempt)
             return self._session
 
     def get(self, service: str, region: str | None = None, *, attempts: int | None = None) -> Any:
@@ -158,8 +163,33 @@ class Clients:
             )
 
     def _on_send(self, request: Any, **_: Any) -> None:
+        host = endpoint_host(str(getattr(request, "url", "") or ""))
         with self._lock:
             self.attempts += 1
+            self._last_host = host
+
+    def _on_attempt(
+        self,
+        request_dict: Mapping[str, Any] | None = None,
+        response: Any = None,
+        caught_exception: BaseException | None = None,
+        **_: Any,
+    ) -> None:
+        """After every attempt (botocore asks whether to retry it): keep the last failure."""
+        failure = attempt_failure(caught_exception, response)
+        host = endpoint_host(str((request_dict or {}).get("url") or ""))
+        with self._lock:
+            self._answered += 1
+            if failure is not None:
+                self._last_failure = (host, failure)
+
+    def last_failure(self) -> tuple[str, str] | None:
+        """(endpoint host, what went wrong) of the last failed attempt; an attempt still
+        waiting for its answer is ``timed out`` (the caller asks once its deadline passed)."""
+        with self._lock:
+            if self.attempts > self._answered and self._last_host:
+                return (self._last_host, "timed out")
+            return self._last_failure
 
 
 # The code botocore's standard retry mode treats as transient whatever the transport does.

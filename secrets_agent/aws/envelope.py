@@ -27,7 +27,7 @@ from secrets_agent.core.errors import (
     ConfigError,
     DataError,
     NotFoundError,
-    ServiceError,
+    UnreachableError,
 )
 from secrets_agent.core.fanout import map_all
 from secrets_agent.core.model import Record, Secret
@@ -86,10 +86,27 @@ def decrypt_records(
     return out
 
 
+def region_of_key(key_id: str) -> str | None:
+    """The region of a key or alias ARN (``arn:PARTITION:kms:REGION:...``); None otherwise."""
+    parts = key_id.split(":")
+    if len(parts) >= 6 and parts[0] == "arn" and parts[2] == "kms" and parts[3]:
+        return parts[3]
+    return None
+
+
 def encrypt_value(
-    plaintext: bytes, *, key_id: str, name: str, botocore_session: Any, timeout: float | None = None
+    plaintext: bytes,
+    *,
+    key_id: str,
+    name: str,
+    botocore_session: Any,
+    timeout: float | None = None,
+    region: str = "",
 ) -> str:
-    """Return ``aesdk:`` + base64 of an Encryption SDK message bound to variable ``name``."""
+    """Return ``aesdk:`` + base64 of an Encryption SDK message bound to variable ``name``.
+
+    ``region``: the region a key id or alias is looked up in (named when it is not found).
+    """
     try:
         text = plaintext.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -98,7 +115,13 @@ def encrypt_value(
         ) from exc
     if "\x00" in text:
         raise DataError(f"the plaintext for {name} holds a NUL byte, which no variable can hold")
+    if not text:
+        raise DataError(f"the plaintext for {name} is empty", hint="pipe the value in on stdin")
     sdk = _load_sdk()
+    session_region = botocore_session.get_config_variable("region")
+    if region and region_of_key(key_id) is None and not session_region:
+        # A key id or alias is looked up in the session's region (AWS_REGION is boto3's).
+        botocore_session.set_config_variable("region", region)
     provider = _provider(sdk, key_ids=[key_id], botocore_session=botocore_session, timeout=timeout)
     client = _client(sdk)
     provider.recorded.error = None
@@ -112,6 +135,7 @@ def encrypt_value(
             subject=f"encrypting {name}",
             key=key_id,
             encrypting=True,
+            region=region_of_key(key_id) or region,
         ) from exc
     return PREFIX + base64.b64encode(message).decode("ascii")
 
@@ -212,6 +236,10 @@ class _Decryptor:
 
 
 _WRAPPING = str.maketrans("", "", "\n\r \t")
+_ENCRYPTER = (
+    "the identity that runs encrypt (a workstation's or CI's role; "
+    "the task role needs only kms:Decrypt)"
+)
 _REENCRYPT = "re-create it with `secrets-agent encrypt --key-id KEY --name VAR`"
 
 
@@ -231,21 +259,25 @@ def _context_mismatch(what: str, name: str, bound: object) -> DataError:
     )
 
 
-def _kms_failure(exc: BaseException, *, subject: str, key: str, encrypting: bool) -> AgentError:
+def _kms_failure(
+    exc: BaseException, *, subject: str, key: str, encrypting: bool, region: str = ""
+) -> AgentError:
     """Map a KMS/botocore failure recorded during an SDK call, or the SDK's own error."""
-    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
     if isinstance(exc, AgentError):
         # Already mapped, e.g. a malformed answer on every attempt (secrets_agent.aws.clients).
         return exc
     on_key = f" with KMS key {key}" if key else ""
     action = "kms:GenerateDataKey" if encrypting else "kms:Decrypt"
+    # encrypt runs on a workstation or in CI, never in the task: its identity is not the task's.
+    who = _ENCRYPTER if encrypting else "the task role"
     if isinstance(exc, ClientError):
         code, _message = errors.code_of(exc)
         status = errors.status_of(exc)
         kind = errors.kind_of("kms", code, status)
         if kind == errors.DENIED:
-            hint = f"allow {action} on the key to the task role (see docs/aesdk.md)"
+            hint = f"allow {action} on the key to {who} (see docs/aesdk.md)"
             if not encrypting:
                 hint += "; if the role has it, the value is corrupted: re-encrypt it"
             return AccessDeniedError(
@@ -259,21 +291,35 @@ def _kms_failure(exc: BaseException, *, subject: str, key: str, encrypting: bool
             )
         if kind == errors.NOT_FOUND:
             if encrypting:
-                return NotFoundError(f"KMS key {key} does not exist ({code})")
+                searched = f" in {region}" if region else ""
+                return NotFoundError(
+                    f"KMS key {key} does not exist{searched} ({code})",
+                    hint="--key-id takes a key ARN, a key id, an alias (alias/NAME) or an alias "
+                    f"ARN; check it, the region{searched and f' ({region} was searched)'} "
+                    "and the account",
+                )
             return DataError(f"{subject}: its KMS key no longer exists ({code})", hint=_REENCRYPT)
         if kind == errors.BAD_CIPHERTEXT:
             return DataError(f"KMS rejected the data key of {subject} ({code})", hint=_REENCRYPT)
-        return ServiceError(
+        return UnreachableError(
             f"KMS failed during {subject} ({code or status}) after retries",
             hint="check KMS health and SECRETS_AGENT_TIMEOUT, then retry",
         )
     if isinstance(exc, NoCredentialsError):
         return AccessDeniedError(
             f"no AWS credentials for {action} during {subject}",
-            hint="run with a task role, or set AWS credentials",
+            hint=f"set AWS credentials for {who}" if encrypting
+            else "run with a task role, or set AWS credentials",
+        )
+    if isinstance(exc, NoRegionError):
+        return ConfigError(
+            f"no AWS region is configured for {action} during {subject}",
+            hint="set AWS_REGION, or give --key-id as a key ARN, which names its region"
+            if encrypting
+            else "set AWS_REGION (ECS sets it itself)",
         )
     if isinstance(exc, BotoCoreError):
-        return ServiceError(
+        return UnreachableError(
             f"{action} could not reach KMS during {subject} ({type(exc).__name__})",
             hint="check the network path to KMS (VPC endpoint, NAT, AWS_ENDPOINT_URL_KMS)",
         )

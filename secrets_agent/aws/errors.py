@@ -18,6 +18,7 @@ from secrets_agent.core.errors import (
     DataError,
     NotFoundError,
     ServiceError,
+    UnreachableError,
 )
 
 # What a failure means, whatever the service: the caller words the line.
@@ -147,7 +148,7 @@ def map_aws_error(exc: BaseException, *, action: str, resource: str) -> AgentErr
                 f"{action} rejected the request for {resource} ({code})",
                 hint="check the name and the reference syntax",
             )
-        return ServiceError(
+        return UnreachableError(
             f"{action} on {resource} failed ({code or status}) after retries",
             hint="check the service health and SECRETS_AGENT_TIMEOUT, then retry",
         )
@@ -159,7 +160,7 @@ def map_aws_error(exc: BaseException, *, action: str, resource: str) -> AgentErr
     if isinstance(exc, NoRegionError):
         return ConfigError("no AWS region is configured", hint="set AWS_REGION")
     if isinstance(exc, (BotoConnectionError, HTTPClientError)):
-        return ServiceError(
+        return UnreachableError(
             f"{action} on {resource} could not reach AWS ({type(exc).__name__})",
             hint="check the network path to the endpoint (VPC endpoints, NAT, AWS_ENDPOINT_URL)",
         )
@@ -167,3 +168,107 @@ def map_aws_error(exc: BaseException, *, action: str, resource: str) -> AgentErr
         f"{action} on {resource} failed ({type(exc).__name__})",
         hint="retry; report it if it persists",
     )
+
+
+# -- why a call could not get an answer: the last attempt's failure, for the 69 line ----------
+THROTTLED = "throttled"
+_THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "ProvisionedThroughputExceededException",
+        "SlowDown",
+        "BandwidthLimitExceeded",
+        "LimitExceededException",
+        "PriorRequestNotComplete",
+        "EC2ThrottledException",
+        "TransactionInProgressException",
+    }
+)
+
+
+def attempt_failure(caught_exception: BaseException | None, response: Any) -> str | None:
+    """What went wrong with one HTTP attempt, in a few words (``refused``, ``timed out``,
+    ``TLS``, ``DNS``, ``throttled``, ``HTTP 503`` ...); None when it got a good answer.
+
+    Read from exception types and the error code only: never a message, which can quote
+    anything an endpoint sends.
+    """
+    if caught_exception is not None:
+        return _exception_failure(caught_exception)
+    if not isinstance(response, tuple) or len(response) != 2:
+        return None
+    http_response, parsed = response
+    status = getattr(http_response, "status_code", 200)
+    code = ""
+    if isinstance(parsed, Mapping):
+        code = str((parsed.get("Error") or {}).get("Code") or "")
+    if code in _THROTTLING_CODES or status == 429:
+        return THROTTLED
+    if isinstance(status, int) and status >= 500:
+        return f"HTTP {status}" + (f" {code}" if code else "")
+    return None
+
+
+def _exception_failure(exc: BaseException) -> str:
+    import socket
+    import ssl
+
+    from botocore import exceptions as bx
+
+    if isinstance(exc, bx.SSLError):
+        return "TLS"
+    if isinstance(exc, (bx.ConnectTimeoutError, bx.ReadTimeoutError)):
+        return "timed out"
+    inner = getattr(exc, "kwargs", {}).get("error") if isinstance(exc, bx.BotoCoreError) else exc
+    seen = 0
+    while isinstance(inner, BaseException) and seen < 8:
+        if isinstance(inner, socket.gaierror):
+            return "DNS"
+        if isinstance(inner, ConnectionRefusedError):
+            return "refused"
+        if isinstance(inner, ssl.SSLError):
+            return "TLS"
+        if isinstance(inner, (TimeoutError, socket.timeout)):
+            return "timed out"
+        if isinstance(inner, ConnectionResetError):
+            return "connection reset"
+        inner = inner.__cause__ or inner.__context__
+        seen += 1
+    if isinstance(exc, bx.ConnectionClosedError):
+        return "connection closed"
+    return type(exc).__name__
+
+
+def endpoint_host(url: str) -> str:
+    """``host[:port]`` of a request URL: no scheme, credentials, path or query."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return ""
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{host}:{port}" if port else host
+
+
+NETWORK_HINT = (
+    "from private subnets the task needs a NAT gateway, or VPC endpoints for ssm, "
+    "secretsmanager, kms and ecs (interface endpoints with private DNS); check "
+    "AWS_ENDPOINT_URL* and any proxy"
+)
+
+
+def the_region(client: Any) -> str:
+    """``the region (eu-west-1 was searched)``: a not-found hint names the region the client
+    used, the usual mistake being a task in one region and its secrets in another."""
+    region = getattr(getattr(client, "meta", None), "region_name", None)
+    return f"the region ({region} was searched)" if region else "the region"

@@ -24,6 +24,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from secrets_agent.aws.errors import the_region
 from secrets_agent.aws.paging import pages
 from secrets_agent.aws.secrets_manager_errors import code_of, entry_error, map_error
 from secrets_agent.aws.secrets_manager_values import expand, scalar_of, text_of
@@ -78,7 +79,13 @@ def _get(
     try:
         response: Mapping[str, Any] = client.get_secret_value(**kwargs)
     except Exception as exc:
-        raise map_error(exc, action="secretsmanager:GetSecretValue", subject=subject) from exc
+        raise map_error(
+            exc,
+            action="secretsmanager:GetSecretValue",
+            subject=subject,
+            client=client,
+            secret_id=secret_id,
+        ) from exc
     return response
 
 
@@ -216,8 +223,8 @@ def load_prefix(client: Any, prefix: str, *, log: Logger) -> list[Item]:
     if not entries:
         raise NotFoundError(
             f"no secret exists under Secrets Manager prefix {prefix!r}",
-            hint="check SECRETS_MANAGER_PREFIX (names are case-sensitive), the region "
-            "and the account",
+            hint="check SECRETS_MANAGER_PREFIX (names are case-sensitive), "
+            f"{the_region(client)} and the account",
         )
     items: list[Item] = []
     for entry in entries:

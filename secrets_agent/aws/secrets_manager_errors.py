@@ -21,6 +21,7 @@ from secrets_agent.aws.errors import (
     code_of,
     kind_of,
     map_aws_error,
+    status_of,
 )
 from secrets_agent.core.errors import AccessDeniedError, AgentError, NotFoundError, ServiceError
 
@@ -32,13 +33,27 @@ BATCH_HINT = (
 __all__ = ["BATCH_HINT", "code_of", "entry_error", "map_error"]
 
 
-def map_error(exc: BaseException, *, action: str, subject: str) -> AgentError:
-    """Secrets Manager's wording first, then the shared wording."""
+def map_error(
+    exc: BaseException,
+    *,
+    action: str,
+    subject: str,
+    client: Any = None,
+    secret_id: str | None = None,
+) -> AgentError:
+    """Secrets Manager's wording first, then the shared wording.
+
+    ``client`` and ``secret_id`` (the secret a GetSecretValue read): a not-found line names
+    the region searched, and an access-denied hint the secret's ARN pattern, which is what an
+    IAM policy grants (not a reference's JSON key).
+    """
     from botocore.exceptions import ClientError
 
+    code, status = "", None
     if isinstance(exc, ClientError):
         code, message = code_of(exc)
-        mapped = _worded(code, message, action=action, subject=subject)
+        status = status_of(exc)
+        mapped = _worded(code, message, action=action, subject=subject, client=client)
         if mapped is not None:
             return mapped
     mapped = map_aws_error(exc, action=action, resource=subject)
@@ -46,16 +61,38 @@ def map_error(exc: BaseException, *, action: str, subject: str) -> AgentError:
         ("BatchGetSecretValue", "ListSecrets")
     ):
         return AccessDeniedError(mapped.message, hint=BATCH_HINT)
+    denied = kind_of("secretsmanager", code, status) == DENIED
+    if isinstance(mapped, AccessDeniedError) and secret_id and denied:
+        return AccessDeniedError(
+            mapped.message,
+            hint=f"grant {action} on {secret_arn_pattern(secret_id, client)} to the task role",
+        )
     return mapped
 
 
-def _worded(code: str, message: str, *, action: str, subject: str) -> AgentError | None:
+def secret_arn_pattern(secret_id: str, client: Any = None) -> str:
+    """The ARN an IAM policy names for ``secret_id``: the ARN itself, or, for a name,
+    ``arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME-??????`` (AWS appends six random
+    characters to every secret's ARN) in the client's region."""
+    if secret_id.startswith("arn:"):
+        return secret_id
+    meta = getattr(client, "meta", None)
+    region = getattr(meta, "region_name", None) or "REGION"
+    partition = getattr(meta, "partition", None) or "aws"
+    return f"arn:{partition}:secretsmanager:{region}:ACCOUNT:secret:{secret_id}-??????"
+
+
+def _worded(
+    code: str, message: str, *, action: str, subject: str, client: Any = None
+) -> AgentError | None:
     """The lines specific to Secrets Manager; None: the shared wording."""
     kind = kind_of("secretsmanager", code, None, message)
     if kind == NOT_FOUND:
+        region = getattr(getattr(client, "meta", None), "region_name", None)
+        searched = f"region ({region} was searched)" if region else "region"
         return NotFoundError(
             f"{subject} does not exist or has no such version ({code} from {action})",
-            hint="check the name, stage, version id, region and account",
+            hint=f"check the name, stage, version id, {searched} and account",
         )
     if kind == UNREADABLE:
         return NotFoundError(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from secrets_agent.aws.errors import map_aws_error
+from secrets_agent.aws.errors import map_aws_error, the_region
 from secrets_agent.aws.paging import pages
 from secrets_agent.core.errors import DataError, NotFoundError
 from secrets_agent.core.fanout import map_all
@@ -80,7 +80,7 @@ def load_path(client: Any, path: str, *, log: Logger) -> list[Item]:
     if not items:
         raise NotFoundError(
             f"no SSM parameter exists under path {path!r}",
-            hint="check PARAMETER_STORE_PREFIX, the region and the account",
+            hint=f"check PARAMETER_STORE_PREFIX, {the_region(client)} and the account",
         )
     log.debug("ssm path read", path=path, pages=pages, count=len(items))
     return items
@@ -105,7 +105,7 @@ def load_name_prefix(client: Any, prefix: str, *, log: Logger) -> list[Item]:
     if not names:
         raise NotFoundError(
             f"no SSM parameter is named {prefix!r} followed by '.' or '/'",
-            hint="check PARAMETER_STORE_PREFIX (no trailing '.'), the region and the account",
+            hint=f"check PARAMETER_STORE_PREFIX, {the_region(client)} and the account",
         )
     found = get_by_names(client, sorted(set(names)))
     items = []
@@ -153,7 +153,7 @@ def _get_batch(client: Any, batch: list[str]) -> dict[str, Mapping[str, Any]]:
     if invalid:
         raise NotFoundError(
             "SSM parameter " + ", ".join(repr(n) for n in sorted(invalid)) + " does not exist",
-            hint="check the name, version or label, the region and the account",
+            hint=f"check the name, version or label, {the_region(client)} and the account",
         )
     out: dict[str, Mapping[str, Any]] = {}
     for param in response.get("Parameters", []):
@@ -166,7 +166,7 @@ def _get_batch(client: Any, batch: list[str]) -> dict[str, Mapping[str, Any]]:
     if missing:
         raise NotFoundError(
             "SSM parameter " + ", ".join(repr(n) for n in missing) + " does not exist",
-            hint="check the name, version or label, the region and the account",
+            hint=f"check the name, version or label, {the_region(client)} and the account",
         )
     return out
 

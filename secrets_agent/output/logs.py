@@ -38,6 +38,12 @@ def _plain(value: object) -> object:
 
 
 _closed = False
+_format: Literal["json", "text"] | None = None  # the format of the agent's logger, once made
+
+
+def current_format() -> Literal["json", "text"] | None:
+    """The format the agent's log lines are in (None: no logger was made yet)."""
+    return _format
 
 
 def close() -> None:
@@ -64,6 +70,8 @@ class Logger:
             isatty = getattr(self.stream, "isatty", None)
             fmt = "text" if (isatty is not None and isatty()) else "json"
         self.fmt: Literal["json", "text"] = fmt
+        global _format
+        _format = fmt
 
     def enabled(self, level: Level) -> bool:
         return LEVELS[level] >= self.threshold
@@ -78,15 +86,20 @@ class Logger:
         ``secrets_agent.output.metrics``)."""
         if self.stream is None or _closed:
             return
-        plain = {k: _plain(v) for k, v in fields.items()}
-        line = self._render(level, event, plain)
-        if _size(line) > MAX_LINE:
-            line = self._shorten(level, event, plain)
+        line = self.line(level, event, **fields)
         try:
             self.stream.write(line + "\n")
             self.stream.flush()
         except (OSError, ValueError):
             pass
+
+    def line(self, level: Level, event: str, **fields: object) -> str:
+        """The event as the one line ``always`` writes (escaped, within ``MAX_LINE``)."""
+        plain = {k: _plain(v) for k, v in fields.items()}
+        line = self._render(level, event, plain)
+        if _size(line) > MAX_LINE:
+            line = self._shorten(level, event, plain)
+        return line
 
     def _render(self, level: Level, event: str, fields: dict[str, object]) -> str:
         if self.fmt == "json":

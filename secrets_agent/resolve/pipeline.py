@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from secrets_agent.aws.clients import Clients, Deadline
 from secrets_agent.core.environment import merge
-from secrets_agent.core.errors import AgentError, DataError, ServiceError
+from secrets_agent.core.errors import AgentError, DataError, ServiceError, UnreachableError
 from secrets_agent.core.fanout import run_all
 from secrets_agent.core.layers import Override, records_from_layers
 from secrets_agent.core.model import Item, Record, Secret
@@ -258,17 +258,48 @@ def run_bounded(fn: Callable[[], Any], *, timeout: float, what: str, clients: Cl
     thread.start()
     thread.join(timeout)
     if thread.is_alive():
-        raise ServiceError(
-            f"{what} took longer than SECRETS_AGENT_TIMEOUT={timeout:g}s "
-            f"({clients.calls} AWS calls, {clients.retries} retries)",
-            hint="check that AWS is reachable and not throttling, or raise SECRETS_AGENT_TIMEOUT",
+        raise _with_endpoint(
+            UnreachableError(
+                f"{what} took longer than SECRETS_AGENT_TIMEOUT={timeout:g}s "
+                f"({clients.calls} AWS calls, {clients.retries} retries)",
+                hint="check that AWS is reachable and not throttling, "
+                "or raise SECRETS_AGENT_TIMEOUT",
+            ),
+            clients,
         )
     if "error" in box:
         error = box["error"]
+        if isinstance(error, UnreachableError):
+            raise _with_endpoint(error, clients)
         if isinstance(error, AgentError):
             raise error
         raise ServiceError(f"{what} failed ({type(error).__name__})") from error
     return box.get("value")
+
+
+def _with_endpoint(error: UnreachableError, clients: Clients) -> UnreachableError:
+    """The 69 line with the endpoint host and what went wrong with the last attempt there
+    (refused, timed out, TLS, DNS, throttled, HTTP 5xx), and where to look."""
+    from secrets_agent.aws.errors import NETWORK_HINT, THROTTLED
+
+    found = clients.last_failure()
+    if found is None:
+        return error
+    host, failure = found
+    if failure == THROTTLED:
+        hint = (
+            "AWS throttled the calls: raise SECRETS_AGENT_TIMEOUT, start fewer tasks at once, "
+            "or ask for a higher quota"
+        )
+    elif failure.startswith("HTTP "):
+        hint = "check the service health and SECRETS_AGENT_TIMEOUT, then retry"
+    else:
+        hint = f"{NETWORK_HINT}; or raise SECRETS_AGENT_TIMEOUT if AWS is only slow"
+    return UnreachableError(
+        f"{error.message}; last error: {failure} from {host}",
+        hint=hint,
+        details={"endpoint": host, "error": failure},
+    )
 
 
 __all__ = [

@@ -34,7 +34,7 @@ def main() -> None:
         else:
             answer = _child_check(request, log)
     except AgentError as exc:
-        answer = {"error": (exc.exit_code, exc.line())}
+        answer = {"error": (exc.exit_code, exc.line(), exc.kind, exc.event())}
     except BaseException as exc:  # noqa: BLE001 - reported to the parent as a bug (70)
         answer = {"error": (70, f"secrets-agent: internal error: unexpected {type(exc).__name__}")}
     try:

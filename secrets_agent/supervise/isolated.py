@@ -43,15 +43,24 @@ Fingerprint = dict[str, tuple[str | None, str]]
 
 
 class RelayedError(AgentError):
-    """An ``AgentError`` the child reported: its exit code and its line, unchanged."""
+    """An ``AgentError`` the child reported: its exit code, its line and its JSON event's
+    fields, unchanged."""
 
-    def __init__(self, code: int, line: str) -> None:
+    def __init__(
+        self, code: int, line: str, kind: str | None = None, event: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(line.removeprefix("secrets-agent: "))
         self.exit_code = code
         self._line = line
+        self._event = event
+        if kind is not None:
+            self.kind = kind
 
     def line(self) -> str:
         return self._line
+
+    def event(self) -> dict[str, object]:
+        return dict(self._event) if self._event is not None else super().event()
 
 
 # -- the children this process is waiting for --------------------------------------------------
@@ -248,7 +257,7 @@ def run_child(
         ) from None
     error = result.get("error")
     if error is not None:
-        raise RelayedError(int(error[0]), str(error[1]))
+        raise RelayedError(int(error[0]), str(error[1]), *error[2:4])
     return result
 
 

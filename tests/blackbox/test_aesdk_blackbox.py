@@ -18,6 +18,7 @@ from tests.conftest import (
     ROOT,
     AgentRun,
     base_env,
+    error_line,
     restricted_credentials,
     run_agent,
 )
@@ -62,7 +63,7 @@ def assert_refused(run: AgentRun, code: int, *names: str) -> None:
     assert run.returncode == code, run.stderr
     assert not run.ran
     assert_silent(run)
-    last = run.stderr.strip().splitlines()[-1]
+    last = error_line(run.stderr)
     assert last.startswith("secrets-agent: ")
     for name in names:
         assert name in last

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, base_env, run_agent
+from tests.conftest import ROOT, base_env, error_line, run_agent
 
 
 @pytest.mark.parametrize(
@@ -24,10 +24,10 @@ from tests.conftest import ROOT, base_env, run_agent
 def test_a_usage_error_is_64_and_one_line(tmp_path: Path, args: list[str]) -> None:
     run = run_agent(tmp_path, base_env(None), args)
     assert run.returncode == 64
-    lines = run.stderr.splitlines()
-    assert len(lines) == 1, run.stderr
-    assert lines[0].startswith("secrets-agent: usage: ")
-    assert "--help" in lines[0]
+    assert len(run.stderr.splitlines()) == 1, run.stderr
+    line = error_line(run.stderr)
+    assert line.startswith("secrets-agent: usage: ")
+    assert "--help" in line
     assert run.stdout == ""
 
 
@@ -37,8 +37,8 @@ def test_a_usage_error_is_64_and_one_line(tmp_path: Path, args: list[str]) -> No
 def test_an_empty_command_name_is_127_as_in_a_shell(tmp_path: Path, extra: dict[str, str]) -> None:
     run = run_agent(tmp_path, base_env(None) | extra, command=["", "arg"])
     assert run.returncode == 127
-    assert run.stderr.startswith("secrets-agent: command not found: "), run.stderr
     assert len(run.stderr.splitlines()) == 1
+    assert error_line(run.stderr).startswith("secrets-agent: command not found: "), run.stderr
 
 
 def test_an_interrupt_is_one_line_and_130(tmp_path: Path) -> None:
@@ -61,8 +61,8 @@ def test_an_interrupt_is_one_line_and_130(tmp_path: Path) -> None:
     stderr = err.decode()
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr
-    assert stderr.startswith("secrets-agent: "), stderr
     assert len(stderr.splitlines()) == 1, stderr
+    assert error_line(stderr).startswith("secrets-agent: interrupted by signal 2"), stderr
     assert out == b""
 
 
@@ -104,9 +104,14 @@ def test_an_unexpected_exception_is_one_line_70_without_its_message(
     def broken(**_: object) -> int:  # check takes --format
         raise RuntimeError("value-canary-0f3a in a message")
 
+    from secrets_agent.output import logs
+
     monkeypatch.setattr(cli, "_cmd_check", broken)
+    # The failure closes the log for good (the process then exits): restored after the test.
+    monkeypatch.setattr(logs, "_closed", False)
+    monkeypatch.setattr(logs, "_format", None)
     assert cli.main(["check"]) == 70
     err = capsys.readouterr().err
     assert err.count("\n") == 1
-    assert "internal error: RuntimeError at test_cli_usage.py:" in err
+    assert "internal error: RuntimeError at test_cli_usage.py:" in error_line(err)
     assert "value-canary-0f3a" not in err

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ENTRYPOINT, ROOT, base_env
+from tests.conftest import ENTRYPOINT, ROOT, base_env, error_line
 
 
 def _run(tmp_path: Path, closed: tuple[int, ...], extra: dict[str, str], argv: list[str]) -> int:
@@ -84,5 +84,5 @@ def test_a_subcommand_whose_stream_is_closed_fails_with_one_line(
     )
     stderr = proc.stderr.decode()
     assert proc.returncode == 64, stderr
-    assert stderr.startswith("secrets-agent: usage: "), stderr
+    assert error_line(stderr).startswith("secrets-agent: usage: "), stderr
     assert "Traceback" not in stderr

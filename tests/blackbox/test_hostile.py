@@ -31,7 +31,7 @@ from secrets_agent.core.references import (
 )
 from secrets_agent.output.logs import Logger
 from secrets_agent.process.fastpath import looks_like_reference
-from tests.conftest import AgentRun, base_env, run_agent
+from tests.conftest import AgentRun, base_env, error_line, run_agent
 from tests.support.moto_server import MotoServer
 
 VALID_NAME = re.compile(r"[A-Z][A-Z0-9]*(_[A-Z0-9]+)*\Z")
@@ -200,10 +200,11 @@ def assert_clear_failure(run: AgentRun, code: int, *, mentions: str = "") -> str
     assert run.child_env is None, "the command started"
     assert run.returncode == code, run.stderr
     assert "Traceback" not in run.stderr
-    plain = [line for line in run.stderr.splitlines() if not line.startswith("{")]
-    assert len(plain) == 1 and plain[0].startswith("secrets-agent: "), run.stderr
-    assert mentions in plain[0]
-    return plain[0]
+    errors = [line for line in run.stderr.splitlines() if '"level":"error"' in line]
+    assert len(errors) == 1 and errors[0] == run.stderr.splitlines()[-1], run.stderr
+    line = error_line(run.stderr)
+    assert line.startswith("secrets-agent: ") and mentions in line, run.stderr
+    return line
 
 
 AWKWARD = "k=v\n'\"$HOME`x`\\ \t é ü 日本 \r\n-----END-----  "

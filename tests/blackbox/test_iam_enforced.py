@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from secrets_agent.policy import needs as iam
-from tests.conftest import REGION, base_env, run_agent
+from tests.conftest import REGION, base_env, error_line, run_agent
 from tests.support.ecs_metadata import TaskMetadataServer, task_document
 from tests.support.iam_support import ACCOUNT, as_list
 from tests.support.moto_server import MotoServer, free_port
@@ -258,6 +258,5 @@ def test_each_rendered_action_is_necessary(enforced: Enforced, config: str, acti
     run = _run_as(enforced, config, action)
     assert run.returncode == 77, run.stderr
     assert not run.ran
-    lines = [line for line in run.stderr.splitlines() if line.startswith("secrets-agent:")]
-    assert lines, run.stderr
-    assert action in lines[-1], lines[-1]
+    line = error_line(run.stderr)
+    assert action in line, line

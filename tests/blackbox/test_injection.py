@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, AgentRun, base_env, run_agent
+from tests.conftest import ROOT, AgentRun, base_env, error_event, error_line, run_agent
 from tests.support.moto_server import MotoServer
 
 # Every character that must not reach an output raw, and where it shows up.
@@ -130,7 +130,9 @@ def test_a_crafted_aesdk_header_cannot_split_the_error_line_or_inject_an_escape(
         assert run.stderr.count("\n") == 1, run.stderr
         assert run.stderr.splitlines() == run.stderr.split("\n")[:-1]
         assert raw_outside_escapes(run.stderr) == set()
-        line = run.stderr.rstrip("\n")
+        line = error_line(run.stderr)  # in JSON mode, the event's fields
+        if log_format == "json":
+            assert bound in error_event(run.stderr)["message"]  # valid JSON, the name intact
         assert line.startswith("secrets-agent: bad secret data: ")
         assert "SECRET_KEY_BASE" in line
         assert "X\\nsecrets-agent: ok: all secrets loaded\\u001b[2J" in line

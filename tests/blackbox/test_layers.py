@@ -19,7 +19,7 @@ from secrets_agent.core.layers import records_from_layers
 from secrets_agent.core.model import Item, Secret
 from secrets_agent.core.naming import records_from_items
 from secrets_agent.policy import needs as iam
-from tests.conftest import REGION, base_env, run_agent
+from tests.conftest import REGION, base_env, error_line, run_agent
 from tests.support.iam_support import ACCOUNT, Check, allows, as_list, aws_calls, checks_for
 from tests.support.moto_server import MotoServer
 from tests.support.supervised import Fleet, Supervised, wait_until
@@ -105,7 +105,7 @@ def test_an_empty_layer_is_66_naming_that_prefix(
     env = layered_env(moto, PARAMETER_STORE_PREFIX="/kptboard/common,/kptboard/staging")
     run = run_agent(tmp_path, env)
     assert run.returncode == 66 and not run.ran
-    line = run.stderr.splitlines()[-1]
+    line = error_line(run.stderr)
     assert line.startswith("secrets-agent: not found: ")
     assert "'/kptboard/staging'" in line and "/kptboard/common" not in line
 
@@ -113,7 +113,7 @@ def test_an_empty_layer_is_66_naming_that_prefix(
     boto_client("secretsmanager").create_secret(Name="kptboard/nothing/x", SecretString="v")
     run = run_agent(tmp_path, sm_env)
     assert run.returncode == 66 and not run.ran
-    assert "'kptboard/none'" in run.stderr.splitlines()[-1]
+    assert "'kptboard/none'" in error_line(run.stderr)
 
 
 def test_a_collision_within_one_layer_stays_65(
@@ -123,7 +123,7 @@ def test_a_collision_within_one_layer_stays_65(
     ssm.put_parameter(Name="/kptboard/prod/database/url", Value="x", Type="String")
     run = run_agent(tmp_path, layered_env(moto))
     assert run.returncode == 65 and not run.ran
-    line = run.stderr.splitlines()[-1]
+    line = error_line(run.stderr)
     assert "'/kptboard/prod/database/url'" in line and "'/kptboard/prod/database_url'" in line
     assert "DATABASE_URL" in line and CANARY not in run.stderr
 
@@ -136,7 +136,7 @@ def test_ssm_and_secrets_manager_giving_one_name_stays_65_whatever_the_layers(
     env = layered_env(moto, SECRETS_MANAGER_PREFIX="kptboard/prod")
     run = run_agent(tmp_path, env)
     assert run.returncode == 65 and not run.ran
-    line = run.stderr.splitlines()[-1]
+    line = error_line(run.stderr)
     assert "ssm '/kptboard/common/smtp_host'" in line
     assert "secretsmanager 'kptboard/prod/smtp_host'" in line and "SMTP_HOST" in line
 
@@ -147,12 +147,12 @@ def test_each_layer_keeps_the_protected_name_and_allowlist_rules(
     ssm = seed_ssm(boto_client)
     ssm.put_parameter(Name="/kptboard/prod/ld_preload", Value="/tmp/x.so", Type="String")
     run = run_agent(tmp_path, layered_env(moto))
-    assert run.returncode == 65 and "LD_PRELOAD" in run.stderr.splitlines()[-1]
+    assert run.returncode == 65 and "LD_PRELOAD" in error_line(run.stderr)
     ssm.delete_parameter(Name="/kptboard/prod/ld_preload")
     allow = layered_env(moto, SECRETS_AGENT_ALLOW="DATABASE_URL,SECRET_KEY_BASE")
     run = run_agent(tmp_path, allow)
     assert run.returncode == 65 and not run.ran
-    assert "SMTP_HOST (ssm '/kptboard/common/smtp_host')" in run.stderr.splitlines()[-1]
+    assert "SMTP_HOST (ssm '/kptboard/common/smtp_host')" in error_line(run.stderr)
 
 
 @pytest.mark.parametrize(
@@ -173,7 +173,7 @@ def test_a_blank_repeated_or_invalid_entry_is_78_naming_the_variable(
     run = run_agent(tmp_path, base_env("http://127.0.0.1:9") | {variable: value})
     assert run.returncode == 78, run.stderr
     assert not run.ran
-    assert f"{variable} is invalid" in run.stderr.splitlines()[-1]
+    assert f"{variable} is invalid" in error_line(run.stderr)
 
 
 def test_check_shows_the_layer_each_variable_came_from(

@@ -19,7 +19,7 @@ import pytest
 from secrets_agent.core.printable import MAX_LINE
 from secrets_agent.output.logs import Logger
 from secrets_agent.output.metrics import Emf
-from tests.conftest import base_env, run_agent
+from tests.conftest import base_env, error_line, run_agent
 from tests.support.fault_proxy import FaultPlan, FaultProxy
 from tests.support.moto_server import MotoServer
 from tests.support.supervised import Fleet, Supervised, wait_until
@@ -142,8 +142,8 @@ def test_a_failed_resolution_writes_one_metric_line_then_the_error_line(
         run = run_agent(tmp_path, env)
         seen = proxy.stats()
     assert run.returncode == 66 and not run.ran
-    lines = run.stderr.splitlines()
-    assert lines[-1].startswith("secrets-agent: not found: ") and "'/app/missing'" in lines[-1]
+    last = error_line(run.stderr)
+    assert last.startswith("secrets-agent: not found: ") and "'/app/missing'" in last
     (doc,) = documents(run.stderr)
     assert doc["event"] == "secrets resolution failed" and doc["exit_code"] == 66
     assert doc["ResolutionFailures"] == 1 and doc["SecretsResolved"] == 0
@@ -229,7 +229,7 @@ def test_the_task_family_from_ecs_metadata_is_the_only_dimension(
 def test_bad_metric_settings_are_78(tmp_path: Path, extra: dict[str, str], variable: str) -> None:
     run = run_agent(tmp_path, emf_env("http://127.0.0.1:9", **extra))
     assert run.returncode == 78 and not run.ran
-    assert variable in run.stderr.splitlines()[-1]
+    assert variable in error_line(run.stderr)
 
 
 def test_a_long_summary_line_keeps_its_metrics_under_the_cap() -> None:

@@ -15,12 +15,22 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ENTRYPOINT, REPORT_ENV, ROOT, AgentRun, base_env, run_agent
+from tests.conftest import (
+    ENTRYPOINT,
+    REPORT_ENV,
+    ROOT,
+    AgentRun,
+    base_env,
+    error_line,
+    error_lines,
+    run_agent,
+)
 from tests.support.moto_server import MotoServer
 
 
 def one_error_line(run: AgentRun) -> str:
-    lines = run.stderr.splitlines()
+    assert len(run.stderr.splitlines()) == 1, run.stderr
+    lines = error_lines(run.stderr)
     assert len(lines) == 1, run.stderr
     assert lines[0].startswith("secrets-agent: ")
     return lines[0]
@@ -86,7 +96,7 @@ def test_a_prefix_whose_only_secret_is_an_empty_object_is_66(
     run = run_agent(tmp_path, env)
     assert run.returncode == 66, run.stderr
     assert not run.ran
-    line = run.stderr.splitlines()[-1]
+    line = error_line(run.stderr)
     assert line.startswith("secrets-agent: not found: ")
     assert "'app/prod'" in line and "empty JSON object" in line
     check = run_agent(tmp_path, env, ["check"])
@@ -141,8 +151,8 @@ def test_writing_to_a_full_disk_is_74_with_one_line(
     proc = run_to("/dev/full", env, args)
     stderr = proc.stderr.decode()
     assert proc.returncode == 74, stderr
-    lines = stderr.splitlines()
-    assert len(lines) == 1, stderr
+    assert len(stderr.splitlines()) == 1, stderr
+    lines = error_lines(stderr)
     assert lines[0].startswith("secrets-agent: I/O error: ")
     assert "stdout" in lines[0] and "ENOSPC" in lines[0]
     assert "internal error" not in stderr

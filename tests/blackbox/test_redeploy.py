@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import base_env, restricted_credentials, run_agent
+from tests.conftest import base_env, error_lines, restricted_credentials, run_agent
 from tests.support.ecs_metadata import TaskMetadataServer, task_document
 from tests.support.fault_proxy import FaultProxy
 from tests.support.moto_server import MotoServer
@@ -196,7 +196,7 @@ def test_a_rotation_asks_for_one_deployment_and_keeps_the_command(
 
 
 def _one_line(stderr: str) -> str:
-    lines = [line for line in stderr.splitlines() if line.startswith("secrets-agent:")]
+    lines = error_lines(stderr)
     assert len(lines) == 1, stderr
     return lines[0]
 

@@ -27,11 +27,6 @@ from typing import Any
 import pytest
 
 from secrets_agent.supervise.redeploy import CLOCK_MARGIN
-from tests.conftest import base_env
-from tests.support.ecs_metadata import TaskMetadataServer, task_document
-from tests.support.fault_proxy import FaultPlan, FaultProxy
-from tests.support.moto_server import MotoServer
-from tests.support.supervised import Fleet, Supervised
 from tests.blackbox.test_redeploy import (
     CLUSTER,
     EXISTS,
@@ -43,6 +38,11 @@ from tests.blackbox.test_redeploy import (
     slow_wait,
     starts,
 )
+from tests.conftest import base_env
+from tests.support.ecs_metadata import TaskMetadataServer, task_document
+from tests.support.fault_proxy import FaultPlan, FaultProxy
+from tests.support.moto_server import MotoServer
+from tests.support.supervised import Fleet, Supervised
 
 INTERVAL = 1.0
 TASKS = 3

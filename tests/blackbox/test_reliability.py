@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ENTRYPOINT, ROOT, AgentRun, base_env, run_agent
+from tests.conftest import ENTRYPOINT, ROOT, AgentRun, base_env, error_lines, run_agent
 from tests.support.fault_proxy import FaultPlan, FaultProxy
 from tests.support.moto_server import MotoServer
 
@@ -95,7 +95,7 @@ class Outcome:
         return found[0]
 
     def error_lines(self) -> list[str]:
-        return [line for line in self.run.stderr.splitlines() if not line.startswith("{")]
+        return error_lines(self.run.stderr)
 
 
 @pytest.fixture

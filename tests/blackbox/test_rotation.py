@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ENTRYPOINT, ROOT, base_env
+from tests.conftest import ENTRYPOINT, ROOT, base_env, error_line
 from tests.support.moto_server import MotoServer
 from tests.support.supervised import (
     SHORT_INTERVAL_ENTRYPOINT,
@@ -427,7 +427,7 @@ def test_a_first_environment_too_large_for_execve_is_126_naming_the_variables(
     stderr = proc.stderr.decode("utf-8", "replace")
     assert proc.returncode == 126, stderr
     assert not marker.exists()
-    last = stderr.strip().splitlines()[-1]
+    last = error_line(stderr)
     assert last.startswith("secrets-agent: cannot execute:")
     assert "BLOB_ONE" in last and "BLOB_TWO" in last
     assert "Traceback" not in stderr

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ENTRYPOINT, base_env
+from tests.conftest import ENTRYPOINT, base_env, error_line
 from tests.support.moto_server import MotoServer
 from tests.support.supervised import rotating_agent_argv, wait_until
 
@@ -614,7 +614,7 @@ def test_a_failed_write_at_a_restart_is_74(
     assert len(reports(out)) == 1
     assert [x["stopping"] for x in lines(out) if "stopping" in x] == [{"master.key": "key-one"}]
     text = err.read_text()
-    last = text.strip().splitlines()[-1]
+    last = error_line(text)
     assert last.startswith("secrets-agent: I/O error:") and "EROFS" in last, text
     assert "RAILS_MASTER_KEY" in last and "master.key" in last
     assert "key-one" not in text and "key-two" not in text

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import base_env, restricted_credentials, run_agent
+from tests.conftest import base_env, error_lines, restricted_credentials, run_agent
 from tests.support.moto_server import MotoServer
 
 CANARY = "sm-canary-7Qx"
@@ -26,7 +26,7 @@ def sm_calls(stderr: str) -> list[str]:
 
 def one_error_line(stderr: str) -> str:
     """The one non-JSON line the agent prints when it fails."""
-    lines = [line for line in stderr.splitlines() if not line.startswith("{")]
+    lines = error_lines(stderr)
     assert len(lines) == 1, stderr
     return lines[0]
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import error_lines
 from tests.support.supervised import (
     ROOT,
     SIGNAL_ECHO,
@@ -168,11 +169,7 @@ def test_command_that_cannot_start(impl: str, command: list[str], code: int) -> 
     )
     assert result.returncode == code
     if impl == "secrets_agent":
-        errors = [
-            line
-            for line in result.stderr.decode().splitlines()
-            if line.startswith("secrets-agent:")
-        ]
+        errors = error_lines(result.stderr.decode())
         assert len(errors) == 1, result.stderr
         assert command[0] in errors[0]
 

@@ -22,6 +22,7 @@ from secrets_agent.core.errors import (
     DataError,
     NotFoundError,
     ServiceError,
+    UnreachableError,
 )
 from secrets_agent.core.model import Record, Secret
 from secrets_agent.output.logs import Logger
@@ -313,9 +314,9 @@ def client_error(code: str, status: int = 400) -> Exception:
         (client_error("IncorrectKeyException"), False, DataError),
         (client_error("NotFoundException"), False, DataError),
         (client_error("NotFoundException"), True, NotFoundError),
-        (client_error("ThrottlingException"), False, ServiceError),
-        (client_error("KMSInternalException", 500), False, ServiceError),
-        (None, False, ServiceError),  # EndpointConnectionError
+        (client_error("ThrottlingException"), False, UnreachableError),
+        (client_error("KMSInternalException", 500), False, UnreachableError),
+        (None, False, UnreachableError),  # EndpointConnectionError
         (None, True, AccessDeniedError),  # NoCredentialsError
         (ValueError("sdk"), False, DataError),
     ],

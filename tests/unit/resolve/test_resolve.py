@@ -24,6 +24,9 @@ class _Clients:
     calls = 0
     retries = 0
 
+    def last_failure(self) -> tuple[str, str] | None:
+        return None
+
 
 def _fetched(value: str, version: str) -> resolve.Fetched:
     item = Item("ssm", "/app/token", Secret(value), version, key="token")
