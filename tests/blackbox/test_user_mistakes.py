@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import AgentRun, base_env, restricted_credentials, run_agent
+from tests.conftest import AgentRun, base_env, error_lines, restricted_credentials, run_agent
 from tests.support.moto_server import MotoServer
 from tests.support.supervised import SIGNAL_ECHO, launch, rotating_agent_argv, wait_until
 
@@ -24,7 +24,8 @@ ACCOUNT = "123456789012"
 
 
 def error_line(run: AgentRun) -> str:
-    lines = [line for line in run.stderr.splitlines() if line.startswith("secrets-agent: ")]
+    """The one failure the run reports, as its text line (a JSON error event in JSON mode)."""
+    lines = [line for line in error_lines(run.stderr) if line.startswith("secrets-agent: ")]
     assert len(lines) == 1, run.stderr
     return lines[0]
 
