@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import FrameType
 from typing import IO, TYPE_CHECKING, Any, NoReturn, cast
 
@@ -323,6 +323,14 @@ def _cmd_exec(command: list[str]) -> int:
         from agent.metrics import from_settings
 
         emf = from_settings(settings, environ, log=log)
+    if settings.listen and (not settings.supervise or settings.on_change == "redeploy"):
+        from agent.errors import ConfigError
+
+        raise ConfigError(
+            "SECRETS_AGENT_LISTEN is for supervise mode with SECRETS_AGENT_ON_CHANGE=restart "
+            "or exit (the agent holds the sockets across restarts)",
+            hint="set SECRETS_AGENT_WATCH_INTERVAL, or unset SECRETS_AGENT_LISTEN",
+        )
     if settings.supervise and settings.on_change != "redeploy":
         return _supervise_isolated(command, environ, settings, log, files, emf)
     plan, result, clients = _resolve(environ, settings, log, emf=emf)
@@ -444,7 +452,12 @@ def _supervise(
     """Supervise ``command`` with the settings' interval, stop timeout and restart spread."""
     from agent.supervisor import supervise
 
-    return supervise(
+    run: Callable[..., int] = supervise
+    if settings.listen:
+        from agent.handoff import listening
+
+        run = listening(settings)
+    return run(
         command,
         env,
         interval=settings.watch_interval,

@@ -73,6 +73,8 @@ class Settings:
     ecs_cluster: str | None = None
     ecs_service: str | None = None
     restart_spread: float = 0.0
+    listen: tuple[str, ...] = ()
+    ready_timeout: float = 120.0
 
     @property
     def supervise(self) -> bool:
@@ -278,6 +280,15 @@ def _files(value: str) -> tuple[tuple[str, str], ...]:
         raise _Invalid(str(exc)) from None
 
 
+def _listen(value: str) -> tuple[str, ...]:
+    from agent.listen import parse_addresses
+
+    try:
+        return tuple(address.text for address in parse_addresses(value))
+    except ValueError as exc:
+        raise _Invalid(str(exc)) from None
+
+
 @dataclass(frozen=True)
 class Setting:
     variable: str
@@ -304,6 +315,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SECRETS_AGENT_ECS_CLUSTER", "ecs_cluster", _ecs_name),
     Setting("SECRETS_AGENT_ECS_SERVICE", "ecs_service", _ecs_name),
     Setting("SECRETS_AGENT_RESTART_SPREAD", "restart_spread", _number(0, MAX_RESTART_SPREAD)),
+    Setting("SECRETS_AGENT_LISTEN", "listen", _listen),
+    Setting("SECRETS_AGENT_READY_TIMEOUT", "ready_timeout", _number(0, 3600, low_open=True)),
 )
 VARIABLES = tuple(setting.variable for setting in SETTINGS)
 

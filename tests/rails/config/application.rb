@@ -3,6 +3,12 @@ require "digest"
 require "rails"
 require "action_controller/railtie"
 
+# The handoff tests' failure cases: a rotated value that makes the app fail while it boots.
+case ENV["TEST_BOOT"]
+when "crash" then raise "TEST_BOOT=crash: failing at boot on purpose"
+when "hang" then sleep
+end
+
 class SecretsAgentTestApp < Rails::Application
   config.root = File.expand_path("..", __dir__)
   config.eager_load = false
@@ -15,6 +21,8 @@ class SecretsAgentTestApp < Rails::Application
     get "/secret" => "probe#secret"
     get "/env/:name" => "probe#env_digest"
     get "/credential/:name" => "probe#credential_digest"
+    get "/served/:name" => "probe#served"
+    get "/db" => "probe#db"
   end
 end
 
@@ -40,6 +48,27 @@ class ProbeController < ActionController::Base
     value = Rails.application.credentials[params[:name].to_sym]
     render json: { name: params[:name], present: !value.nil?,
                    sha256: value && Digest::SHA256.hexdigest(value.to_s) }
+  end
+
+  # Which process served, and the digest of one of its variables (the handoff tests).
+  def served
+    value = ENV[params[:name]]
+    render json: { pid: Process.pid, sha256: value && Digest::SHA256.hexdigest(value) }
+  end
+
+  # One query on this thread's PostgreSQL connection, made with the DATABASE_* variables of a
+  # Secrets Manager secret of RDS's shape (username, password, host, port, dbname), as a
+  # connection pool keeps it: opened once, used by every later request.
+  def db
+    require "pg"
+    conn = (Thread.current[:secrets_agent_pg] ||= PG.connect(
+      host: ENV.fetch("DATABASE_HOST"), port: ENV.fetch("DATABASE_PORT"),
+      dbname: ENV.fetch("DATABASE_DBNAME"), user: ENV.fetch("DATABASE_USERNAME"),
+      password: ENV.fetch("DATABASE_PASSWORD"),
+    ))
+    row = conn.exec("SELECT current_user AS who, 1 + 1 AS two").first
+    render json: { pid: Process.pid, who: row["who"], two: row["two"].to_i,
+                   sha256: Digest::SHA256.hexdigest(ENV.fetch("DATABASE_PASSWORD")) }
   end
 
   def env_digest

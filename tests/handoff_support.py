@@ -1,0 +1,147 @@
+"""The test Rails app under the agent in supervise mode with SECRETS_AGENT_LISTEN: start it,
+read the agent's JSON log events, wait for them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import base_env
+from tests.moto_server import free_port
+from tests.rails_app import CONFIG_RU, descendants, require_rails
+from tests.supervised import SHORT_INTERVAL_ENTRYPOINT, wait_until
+
+KEY = "ab12" * 32
+
+
+class ListeningRails:
+    """``python short_interval_entrypoint.py [PREFIX...] puma -b tcp://127.0.0.1:PORT config.ru``
+    with ``SECRETS_AGENT_LISTEN`` on the same address (unless ``listen`` says otherwise)."""
+
+    def __init__(
+        self,
+        tmp_path: Path,
+        moto_url: str,
+        settings: Mapping[str, str],
+        *,
+        wrap: Sequence[str] = (),
+        command: Sequence[str] | None = None,
+        listen: bool = True,
+        port: int | None = None,
+    ) -> None:
+        import sys
+
+        puma = require_rails()
+        self.port = port or free_port()
+        env = base_env(moto_url)
+        env.update(
+            RAILS_ENV="production",
+            RAILS_LOG_TO_STDOUT="",
+            SECRETS_AGENT_WATCH_INTERVAL="1",
+            SECRETS_AGENT_STOP_TIMEOUT="10",
+            SECRETS_AGENT_LOG_FORMAT="json",
+            SECRETS_AGENT_LOG_LEVEL="info",
+        )
+        if listen:
+            env["SECRETS_AGENT_LISTEN"] = f"tcp://127.0.0.1:{self.port}"
+        env.update(settings)
+        argv = command or [puma, "-b", f"tcp://127.0.0.1:{self.port}", str(CONFIG_RU)]
+        self.log_path = tmp_path / f"agent-{self.port}.log"
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, str(SHORT_INTERVAL_ENTRYPOINT), *wrap, *argv],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=str(CONFIG_RU.parent),
+        )
+
+    def text(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def events(self, name: str | None = None) -> list[dict[str, Any]]:
+        out = []
+        for line in self.text().splitlines():
+            if line.startswith("{"):
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue
+                if name is None or str(event.get("event", "")).startswith(name):
+                    out.append(event)
+        return out
+
+    def wait_event(self, name: str, *, count: int = 1, timeout: float = 90) -> dict[str, Any]:
+        def seen() -> bool:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"the agent exited ({self.proc.returncode}): {self.tail()}")
+            return len(self.events(name)) >= count
+
+        wait_until(seen, timeout=timeout, what=f"{count} x {name!r}: {self.tail()}")
+        return self.events(name)[count - 1]
+
+    def tail(self) -> str:
+        return self.text()[-3000:]
+
+    def children(self) -> list[int]:
+        """The agent's app processes (puma), not its short-lived check processes."""
+        out = []
+        for pid in descendants(self.proc.pid):
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"check_process" not in cmdline and b"python" not in cmdline.split(b"\0")[0]:
+                out.append(pid)
+        return out
+
+    def fds(self) -> list[str]:
+        out = []
+        for entry in os.listdir(f"/proc/{self.proc.pid}/fd"):
+            try:
+                out.append(os.readlink(f"/proc/{self.proc.pid}/fd/{entry}"))
+            except OSError:
+                continue
+        return sorted(out)
+
+    def stop(self, timeout: float = 30) -> int | None:
+        try:
+            if self.proc.poll() is None:
+                self.proc.terminate()
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        finally:
+            for pid in descendants(self.proc.pid):
+                try:
+                    os.kill(pid, 9)
+                except ProcessLookupError:
+                    pass
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            self._log.close()
+
+
+def gone(pid: int) -> bool:
+    """No such process, not even a zombie."""
+    return not os.path.exists(f"/proc/{pid}")
+
+
+def wait_gone(pid: int, timeout: float = 30) -> None:
+    wait_until(lambda: gone(pid), timeout=timeout, what=f"pid {pid} to be reaped")
+
+
+def sleep_until(predicate: Any, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
