@@ -16,6 +16,7 @@ from typing import Any
 from tests.handoff_support import KEY, ListeningRails, gone, wait_gone
 from tests.load_client import Load, failures, summary
 from tests.moto_server import MotoServer
+from tests.supervised import wait_until
 
 
 def sha(value: str) -> str:
@@ -89,3 +90,125 @@ def test_handoff_under_load_serves_every_request(
         if load is not None:
             load.stop()
         app.stop()
+
+
+def test_without_notify_stop_then_start_on_held_sockets_fails_no_request(
+    moto: MotoServer, boto_client: Any, tmp_path: Path
+) -> None:
+    """A command that ignores NOTIFY_SOCKET (``env -u`` takes it away from puma): one log line
+    says so at start, and a rotation stops it, then starts the new one on the sockets the agent
+    holds. Connections wait in the backlog for one boot: no request fails."""
+    ssm = seed(boto_client, app_secret="first")
+    app = ListeningRails(
+        tmp_path,
+        moto.url,
+        {"PARAMETER_STORE_PREFIX": "/handoff", "SECRETS_AGENT_READY_TIMEOUT": "3"},
+        wrap=["env", "-u", "NOTIFY_SOCKET"],
+    )
+    load = None
+    try:
+        line = app.wait_event("no READY=1 from the command")
+        assert line["rotation"] == "stop-then-start"
+        first_pid = line["pid"]
+        load = Load(app.port, "/served/APP_SECRET", clients=4, max_seconds=180)
+        time.sleep(1)
+        ssm.put_parameter(
+            Name="/handoff/app_secret", Value="second", Type="SecureString", Overwrite=True
+        )
+        restarted = app.wait_event("command restarted")
+        wait_until(
+            lambda: any(a.body["pid"] == restarted["pid"] for a in list(load.answers) if a.body),
+            timeout=120,
+            what="an answer from the new command",
+        )
+        after = time.monotonic()
+        time.sleep(1)
+        answers = load.stop()
+        load = None
+        stats = summary(answers)
+        print("stop-then-start on held sockets:", stats, "longest wait (ms):", stats["max_ms"])
+        assert not failures(answers), failures(answers)[:5]
+        assert {a.body["sha256"] for a in answers} == {sha("first"), sha("second")}
+        assert {a.body["pid"] for a in answers if a.started > after} == {restarted["pid"]}
+        assert gone(first_pid)
+        assert not app.events("command handed over")
+    finally:
+        if load is not None:
+            load.stop()
+        app.stop()
+
+
+def test_a_new_command_that_fails_leaves_the_old_one_serving(
+    moto: MotoServer, boto_client: Any, tmp_path: Path
+) -> None:
+    """The new command crashes at boot, never gets ready, or binds another port: each time the
+    old one serves on (every request 200, from the first process), a warning names the cause,
+    the next check tries again, and at most two app processes run."""
+    from tests.moto_server import free_port
+    from tests.rails_app import CONFIG_RU, require_rails
+
+    port, other = free_port(), free_port()
+    ssm = seed(boto_client, app_secret="stable", test_boot="ok", app_port=str(port))
+    script = 'exec "$0" -b "tcp://127.0.0.1:$APP_PORT" "$1"'
+    app = ListeningRails(
+        tmp_path,
+        moto.url,
+        {"PARAMETER_STORE_PREFIX": "/handoff", "SECRETS_AGENT_READY_TIMEOUT": "8"},
+        command=["sh", "-c", script, require_rails(), str(CONFIG_RU)],
+        port=port,
+    )
+    load = None
+    most = 0
+    try:
+        first_pid = app.wait_event("command ready")["pid"]
+        load = Load(app.port, "/served/APP_SECRET", clients=3, max_seconds=300)
+        cases = [
+            ("test_boot", "crash", "ok", "exited with status 1 before READY=1"),
+            ("test_boot", "hang", "ok", "was not ready within 8 s"),
+            ("app_port", str(other), str(port), f"does not serve on tcp://127.0.0.1:{port}"),
+        ]
+        for name, bad, good, cause in cases:
+            seen = len(app.events("secrets change not applied"))
+            ssm.put_parameter(
+                Name=f"/handoff/{name}", Value=bad, Type="SecureString", Overwrite=True
+            )
+            # The cause, then a retry at a later check that fails the same way.
+            for n in (1, 2):
+                event = app.wait_event("secrets change not applied", count=seen + n, timeout=120)
+                assert cause in event["error"], event
+                assert event["pid"] == first_pid
+                most = max(most, len(app.children()))
+            ssm.put_parameter(
+                Name=f"/handoff/{name}", Value=good, Type="SecureString", Overwrite=True
+            )
+            settle(app)
+            assert app.children() == [first_pid]
+        assert app.events("handoff retried")
+        answers = load.stop()
+        load = None
+        print("failed handoffs under load:", summary(answers))
+        assert not failures(answers), failures(answers)[:5]
+        assert {a.body["pid"] for a in answers} == {first_pid}
+        assert not app.events("command handed over")
+        assert most <= 2
+    finally:
+        if load is not None:
+            load.stop()
+        app.stop()
+
+
+def settle(app: ListeningRails) -> None:
+    """Wait until no handoff is under way and none started for 3 s (the restored value is
+    the running one: checks find nothing to do)."""
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        started = len(app.events("handoff started"))
+        ended = len(app.events("secrets change not applied"))
+        time.sleep(3)
+        if (
+            len(app.events("handoff started")) == started
+            and len(app.events("secrets change not applied")) == ended
+            and len(app.children()) == 1
+        ):
+            return
+    raise AssertionError(f"handoffs did not settle: {app.tail()}")
