@@ -9,6 +9,7 @@ which secret, processes and descriptors left), never on latency.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from tests.handoff_support import KEY, ListeningRails, gone, wait_gone
 from tests.load_client import Load, failures, summary
 from tests.moto_server import MotoServer
+from tests.postgres_support import postgres
 from tests.supervised import wait_until
 
 
@@ -212,3 +214,114 @@ def settle(app: ListeningRails) -> None:
         ):
             return
     raise AssertionError(f"handoffs did not settle: {app.tail()}")
+
+
+def rds_secret(pg: Any, password: str) -> str:
+    """The JSON a Secrets Manager secret holds under RDS's managed rotation."""
+    return json.dumps(
+        {
+            "username": "app",
+            "password": password,
+            "engine": "postgres",
+            "host": "127.0.0.1",
+            "port": pg.port,
+            "dbname": "app",
+        }
+    )
+
+
+def rotate_database_password(pg: Any, sm: Any, password: str) -> None:
+    """What a rotation does: the role's new password first, then the secret's new value."""
+    pg.psql(f"ALTER ROLE app PASSWORD '{password}'")
+    sm.put_secret_value(SecretId="handoff/database", SecretString=rds_secret(pg, password))
+
+
+def test_database_password_rotation_with_postgresql(
+    moto: MotoServer, boto_client: Any, tmp_path: Path
+) -> None:
+    """The rotation a Rails team cares about most, on Debian's PostgreSQL and ruby-pg: the app
+    connects at boot with the password from a Secrets Manager secret of RDS's shape, every
+    request runs a query. The rotation changes the role's password, then the secret: the new
+    Rails connects with the new password and no request fails. The same rotation in restart
+    mode (no SECRETS_AGENT_LISTEN) fails requests while Rails boots: counted and printed."""
+    with postgres() as pg:
+        pg.psql("CREATE ROLE app LOGIN PASSWORD 'first-pw'")
+        pg.psql("CREATE DATABASE app OWNER app")
+        seed(boto_client)
+        sm = boto_client("secretsmanager")
+        sm.create_secret(Name="handoff/database", SecretString=rds_secret(pg, "first-pw"))
+        counts = {
+            "handoff": database_rotation(
+                tmp_path, moto, pg, sm, "handoff", "first-pw", "second-pw"
+            ),
+            "restart": database_rotation(
+                tmp_path, moto, pg, sm, "restart", "second-pw", "third-pw"
+            ),
+        }
+        print("database password rotation under load:", counts)
+        assert counts["handoff"]["failed"] == 0, counts
+        # What the handoff avoids: today's restart mode refuses connections while Rails boots.
+        assert counts["restart"]["failed"] > 0, counts
+
+
+def database_rotation(
+    tmp_path: Path, moto: MotoServer, pg: Any, sm: Any, mode: str, before: str, after: str
+) -> dict[str, float]:
+    """Rails under load on /db, the password rotated once; the load's summary."""
+    settings = {"PARAMETER_STORE_PREFIX": "/handoff", "SECRETS_MANAGER_PREFIX": "handoff"}
+    app = ListeningRails(tmp_path, moto.url, settings, listen=mode == "handoff")
+    load = None
+    try:
+        if mode == "handoff":
+            first_pid = app.wait_event("command ready")["pid"]
+        else:
+            first_pid = app.wait_event("command started")["pid"]
+            wait_until(lambda: answers_ok(app.port), timeout=90, what="rails up")
+        load = Load(app.port, "/db", clients=4, max_seconds=180)
+        running = load
+        time.sleep(1)
+        rotate_database_password(pg, sm, after)
+        event = "command handed over" if mode == "handoff" else "command restarted"
+        new_pid = app.wait_event(event)["pid"]
+        wait_until(
+            lambda: any(a.body.get("pid") == new_pid for a in ok_answers(running)),
+            timeout=120,
+            what="an answer from the new Rails",
+        )
+        if mode == "handoff":
+            app.wait_event("old command exited")
+        wait_gone(first_pid)
+        switched = time.monotonic()
+        time.sleep(1)
+        answers = load.stop()
+        load = None
+    finally:
+        if load is not None:
+            load.stop()
+        app.stop()
+    served = ok_answers_of(answers)
+    assert {a.body["who"] for a in served} == {"app"}
+    assert {a.body["two"] for a in served} == {2}
+    assert {a.body["sha256"] for a in served} <= {sha(before), sha(after)}
+    late = {(a.body["pid"], a.body["sha256"]) for a in served if a.started > switched}
+    assert late == {(new_pid, sha(after))}
+    return summary(answers)
+
+
+def answers_ok(port: int) -> bool:
+    import http.client
+
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        conn.request("GET", "/db")
+        return conn.getresponse().status == 200
+    except OSError:
+        return False
+
+
+def ok_answers(load: Load) -> list[Any]:
+    return ok_answers_of(list(load.answers))
+
+
+def ok_answers_of(answers: list[Any]) -> list[Any]:
+    return [a for a in answers if a.status == 200 and isinstance(a.body, dict)]

@@ -9,6 +9,19 @@ when "crash" then raise "TEST_BOOT=crash: failing at boot on purpose"
 when "hang" then sleep
 end
 
+# A database connection opened at boot with the DATABASE_* variables of a Secrets Manager
+# secret of RDS's shape (username, password, engine, host, port, dbname), as an app that
+# touches its database while it boots: a wrong password fails the boot.
+if ENV["DATABASE_ENGINE"] == "postgres" && ENV["DATABASE_HOST"]
+  require "pg"
+  DB = PG.connect(
+    host: ENV.fetch("DATABASE_HOST"), port: ENV.fetch("DATABASE_PORT"),
+    dbname: ENV.fetch("DATABASE_DBNAME"), user: ENV.fetch("DATABASE_USERNAME"),
+    password: ENV.fetch("DATABASE_PASSWORD"),
+  )
+  DB_LOCK = Mutex.new
+end
+
 class SecretsAgentTestApp < Rails::Application
   config.root = File.expand_path("..", __dir__)
   config.eager_load = false
@@ -56,17 +69,9 @@ class ProbeController < ActionController::Base
     render json: { pid: Process.pid, sha256: value && Digest::SHA256.hexdigest(value) }
   end
 
-  # One query on this thread's PostgreSQL connection, made with the DATABASE_* variables of a
-  # Secrets Manager secret of RDS's shape (username, password, host, port, dbname), as a
-  # connection pool keeps it: opened once, used by every later request.
+  # One query on the PostgreSQL connection the app opened at boot (below).
   def db
-    require "pg"
-    conn = (Thread.current[:secrets_agent_pg] ||= PG.connect(
-      host: ENV.fetch("DATABASE_HOST"), port: ENV.fetch("DATABASE_PORT"),
-      dbname: ENV.fetch("DATABASE_DBNAME"), user: ENV.fetch("DATABASE_USERNAME"),
-      password: ENV.fetch("DATABASE_PASSWORD"),
-    ))
-    row = conn.exec("SELECT current_user AS who, 1 + 1 AS two").first
+    row = DB_LOCK.synchronize { DB.exec("SELECT current_user AS who, 1 + 1 AS two").first }
     render json: { pid: Process.pid, who: row["who"], two: row["two"].to_i,
                    sha256: Digest::SHA256.hexdigest(ENV.fetch("DATABASE_PASSWORD")) }
   end
