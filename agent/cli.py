@@ -523,6 +523,14 @@ def _cmd_check() -> int:
         from agent.secret_files import check_records
 
         records = check_records(records, result.env if result is not None else environ, files)
+    if settings.listen:
+        log.info(
+            "listen: a rotation hands over to the new command when it sends READY=1 on "
+            "NOTIFY_SOCKET (puma 6; puma 5 with the sd_notify gem), else stops the running "
+            "command and starts the new one on the held sockets",
+            addresses=list(settings.listen),
+            ready_timeout=settings.ready_timeout,
+        )
     layers = layered(settings.parameter_store_prefix, settings.secrets_manager_prefix)
     _stdout(render_check(records, files={t.name: t.path for t in files}, layers=layers))
     return 0

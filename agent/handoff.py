@@ -269,6 +269,15 @@ class HandoffSupervisor(Supervisor):
                 rotation="handoff",
                 pid=self.child,
             )
+            missing = self.listeners.missing_in(self.child) if self.child is not None else None
+            if missing:
+                self.log.warning(
+                    "the command does not serve on the agent's sockets: connections there "
+                    "wait and are never answered",
+                    addresses=missing,
+                    hint="make the command's bind (puma -b, port) the same address as "
+                    "SECRETS_AGENT_LISTEN",
+                )
         else:
             self.log.info(
                 f"no READY=1 from the command within {self.ready_timeout:g} s: a rotation "

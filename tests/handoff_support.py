@@ -33,10 +33,10 @@ class ListeningRails:
         command: Sequence[str] | None = None,
         listen: bool = True,
         port: int | None = None,
+        cwd: Path | None = None,
     ) -> None:
         import sys
 
-        puma = require_rails()
         self.port = port or free_port()
         env = base_env(moto_url)
         env.update(
@@ -50,7 +50,7 @@ class ListeningRails:
         if listen:
             env["SECRETS_AGENT_LISTEN"] = f"tcp://127.0.0.1:{self.port}"
         env.update(settings)
-        argv = command or [puma, "-b", f"tcp://127.0.0.1:{self.port}", str(CONFIG_RU)]
+        argv = command or [require_rails(), "-b", f"tcp://127.0.0.1:{self.port}", str(CONFIG_RU)]
         self.log_path = tmp_path / f"agent-{self.port}.log"
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
@@ -58,7 +58,7 @@ class ListeningRails:
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            cwd=str(CONFIG_RU.parent),
+            cwd=str(cwd or CONFIG_RU.parent),
         )
 
     def text(self) -> str:
@@ -97,7 +97,7 @@ class ListeningRails:
                 cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
             except OSError:
                 continue
-            if b"check_process" not in cmdline and b"python" not in cmdline.split(b"\0")[0]:
+            if b"check_process" not in cmdline:
                 out.append(pid)
         return out
 
