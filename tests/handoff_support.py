@@ -77,14 +77,30 @@ class ListeningRails:
                     out.append(event)
         return out
 
-    def wait_event(self, name: str, *, count: int = 1, timeout: float = 90) -> dict[str, Any]:
+    def wait_event(self, name: str, *, count: int = 1, timeout: float = 180) -> dict[str, Any]:
         def seen() -> bool:
             if self.proc.poll() is not None:
                 raise AssertionError(f"the agent exited ({self.proc.returncode}): {self.tail()}")
             return len(self.events(name)) >= count
 
-        wait_until(seen, timeout=timeout, what=f"{count} x {name!r}: {self.tail()}")
+        try:
+            wait_until(seen, timeout=timeout, what=f"{count} x {name!r}")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}: {self.tail()}\n{self.diagnose()}") from None
         return self.events(name)[count - 1]
+
+    def diagnose(self) -> str:
+        """The agent's processes and threads, and where each waits (for a timed-out wait)."""
+        lines = []
+        for pid in [self.proc.pid, *descendants(self.proc.pid)]:
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+                tasks = sorted(os.listdir(f"/proc/{pid}/task"))
+                waits = [Path(f"/proc/{pid}/task/{task}/wchan").read_text() for task in tasks]
+            except OSError:
+                continue
+            lines.append(f"{pid} {cmdline[:160]!r} threads waiting in {waits}")
+        return "\n".join(lines)
 
     def tail(self) -> str:
         return self.text()[-3000:]
