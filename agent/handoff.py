@@ -66,7 +66,8 @@ class HandoffSupervisor(Supervisor):
         self.ready_timeout = ready_timeout
         self.notify_dir = NotifySockets()
         self.notify: dict[int, NotifySocket] = {}  # pid -> its socket, until it is reaped
-        self.announced = False
+        self.announced = False  # which rotation applies has been logged
+        self.ready_seen = False  # a command this agent started has sent READY=1
         self.first_deadline: float | None = None
         self.incoming: _Incoming | None = None
         self.outgoing: dict[int, float | None] = {}  # pid -> when to SIGKILL it
@@ -99,7 +100,7 @@ class HandoffSupervisor(Supervisor):
     def timeout(self) -> float:
         wait = super().timeout()
         if self.incoming is not None or not self.announced:
-            wait = min(wait, POLL)
+            wait = min(wait, POLL)  # later, a READY=1 is read at the loop's safety wake
         now = time.monotonic()
         for kill_at in self.outgoing.values():
             if kill_at is not None:
@@ -236,7 +237,7 @@ class HandoffSupervisor(Supervisor):
                     self.fail_incoming("it sent STOPPING=1 before READY=1")
                 elif sock.ready:
                     self.promote(now)
-            elif pid == self.child and sock.ready and not self.announced:
+            elif pid == self.child and sock.ready and not self.ready_seen:
                 self.announce(handoff=True)
         if self.incoming is not None and now >= self.incoming.deadline:
             self.fail_incoming(
@@ -244,7 +245,7 @@ class HandoffSupervisor(Supervisor):
                 "(no READY=1; SECRETS_AGENT_READY_TIMEOUT)"
             )
         if not self.announced and self.first_deadline is not None and now >= self.first_deadline:
-            self.announce(handoff=False)
+            self.announce(handoff=False)  # READY=1 may still come: then the handoff line too
         for pid, kill_at in list(self.outgoing.items()):
             if kill_at is not None and now >= kill_at:
                 self.outgoing[pid] = None
@@ -263,6 +264,7 @@ class HandoffSupervisor(Supervisor):
     def announce(self, *, handoff: bool) -> None:
         self.announced = True
         if handoff:
+            self.ready_seen = True
             self.log.info(
                 "command ready: a rotation starts the new command on the same sockets and "
                 "stops this one once the new one is ready",

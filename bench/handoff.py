@@ -100,7 +100,10 @@ def one_round(moto_url: str, mode: str, n: int, args: argparse.Namespace) -> dic
         app = ListeningRails(
             Path(tmp),
             moto_url,
-            {"PARAMETER_STORE_PREFIX": prefix, "SECRETS_AGENT_READY_TIMEOUT": "5"},
+            {
+                "PARAMETER_STORE_PREFIX": prefix,
+                "SECRETS_AGENT_READY_TIMEOUT": "5" if spec["wrap"] else "120",
+            },
             listen=bool(spec["listen"]),
             wrap=list(spec["wrap"]),
         )

@@ -155,7 +155,7 @@ def test_a_new_command_that_fails_leaves_the_old_one_serving(
     app = ListeningRails(
         tmp_path,
         moto.url,
-        {"PARAMETER_STORE_PREFIX": "/handoff", "SECRETS_AGENT_READY_TIMEOUT": "8"},
+        {"PARAMETER_STORE_PREFIX": "/handoff", "SECRETS_AGENT_READY_TIMEOUT": "30"},
         command=["sh", "-c", script, require_rails(), str(CONFIG_RU)],
         port=port,
     )
@@ -166,7 +166,7 @@ def test_a_new_command_that_fails_leaves_the_old_one_serving(
         load = Load(app.port, "/served/APP_SECRET", clients=3, max_seconds=300)
         cases = [
             ("test_boot", "crash", "ok", "exited with status 1 before READY=1"),
-            ("test_boot", "hang", "ok", "was not ready within 8 s"),
+            ("test_boot", "hang", "ok", "was not ready within 30 s"),
             ("app_port", str(other), str(port), f"does not serve on tcp://127.0.0.1:{port}"),
         ]
         for name, bad, good, cause in cases:
