@@ -171,15 +171,14 @@ class HandoffSupervisor(Supervisor):
         # once the others are reaped (stopped now, unless a stop signal already reached them).
         self.final_code = code
         self.next_check = math.inf
-        now = time.monotonic()
         if self.incoming is not None:
-            self.outgoing[self.incoming.pid] = None
-            self.incoming = None
-        for pid in self.outgoing:
-            if not self.shutdown:
+            pid, self.incoming = self.incoming.pid, None
+            if self.shutdown:
+                self.outgoing[pid] = None  # it got the signal: the orchestrator's grace period
+            else:
                 self.terminate(pid)
-            self.outgoing[pid] = now + self.stop_timeout if not self.shutdown else None
-        return None
+                self.outgoing[pid] = time.monotonic() + self.stop_timeout
+        return None  # an old command being stopped keeps its own stop timeout
 
     def terminate(self, pid: int) -> None:
         try:
@@ -378,9 +377,11 @@ def supervise_listening(
 def listening(settings: Settings) -> Callable[..., int]:
     """``supervise`` for SECRETS_AGENT_LISTEN: the sockets are bound now, before the first
     start (78 when one cannot be)."""
-    from agent.listen import parse_addresses
+    from agent.listen import PROTOCOL_VARIABLES, parse_addresses
 
     listeners = Listeners(parse_addresses(",".join(settings.listen)))
+    for name in PROTOCOL_VARIABLES:  # the agent's own, if any: not for its check processes
+        os.environ.pop(name, None)
 
     def run(argv: Sequence[str], env: Mapping[str, str], **kw: Any) -> int:
         return supervise_listening(

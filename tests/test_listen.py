@@ -252,3 +252,32 @@ def test_secret_files_are_written_before_the_new_command_and_restored_when_it_fa
         assert not gone(second)
     finally:
         app.stop()
+
+
+def test_an_old_command_that_ignores_sigterm_is_killed_after_the_stop_timeout(
+    moto: MotoServer, boto_client: Any, tmp_path: Path
+) -> None:
+    """After a handoff the old command has SECRETS_AGENT_STOP_TIMEOUT to exit; one that ignores
+    SIGTERM is killed (its process group) and reaped, and the new one serves on."""
+    ssm = boto_client("ssm")
+    ssm.put_parameter(Name="/listen/app_term", Value="ignore", Type="SecureString")
+    out = tmp_path / "app.jsonl"
+    app = start(tmp_path, moto, out, {"SECRETS_AGENT_STOP_TIMEOUT": "2"})
+    try:
+        old = app.wait_event("command ready")["pid"]
+        ssm.put_parameter(
+            Name="/listen/app_term", Value="exit", Type="SecureString", Overwrite=True
+        )
+        new = app.wait_event("command handed over")["pid"]
+        expired = app.wait_event("stop timeout expired")
+        assert expired["pid"] == old and expired["signal"] == "SIGKILL"
+        exited = app.wait_event("old command exited")
+        assert exited["pid"] == old and exited["exit_code"] == 128 + signal.SIGKILL
+        wait_gone(old)
+        assert app.children() == [new]
+        load = Load(app.port, "/", clients=1, max_requests=3)
+        wait_until(lambda: load.count() >= 3, timeout=30, what="3 answers")
+        answers = load.stop()
+        assert not failures(answers) and {a.body["pid"] for a in answers} == {new}
+    finally:
+        app.stop()

@@ -6,7 +6,8 @@ It serves on the socket it was given as fd 3 (LISTEN_FDS, LISTEN_PID must be its
 answers every GET with its pid and the SHA-256 of ``$APP_SECRET``, and sends ``READY=1`` to
 ``$NOTIFY_SOCKET`` once it serves. ``$APP_BOOT``: ``hang`` never gets ready, ``crash`` exits 1
 at boot. On SIGTERM it sends ``STOPPING=1`` and exits with ``--code`` (``--hang-code`` when it
-was never ready). One JSON line per event goes to ``--out``: what it was started with.
+was never ready); with ``$APP_TERM=ignore`` it only reports the signal. One JSON line per event
+goes to ``--out``: what it was started with.
 """
 
 from __future__ import annotations
@@ -78,6 +79,8 @@ def main() -> None:
 
     def on_term(signum: int, frame: object) -> None:
         report(args.out, event="SIGTERM")
+        if os.environ.get("APP_TERM") == "ignore":
+            return
         notify("STOPPING=1")
         sys.stdout.flush()
         os._exit(args.code if ready.is_set() else args.hang_code)
