@@ -281,3 +281,30 @@ def test_an_old_command_that_ignores_sigterm_is_killed_after_the_stop_timeout(
         assert not failures(answers) and {a.body["pid"] for a in answers} == {new}
     finally:
         app.stop()
+
+
+def test_a_unix_address_is_bound_and_a_stale_socket_file_replaced(tmp_path: Path) -> None:
+    from agent.listen import Listeners
+
+    path = tmp_path / "app.sock"
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(path))
+    stale.close()  # the file stays: an earlier run's socket
+    listeners = Listeners(parse_addresses(f"unix://{path}"))
+    try:
+        assert listeners.environment() == {"LISTEN_FDS": "1", "LISTEN_FDNAMES": "unix-app.sock"}
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+            client.connect(str(path))  # listening: the connection waits in the backlog
+    finally:
+        listeners.close()
+
+
+def test_a_unix_address_over_a_regular_file_is_refused(tmp_path: Path) -> None:
+    from agent.errors import ConfigError
+    from agent.listen import Listeners
+
+    path = tmp_path / "data.txt"
+    path.write_text("not a socket")
+    with pytest.raises(ConfigError, match="cannot listen on unix://"):
+        Listeners(parse_addresses(f"unix://{path}"))
+    assert path.read_text() == "not a socket"
