@@ -64,6 +64,7 @@ class Container:
         entrypoint: str | None = None,
         prefix: tuple[str, ...] = ("bundle", "exec"),
         port: int | None = None,
+        server: tuple[str, ...] = ("rails", "server", "-b", "127.0.0.1", "-p", "{port}"),
     ) -> None:
         self.port = port or free_port()
         self.name = f"secrets-agent-test-{os.urandom(4).hex()}"
@@ -72,9 +73,8 @@ class Container:
             args += ["-e", f"{key}={value}"]
         if entrypoint is not None:
             args += ["--entrypoint", entrypoint]
-        server = ["rails", "server", "-b", "127.0.0.1", "-p", str(self.port)]
         self.started = time.monotonic()
-        docker(*args, image, *prefix, *server)
+        docker(*args, image, *prefix, *(arg.format(port=self.port) for arg in server))
 
     def get(self, path: str) -> tuple[int, str]:
         url = f"http://127.0.0.1:{self.port}{path}"
@@ -282,7 +282,9 @@ def test_supervise_mode_hands_over_the_socket_under_load(
         SECRETS_AGENT_WATCH_INTERVAL="30",
         SECRETS_AGENT_LISTEN=f"tcp://127.0.0.1:{port}",
     )
-    app = Container(images.app, env, port=port)
+    # puma itself: `rails server` refuses to start while another one's tmp/pids/server.pid
+    # names a live process (Rack's pid file check), which the old server is during a handoff.
+    app = Container(images.app, env, port=port, server=("puma", "-b", "tcp://127.0.0.1:{port}"))
     load = None
     try:
         status, _ = app.wait_ready()
