@@ -308,3 +308,20 @@ def test_a_unix_address_over_a_regular_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot listen on unix://"):
         Listeners(parse_addresses(f"unix://{path}"))
     assert path.read_text() == "not a socket"
+
+
+def test_check_says_which_rotation_listen_gives(
+    moto: MotoServer, boto_client: Any, tmp_path: Path
+) -> None:
+    boto_client("ssm").put_parameter(Name="/listen/app_secret", Value="x", Type="SecureString")
+    env = base_env(moto.url) | {
+        "PARAMETER_STORE_PREFIX": "/listen",
+        "SECRETS_AGENT_LISTEN": "tcp://0.0.0.0:3000",
+        "SECRETS_AGENT_LOG_FORMAT": "json",
+    }
+    result = run_agent(tmp_path, env, ["check"])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("APP_SECRET")
+    [line] = [json.loads(x) for x in result.stderr.splitlines() if '"listen: ' in x]
+    assert line["addresses"] == ["tcp://0.0.0.0:3000"]
+    assert "READY=1" in line["event"] and "held sockets" in line["event"]
