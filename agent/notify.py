@@ -18,6 +18,8 @@ import os
 import socket
 import tempfile
 
+from agent.errors import OutputError
+
 #: The largest datagram read; systemd's own limit for a notification is larger, but the
 #: messages here are a few words.
 MAX_MESSAGE = 4096
@@ -69,15 +71,28 @@ class NotifySockets:
         base = tempfile.gettempdir()
         if len(base) > 60:  # sun_path holds 107 bytes
             base = "/tmp"  # noqa: S108 - a private 0700 directory is made in it
-        self.directory = tempfile.mkdtemp(prefix="secrets-agent-notify-", dir=base)
+        try:
+            self.directory = tempfile.mkdtemp(prefix="secrets-agent-notify-", dir=base)
+        except OSError as exc:
+            raise _failed(f"cannot make a directory for them in {base}", exc) from None
         self.count = 0
 
     def new(self) -> NotifySocket:
         self.count += 1
-        return NotifySocket(self.directory, f"n{self.count}")
+        try:
+            return NotifySocket(self.directory, f"n{self.count}")
+        except OSError as exc:
+            raise _failed(f"cannot bind one in {self.directory}", exc) from None
 
     def remove(self) -> None:
         with contextlib.suppress(OSError):
             for entry in os.listdir(self.directory):
                 os.unlink(os.path.join(self.directory, entry))
             os.rmdir(self.directory)
+
+
+def _failed(what: str, exc: OSError) -> OutputError:
+    return OutputError(
+        f"SECRETS_AGENT_LISTEN's notify sockets: {what} ({exc.strerror or exc})",
+        hint="give the container a writable temporary directory (/tmp, or TMPDIR)",
+    )
