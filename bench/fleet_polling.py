@@ -64,16 +64,9 @@ def main() -> int:
     for tasks in (10, 100, 1000):
         row = [str(tasks)]
         for redeploy in (False, True):
-            rate = (
-                simulate(
-                    tasks,
-                    interval=args.interval,
-                    redeploy=redeploy,
-                    seconds=seconds,
-                    seed=args.seed,
-                )
-                / seconds
-            )
+            rate = simulate(
+                tasks, interval=args.interval, redeploy=redeploy, seconds=seconds, seed=args.seed
+            ) / seconds
             pages = rate * args.pages
             row += [f"{rate:.4f}", f"{pages:.3f} ({100 * pages / SSM_DEFAULT_TPS:.2f} %)"]
         row.append(row[-2])  # one DescribeServices a check

@@ -175,10 +175,8 @@ def checks_for(call: Mapping[str, Any], secrets: Callable[[str], list[str]]) -> 
         path = str(params["Path"])
         return [Check(action, parameter_arn(region, path.rstrip("/") or "/"))]
     if (service, operation) == ("ssm", "GetParameters"):
-        names = [
-            str(n).split(":", 1)[0] if not str(n).startswith("arn:") else str(n)
-            for n in params["Names"]
-        ]
+        names = [str(n).split(":", 1)[0] if not str(n).startswith("arn:") else str(n)
+                 for n in params["Names"]]
         return [Check(action, parameter_arn(region, n)) for n in names]
     if (service, operation) == ("ssm", "DescribeParameters"):
         return [Check(action, "*")]

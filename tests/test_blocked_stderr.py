@@ -95,7 +95,9 @@ def test_the_agent_exits_with_the_commands_status_when_stderr_is_blocked(
         stop(proc)
 
 
-def test_signals_are_still_forwarded_when_stderr_is_blocked(full_pipe: int, tmp_path: Path) -> None:
+def test_signals_are_still_forwarded_when_stderr_is_blocked(
+    full_pipe: int, tmp_path: Path
+) -> None:
     started = tmp_path / "started"
     command = [
         sys.executable,

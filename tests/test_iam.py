@@ -314,12 +314,8 @@ def test_our_checks_catch_the_seed_blog_policy_that_parliament_lets_through() ->
 def test_our_checks_catch_a_star_only_action_scoped_and_a_scoped_action_on_star() -> None:
     bad = {
         "Statement": [
-            {
-                "Sid": "A",
-                "Effect": "Allow",
-                "Action": "ssm:DescribeParameters",
-                "Resource": arn("ssm", "parameter/x"),
-            },
+            {"Sid": "A", "Effect": "Allow", "Action": "ssm:DescribeParameters",
+             "Resource": arn("ssm", "parameter/x")},
             {"Sid": "B", "Effect": "Allow", "Action": "ssm:GetParameters", "Resource": "*"},
         ]
     }
@@ -344,10 +340,8 @@ def test_path_grant_never_reaches_a_sibling_path(segments: list[str], tail: str)
     target = iam.parameter_arn(HOME, name)
     assert allows(doc, Check("ssm:GetParametersByPath", target)) == wanted
     # The SecureString key statement is bounded the same way (descendants only).
-    context = {
-        "kms:ViaService": f"ssm.{REGION}.amazonaws.com",
-        "kms:EncryptionContext:PARAMETER_ARN": target,
-    }
+    context = {"kms:ViaService": f"ssm.{REGION}.amazonaws.com",
+               "kms:EncryptionContext:PARAMETER_ARN": target}
     below = name.startswith(path + "/")
     assert allows(doc, Check("kms:Decrypt", CMK, context)) == below
 
@@ -365,12 +359,8 @@ def test_kptboard_prod_never_yields_a_pattern_matching_kptboard_production() -> 
             for block in (statement.get("Condition") or {}).values():
                 patterns += [str(v) for k, vs in block.items() if "ARN" in k for v in as_list(vs)]
             for pattern in patterns:
-                for bad in (
-                    "parameter/kptboard/production",
-                    "parameter/kptboard/production/x",
-                    "secret:kptboard/production/x-AbCdEf",
-                    "secret:kptboard/prod-AbCdEf",
-                ):
+                for bad in ("parameter/kptboard/production", "parameter/kptboard/production/x",
+                            "secret:kptboard/production/x-AbCdEf", "secret:kptboard/prod-AbCdEf"):
                     target = arn("secretsmanager" if "secret:" in bad else "ssm", bad)
                     assert not iam_glob(pattern, target), (pattern, bad)
 
@@ -394,9 +384,8 @@ def test_name_prefix_grant_matches_the_agents_own_boundary_rule(prefix: str, nam
 
 @settings(max_examples=300, deadline=None)
 @given(
-    segments=st.lists(
-        st.text(alphabet="abcprod0123_+=.@-", min_size=1, max_size=6), min_size=1, max_size=3
-    ),
+    segments=st.lists(st.text(alphabet="abcprod0123_+=.@-", min_size=1, max_size=6),
+                      min_size=1, max_size=3),
     tail=st.text(alphabet="abprod/-_.", min_size=0, max_size=10),
     suffix=st.text(alphabet="AbCdEf0123", min_size=6, max_size=6),
 )
@@ -450,66 +439,29 @@ def normalized(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 TEMPLATE_CASES: list[tuple[str, str, Callable[[], iam.Needs], str | None]] = [
-    (
-        "ssm-path",
-        '{path = "/kptboard/prod/"}',
-        lambda: iam.Needs(home=HOME, ssm_path="/kptboard/prod/"),
-        None,
-    ),
-    (
-        "ssm-name-prefix",
-        '{name_prefix = "kptboard-rails"}',
-        lambda: iam.Needs(home=HOME, ssm_name_prefix="kptboard-rails"),
-        None,
-    ),
-    (
-        "ssm-name-prefix",
-        '{name_prefix = "kptboard-rails-"}',
-        lambda: iam.Needs(home=HOME, ssm_name_prefix="kptboard-rails-"),
-        None,
-    ),
-    (
-        "ssm-references",
-        '{parameter_names = ["/shared/a", "flat.b"]}',
-        lambda: iam.Needs(home=HOME, parameters=((HOME, "/shared/a"), (HOME, "flat.b"))),
-        None,
-    ),
-    (
-        "secretsmanager-prefix",
-        '{secret_prefix = "kptboard/prod"}',
-        lambda: iam.Needs(home=HOME, secrets_prefix="kptboard/prod"),
-        None,
-    ),
-    (
-        "secretsmanager-references",
-        '{secret_names = ["kptboard/db", "x"]}',
-        lambda: iam.Needs(home=HOME, secrets=((HOME, "kptboard/db"), (HOME, "x"))),
-        None,
-    ),
-    (
-        "kms-ssm-cmk",
-        f'{{key_arns = ["{CMK}"], parameter_name_patterns = ["/kptboard/prod/*"]}}',
-        lambda: iam.Needs(home=HOME, ssm_path="/kptboard/prod", service_keys=(CMK,)),
-        "DecryptSecureStrings",
-    ),
-    (
-        "kms-secretsmanager-cmk",
-        f'{{key_arns = ["{CMK}"], secret_name_patterns = ["kptboard/prod/*"]}}',
-        lambda: iam.Needs(home=HOME, secrets_prefix="kptboard/prod", service_keys=(CMK,)),
-        "DecryptSecrets",
-    ),
-    (
-        "kms-aesdk",
-        f'{{key_arns = ["{KEY}"], variable_names = ["TOKEN"]}}',
-        lambda: iam.Needs(home=HOME, aesdk_keys=(KEY,), aesdk_names=("TOKEN",)),
-        None,
-    ),
-    (
-        "kms-aesdk",
-        f'{{key_arns = ["{KEY}"], variable_names = []}}',
-        lambda: iam.Needs(home=HOME, aesdk_keys=(KEY,), aesdk_names=None),
-        None,
-    ),
+    ("ssm-path", '{path = "/kptboard/prod/"}',
+     lambda: iam.Needs(home=HOME, ssm_path="/kptboard/prod/"), None),
+    ("ssm-name-prefix", '{name_prefix = "kptboard-rails"}',
+     lambda: iam.Needs(home=HOME, ssm_name_prefix="kptboard-rails"), None),
+    ("ssm-name-prefix", '{name_prefix = "kptboard-rails-"}',
+     lambda: iam.Needs(home=HOME, ssm_name_prefix="kptboard-rails-"), None),
+    ("ssm-references", '{parameter_names = ["/shared/a", "flat.b"]}',
+     lambda: iam.Needs(home=HOME, parameters=((HOME, "/shared/a"), (HOME, "flat.b"))), None),
+    ("secretsmanager-prefix", '{secret_prefix = "kptboard/prod"}',
+     lambda: iam.Needs(home=HOME, secrets_prefix="kptboard/prod"), None),
+    ("secretsmanager-references", '{secret_names = ["kptboard/db", "x"]}',
+     lambda: iam.Needs(home=HOME, secrets=((HOME, "kptboard/db"), (HOME, "x"))), None),
+    ("kms-ssm-cmk", f'{{key_arns = ["{CMK}"], parameter_name_patterns = ["/kptboard/prod/*"]}}',
+     lambda: iam.Needs(home=HOME, ssm_path="/kptboard/prod", service_keys=(CMK,)),
+     "DecryptSecureStrings"),
+    ("kms-secretsmanager-cmk",
+     f'{{key_arns = ["{CMK}"], secret_name_patterns = ["kptboard/prod/*"]}}',
+     lambda: iam.Needs(home=HOME, secrets_prefix="kptboard/prod", service_keys=(CMK,)),
+     "DecryptSecrets"),
+    ("kms-aesdk", f'{{key_arns = ["{KEY}"], variable_names = ["TOKEN"]}}',
+     lambda: iam.Needs(home=HOME, aesdk_keys=(KEY,), aesdk_names=("TOKEN",)), None),
+    ("kms-aesdk", f'{{key_arns = ["{KEY}"], variable_names = []}}',
+     lambda: iam.Needs(home=HOME, aesdk_keys=(KEY,), aesdk_names=None), None),
 ]
 
 
@@ -548,24 +500,17 @@ def test_terraform_output_is_fmt_clean_and_evaluates_to_the_json_policy(
         iam.render_for_environment(full, fmt="json", account_id=ACCOUNT, kms_key_arns=keys)
     )
     for account in (ACCOUNT, None):
-        hcl = iam.render_for_environment(
-            full, fmt="terraform", account_id=account, kms_key_arns=keys
-        )
+        hcl = iam.render_for_environment(full, fmt="terraform", account_id=account,
+                                         kms_key_arns=keys)
         assert ("aws_caller_identity" in hcl) == (account is None)
         if account is None:
             # Stand in for the data source, which needs a provider, with a local of the same value.
-            hcl = hcl.replace(
-                'data "aws_caller_identity" "secrets_agent" {}', f'locals {{ acct = "{ACCOUNT}" }}'
-            )
+            hcl = hcl.replace('data "aws_caller_identity" "secrets_agent" {}',
+                              f'locals {{ acct = "{ACCOUNT}" }}')
             hcl = hcl.replace(iam.TF_ACCOUNT, "${local.acct}")
         (tmp_path / "main.tf").write_text(hcl, encoding="utf-8")
-        fmt = subprocess.run(
-            [str(TERRAFORM), "fmt", "-check", "-diff", "main.tf"],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        fmt = subprocess.run([str(TERRAFORM), "fmt", "-check", "-diff", "main.tf"],
+                             cwd=tmp_path, capture_output=True, text=True, check=False)
         assert fmt.returncode == 0, fmt.stdout
         got = terraform_eval(tmp_path, "jsondecode(local.secrets_agent_policy)")
         if account is None:  # the placeholder sorts apart from the digits: compare as sets
@@ -596,11 +541,8 @@ def test_cli_prints_the_policy_and_exits_78_without_an_account(tmp_path: Path) -
     assert bad.returncode == 78
     assert "--account-id" in bad.stderr
     assert bad.stdout == ""
-    key = run_agent(
-        tmp_path,
-        env,
-        ["iam-policy", "--account-id", ACCOUNT, "--kms-key-arn", CMK, "--kms-key-arn", CMK],
-    )
+    key = run_agent(tmp_path, env, ["iam-policy", "--account-id", ACCOUNT,
+                                    "--kms-key-arn", CMK, "--kms-key-arn", CMK])
     assert key.returncode == 0, key.stderr
     assert by_sid(json.loads(key.stdout))["DecryptSecureStrings"]["Resource"] == [CMK]
 
@@ -623,9 +565,8 @@ def _seed(boto_client: Callable[..., Any], moto_url: str, tmp_path: Path) -> dic
         ssm.put_parameter(Name=name, Value=value, Type="SecureString")
     ssm.put_parameter(Name="/shared/token", Value="v2", Type="SecureString", Overwrite=True)
     sm = boto_client("secretsmanager")
-    sm.create_secret(
-        Name="kptboard/prod/database", SecretString=json.dumps({"username": "u", "password": "p"})
-    )
+    sm.create_secret(Name="kptboard/prod/database",
+                     SecretString=json.dumps({"username": "u", "password": "p"}))
     sm.create_secret(Name="kptboard/prod/api_key", SecretString="k")
     sm.create_secret(Name="kptboard/production/leak", SecretString="no")
     other = sm.create_secret(Name="kptboard/other", SecretString=json.dumps({"password": "pw"}))
@@ -692,12 +633,8 @@ def test_every_recorded_aws_operation_is_allowed_by_the_policy_rendered_for_its_
     lookup = _secret_lookup(boto_client)
     seen_operations: set[str] = set()
     for name, config in _configs(values).items():
-        env = {
-            **base_env(moto.url),
-            **config,
-            "SECRETS_AGENT_LOG_LEVEL": "debug",
-            "SECRETS_AGENT_LOG_FORMAT": "json",
-        }
+        env = {**base_env(moto.url), **config,
+               "SECRETS_AGENT_LOG_LEVEL": "debug", "SECRETS_AGENT_LOG_FORMAT": "json"}
         run = run_agent(tmp_path, env)
         assert run.returncode == 0 and run.ran, f"{name}: {run.stderr}"
         text = iam.render_for_environment(env, fmt="json", account_id=ACCOUNT)
@@ -715,13 +652,9 @@ def test_every_recorded_aws_operation_is_allowed_by_the_policy_rendered_for_its_
         seen_operations |= {f"{c['service']}:{c['operation']}" for c in calls}
     # The runs covered every kind of call the agent makes.
     assert seen_operations >= {
-        "ssm:GetParametersByPath",
-        "ssm:DescribeParameters",
-        "ssm:GetParameters",
-        "secretsmanager:BatchGetSecretValue",
-        "secretsmanager:ListSecrets",
-        "secretsmanager:GetSecretValue",
-        "kms:Decrypt",
+        "ssm:GetParametersByPath", "ssm:DescribeParameters", "ssm:GetParameters",
+        "secretsmanager:BatchGetSecretValue", "secretsmanager:ListSecrets",
+        "secretsmanager:GetSecretValue", "kms:Decrypt",
     }, seen_operations
 
 
@@ -729,22 +662,13 @@ def test_the_evaluator_can_fail_a_run_whose_policy_is_too_narrow(
     moto: Any, boto_client: Callable[..., Any], tmp_path: Path
 ) -> None:
     boto_client("ssm").put_parameter(Name="/kptboard/prod/a", Value="x", Type="String")
-    env = {
-        **base_env(moto.url),
-        "PARAMETER_STORE_PREFIX": "/kptboard/prod",
-        "SECRETS_AGENT_LOG_LEVEL": "debug",
-        "SECRETS_AGENT_LOG_FORMAT": "json",
-    }
+    env = {**base_env(moto.url), "PARAMETER_STORE_PREFIX": "/kptboard/prod",
+           "SECRETS_AGENT_LOG_LEVEL": "debug", "SECRETS_AGENT_LOG_FORMAT": "json"}
     run = run_agent(tmp_path, env)
     assert run.returncode == 0, run.stderr
     checks = [c for call in aws_calls(run.stderr) for c in checks_for(call, lambda _: [])]
-    wrong = json.loads(
-        iam.render_for_environment(
-            {**env, "PARAMETER_STORE_PREFIX": "/kptboard/production"},
-            fmt="json",
-            account_id=ACCOUNT,
-        )
-    )
+    wrong = json.loads(iam.render_for_environment(
+        {**env, "PARAMETER_STORE_PREFIX": "/kptboard/production"}, fmt="json", account_id=ACCOUNT))
     assert checks and not all(allows(wrong, c) for c in checks)
 
 

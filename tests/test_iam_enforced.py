@@ -119,10 +119,7 @@ def _seed_service(server: MotoServer, metadata: TaskMetadataServer) -> str:
         family="app", containerDefinitions=[{"name": "app", "image": "app", "memory": 128}]
     )
     ecs.create_service(
-        cluster="prod",
-        serviceName="web",
-        taskDefinition="app",
-        desiredCount=1,
+        cluster="prod", serviceName="web", taskDefinition="app", desiredCount=1,
         launchType="FARGATE",
     )
     task = ecs.run_task(

@@ -185,20 +185,15 @@ def test_check_shows_the_layer_each_variable_came_from(
     assert run.returncode == 0, run.stderr
     rows = {line.split()[0]: line.split() for line in run.stdout.splitlines()}
     assert rows["DATABASE_URL"] == [
-        "DATABASE_URL",
-        "ssm",
-        "/kptboard/prod/database_url",
-        "1",
-        "/kptboard/prod",
+        "DATABASE_URL", "ssm", "/kptboard/prod/database_url", "1", "/kptboard/prod"
     ]
     assert rows["SECRET_KEY_BASE"][4] == "/kptboard/prod"
     assert rows["SMTP_HOST"] == ["SMTP_HOST", "environment", "SMTP_HOST", "-", "-"]
     assert rows["TOKEN"][1:] == ["ssm", "/kptboard/other/leak", "1", "-"]
     assert CANARY not in run.stdout + run.stderr
     # One prefix: the four columns of before.
-    single = run_agent(
-        tmp_path, layered_env(moto, PARAMETER_STORE_PREFIX="/kptboard/prod"), ["check"]
-    )
+    single = run_agent(tmp_path, layered_env(moto, PARAMETER_STORE_PREFIX="/kptboard/prod"),
+                       ["check"])
     assert single.returncode == 0, single.stderr
     assert all(len(line.split()) == 4 for line in single.stdout.splitlines())
 
@@ -214,19 +209,15 @@ def test_iam_policy_grants_each_prefix_and_nothing_between_them() -> None:
     assert len(sids) == len(doc["Statement"])  # one statement per kind, Sids unique
     arn = f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/"
     assert sorted(as_list(sids["ReadParametersUnderPath"]["Resource"])) == [
-        arn + "kptboard/common",
-        arn + "kptboard/common/*",
-        arn + "kptboard/prod",
-        arn + "kptboard/prod/*",
+        arn + "kptboard/common", arn + "kptboard/common/*",
+        arn + "kptboard/prod", arn + "kptboard/prod/*",
     ]
     assert sorted(as_list(sids["ReadParametersByNamePrefix"]["Resource"])) == [
-        arn + "kptboard-rails.*",
-        arn + "kptboard-rails/*",
+        arn + "kptboard-rails.*", arn + "kptboard-rails/*"
     ]
     secret = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:"
     assert sorted(as_list(sids["ReadSecretsUnderPrefix"]["Resource"])) == [
-        secret + "kptboard/common/*",
-        secret + "kptboard/prod/*",
+        secret + "kptboard/common/*", secret + "kptboard/prod/*"
     ]
     text = json.dumps(doc)
     assert "kptboard/*" not in text and "parameter/*" not in text
@@ -239,11 +230,8 @@ def test_every_call_of_a_layered_run_is_allowed_by_its_policy_and_a_sibling_is_n
     sm = boto_client("secretsmanager")
     sm.create_secret(Name="kptboard/common/api", SecretString=json.dumps({"key": "k"}))
     sm.create_secret(Name="kptboard/prod/mail", SecretString="m")
-    env = layered_env(
-        moto,
-        SECRETS_MANAGER_PREFIX="kptboard/common,kptboard/prod",
-        SECRETS_AGENT_LOG_LEVEL="debug",
-    )
+    env = layered_env(moto, SECRETS_MANAGER_PREFIX="kptboard/common,kptboard/prod",
+                      SECRETS_AGENT_LOG_LEVEL="debug")
     run = run_agent(tmp_path, env)
     assert run.returncode == 0 and run.ran, run.stderr
     policy = json.loads(iam.render_for_environment(env, fmt="json", account_id=ACCOUNT))
@@ -264,15 +252,12 @@ def test_every_call_of_a_layered_run_is_allowed_by_its_policy_and_a_sibling_is_n
     assert checks and denied == []
     # Nothing between the layers: a sibling path and a sibling secret are not granted.
     sibling = [
-        Check(
-            "ssm:GetParametersByPath",
-            f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/kptboard/production",
-        ),
-        Check("ssm:GetParametersByPath", f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/kptboard"),
-        Check(
-            "secretsmanager:GetSecretValue",
-            f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:kptboard/other-AbCdEf",
-        ),
+        Check("ssm:GetParametersByPath",
+                        f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/kptboard/production"),
+        Check("ssm:GetParametersByPath",
+                        f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/kptboard"),
+        Check("secretsmanager:GetSecretValue",
+                        f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:kptboard/other-AbCdEf"),
     ]
     assert not any(allows(policy, c) for c in sibling)
 
@@ -296,19 +281,16 @@ def test_change_checks_cover_every_layer(
     sup = supervised(layered_env(moto), "SMTP_HOST", "DATABASE_URL")
     assert "env SMTP_HOST=smtp.common" in sup.lines()
     # A change in the first layer, of a variable the second does not override, restarts.
-    ssm.put_parameter(
-        Name="/kptboard/common/smtp_host", Value="smtp.new", Type="String", Overwrite=True
-    )
+    ssm.put_parameter(Name="/kptboard/common/smtp_host", Value="smtp.new", Type="String",
+                      Overwrite=True)
     assert sup.wait_line("env SMTP_HOST", count=2, timeout=20) == "env SMTP_HOST=smtp.new"
     assert sup.lines().count(f"env DATABASE_URL={CANARY}-prod-db") == 2
     # A change in the second layer restarts too.
-    ssm.put_parameter(
-        Name="/kptboard/prod/database_url", Value="db-new", Type="SecureString", Overwrite=True
-    )
+    ssm.put_parameter(Name="/kptboard/prod/database_url", Value="db-new", Type="SecureString",
+                      Overwrite=True)
     assert sup.wait_line("env DATABASE_URL", count=3, timeout=20) == "env DATABASE_URL=db-new"
-    wait_until(
-        lambda: len(events(sup.stderr(), "command restarted")) == 2, timeout=5, what="two restarts"
-    )
+    wait_until(lambda: len(events(sup.stderr(), "command restarted")) == 2, timeout=5,
+               what="two restarts")
     assert CANARY not in sup.stderr()
     sup.kill(signal.SIGTERM)
     assert sup.wait() == 3
@@ -321,14 +303,8 @@ KEYS = st.sampled_from(["db_url", "db.url", "DB/URL", "token", "ld_preload", "9x
 
 def _items(source: str, layer: str, keys: list[str]) -> list[Item]:
     return [
-        Item(
-            source=source,
-            source_name=f"{layer}/{k}",
-            value=Secret("v"),
-            version="1",  # type: ignore[arg-type]
-            key=k,
-            layer=layer,
-        )
+        Item(source=source, source_name=f"{layer}/{k}", value=Secret("v"), version="1",  # type: ignore[arg-type]
+             key=k, layer=layer)
         for k in keys
     ]
 
@@ -356,8 +332,7 @@ def test_later_layers_override_in_setting_order_and_report_names_only() -> None:
     items = _items("ssm", "/b", ["db_url"]) + _items("ssm", "/a", ["db_url", "token"])
     result = records_from_layers(items, order={"ssm": ("/a", "/b")})
     assert {r.name: r.source_name for r in result.records} == {
-        "DB_URL": "/b/db_url",
-        "TOKEN": "/a/token",
+        "DB_URL": "/b/db_url", "TOKEN": "/a/token"
     }
     (override,) = result.overrides
     assert (override.name, override.earlier_layer, override.later_layer) == ("DB_URL", "/a", "/b")

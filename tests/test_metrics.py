@@ -27,33 +27,11 @@ from tests.supervised import Fleet, Supervised, wait_until
 CANARY = "emf-canary-51c2"
 #: CloudWatch's units (PutMetricData's StandardUnit), written out here independently of the agent.
 UNITS = {
-    "Seconds",
-    "Microseconds",
-    "Milliseconds",
-    "Bytes",
-    "Kilobytes",
-    "Megabytes",
-    "Gigabytes",
-    "Terabytes",
-    "Bits",
-    "Kilobits",
-    "Megabits",
-    "Gigabits",
-    "Terabits",
-    "Percent",
-    "Count",
-    "Bytes/Second",
-    "Kilobytes/Second",
-    "Megabytes/Second",
-    "Gigabytes/Second",
-    "Terabytes/Second",
-    "Bits/Second",
-    "Kilobits/Second",
-    "Megabits/Second",
-    "Gigabits/Second",
-    "Terabits/Second",
-    "Count/Second",
-    "None",
+    "Seconds", "Microseconds", "Milliseconds", "Bytes", "Kilobytes", "Megabytes", "Gigabytes",
+    "Terabytes", "Bits", "Kilobits", "Megabits", "Gigabits", "Terabits", "Percent", "Count",
+    "Bytes/Second", "Kilobytes/Second", "Megabytes/Second", "Gigabytes/Second",
+    "Terabytes/Second", "Bits/Second", "Kilobits/Second", "Megabits/Second", "Gigabits/Second",
+    "Terabits/Second", "Count/Second", "None",
 }
 
 
@@ -141,11 +119,7 @@ def test_the_resolution_line_is_an_emf_document_whose_figures_match_the_proxy(
     assert run.child_env is not None
     (doc,) = documents(run.stderr, "secrets resolved")
     assert metric_names(doc) == {
-        "SecretsResolved",
-        "ResolutionSeconds",
-        "AwsCalls",
-        "Retries",
-        "ResolutionFailures",
+        "SecretsResolved", "ResolutionSeconds", "AwsCalls", "Retries", "ResolutionFailures"
     }
     assert doc["SecretsResolved"] == 23 + 2 == doc["count"]
     assert doc["AwsCalls"] + doc["Retries"] == seen["requests"]
@@ -227,11 +201,8 @@ def test_the_task_family_from_ecs_metadata_is_the_only_dimension(
 ) -> None:
     seed(boto_client, 2)
     uri, asked = metadata({"Family": "kptboard-web", "Revision": "7", "Cluster": "c"})
-    env = emf_env(
-        moto.url,
-        ECS_CONTAINER_METADATA_URI_V4=uri,
-        SECRETS_AGENT_METRICS_NAMESPACE="kptboard/secrets",
-    )
+    env = emf_env(moto.url, ECS_CONTAINER_METADATA_URI_V4=uri,
+                  SECRETS_AGENT_METRICS_NAMESPACE="kptboard/secrets")
     run = run_agent(tmp_path, env)
     assert run.returncode == 0, run.stderr
     (doc,) = documents(run.stderr)
@@ -266,14 +237,8 @@ def test_a_long_summary_line_keeps_its_metrics_under_the_cap() -> None:
     log = Logger(level="info", fmt="json", stream=stream)
     emf = Emf("SecretsAgent", (("TaskFamily", "kptboard-web"),))
     names = [f"VARIABLE_NUMBER_{i:05d}_WITH_A_LONG_NAME" for i in range(2000)]
-    emf.write(
-        log,
-        "info",
-        "secrets resolved",
-        {"SecretsResolved": 2000, "AwsCalls": 201},
-        names=names,
-        count=2000,
-    )
+    emf.write(log, "info", "secrets resolved", {"SecretsResolved": 2000, "AwsCalls": 201},
+              names=names, count=2000)
     line = stream.getvalue().rstrip("\n")
     doc = emf_document(line)
     assert doc["SecretsResolved"] == 2000 and doc["AwsCalls"] == 201

@@ -98,11 +98,7 @@ def test_a_reference_into_a_protected_name_is_65(
 
 
 def run_vector(
-    tmp_path: Path,
-    moto: MotoServer,
-    boto_client: Any,
-    name: str,
-    value: str,
+    tmp_path: Path, moto: MotoServer, boto_client: Any, name: str, value: str,
     command: list[str],
 ) -> tuple[AgentRun, str, Path]:
     """Load SECRET_KEY_BASE=<canary> and ``name``=``value`` from a prefix, then run ``command``
@@ -187,14 +183,12 @@ def test_the_allowlist_names_every_variable_outside_it(
         "SECRETS_AGENT_ALLOW": "DATABASE_URL, RAILS_*",
     }
     run = run_agent(tmp_path, env)
-    assert_refused(
-        run, 65, "SECRETS_AGENT_ALLOW", "API_KEY", "/app/api_key", "REDIS_URL", "/app/redis_url"
-    )
+    assert_refused(run, 65, "SECRETS_AGENT_ALLOW", "API_KEY", "/app/api_key", "REDIS_URL",
+                   "/app/redis_url")
     assert "DATABASE_URL" not in run.stderr and "RAILS_ENV" not in run.stderr
 
-    allowed = run_agent(
-        tmp_path, env | {"SECRETS_AGENT_ALLOW": "DATABASE_URL,RAILS_*,*_KEY,REDIS_URL"}
-    )
+    allowed = run_agent(tmp_path, env | {"SECRETS_AGENT_ALLOW": "DATABASE_URL,RAILS_*,*_KEY,"
+                                                                "REDIS_URL"})
     assert allowed.returncode == 0, allowed.stderr
     assert allowed.child_env is not None
     assert {"DATABASE_URL", "RAILS_ENV", "RAILS_MAX_THREADS", "REDIS_URL", "API_KEY"} <= set(
@@ -269,14 +263,10 @@ def test_ssm_arns_that_are_not_parameters_pass_through_untouched(
     assert {k: alone.child_env[k] for k in OTHER_SSM_ARNS} == OTHER_SSM_ARNS
 
     put(boto_client("ssm"), "/app/db", "from-ssm")
-    env = (
-        base_env(moto.url)
-        | OTHER_SSM_ARNS
-        | {
-            "DB": f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/app/db",
-            "PARAMETER_STORE_PREFIX": "/app",
-        }
-    )
+    env = base_env(moto.url) | OTHER_SSM_ARNS | {
+        "DB": f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/app/db",
+        "PARAMETER_STORE_PREFIX": "/app",
+    }
     run = run_agent(tmp_path, env)
     assert run.returncode == 0, run.stderr
     assert run.child_env is not None

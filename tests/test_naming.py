@@ -182,12 +182,8 @@ def test_allowlist_permits_names_and_patterns(name: str) -> None:
 
 
 def test_allowlist_names_every_variable_outside_it_and_is_case_sensitive() -> None:
-    named = [
-        ("DATABASE_URL", "ssm '/a/d'"),
-        ("database_url", "a reference"),
-        ("REDIS_URL", "ssm '/a/r'"),
-        ("KEYS", "ssm '/a/k'"),
-    ]
+    named = [("DATABASE_URL", "ssm '/a/d'"), ("database_url", "a reference"),
+             ("REDIS_URL", "ssm '/a/r'"), ("KEYS", "ssm '/a/k'")]
     with pytest.raises(DataError) as info:
         check_allowed(named, ALLOW)
     message = info.value.message

@@ -502,15 +502,8 @@ def test_iam_policy_for_redeploy_needs_the_service_named(tmp_path: Path) -> None
     ok = run_agent(
         tmp_path,
         at_start(env),
-        [
-            "iam-policy",
-            "--account-id",
-            "123456789012",
-            "--ecs-cluster",
-            CLUSTER,
-            "--ecs-service",
-            SERVICE,
-        ],
+        ["iam-policy", "--account-id", "123456789012", "--ecs-cluster", CLUSTER,
+         "--ecs-service", SERVICE],
     )
     assert ok.returncode == 0, ok.stderr
     assert f"service/{CLUSTER}/{SERVICE}" in ok.stdout
