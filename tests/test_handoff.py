@@ -327,3 +327,29 @@ def ok_answers(load: Load) -> list[Any]:
 
 def ok_answers_of(answers: list[Any]) -> list[Any]:
     return [a for a in answers if a.status == 200 and isinstance(a.body, dict)]
+
+
+def test_a_bind_that_does_not_match_is_a_warning_at_start(
+    moto: MotoServer, boto_client: Any, tmp_path: Path
+) -> None:
+    """puma bound to another address than SECRETS_AGENT_LISTEN closes the socket it was given:
+    the agent says so once the command is ready, naming the address nobody serves."""
+    from tests.moto_server import free_port
+    from tests.rails_app import CONFIG_RU, require_rails
+
+    seed(boto_client)
+    listen, bound = free_port(), free_port()
+    app = ListeningRails(
+        tmp_path,
+        moto.url,
+        {"PARAMETER_STORE_PREFIX": "/handoff"},
+        command=[require_rails(), "-b", f"tcp://127.0.0.1:{bound}", str(CONFIG_RU)],
+        port=listen,
+    )
+    try:
+        app.wait_event("command ready")
+        warning = app.wait_event("the command does not serve on the agent's sockets")
+        assert warning["addresses"] == [f"tcp://127.0.0.1:{listen}"]
+        assert "Closing unused activated socket" in app.text()
+    finally:
+        app.stop()
