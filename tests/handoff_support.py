@@ -19,6 +19,19 @@ from tests.supervised import SHORT_INTERVAL_ENTRYPOINT, wait_until
 KEY = "ab12" * 32
 
 
+def require_sd_notify() -> None:
+    """puma 5 sends READY=1 only with the sd_notify gem (Debian's ruby-sd-notify)."""
+    import pytest
+
+    found = subprocess.run(
+        ["ruby", "-e", 'require "sd_notify"'], capture_output=True, timeout=60, check=False
+    )
+    if found.returncode != 0:
+        if os.environ.get("CI"):
+            pytest.fail("the sd_notify gem is missing: .ci/run must install ruby-sd-notify")
+        pytest.skip("Debian's ruby-sd-notify is not installed")
+
+
 class ListeningRails:
     """``python short_interval_entrypoint.py [PREFIX...] puma -b tcp://127.0.0.1:PORT config.ru``
     with ``SECRETS_AGENT_LISTEN`` on the same address (unless ``listen`` says otherwise)."""
@@ -50,6 +63,8 @@ class ListeningRails:
         if listen:
             env["SECRETS_AGENT_LISTEN"] = f"tcp://127.0.0.1:{self.port}"
         env.update(settings)
+        if command is None:
+            require_sd_notify()
         argv = command or [require_rails(), "-b", f"tcp://127.0.0.1:{self.port}", str(CONFIG_RU)]
         self.log_path = tmp_path / f"agent-{self.port}.log"
         self._log = open(self.log_path, "wb")

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.handoff_support import KEY, ListeningRails, gone, wait_gone
+from tests.handoff_support import KEY, ListeningRails, gone, require_sd_notify, wait_gone
 from tests.load_client import Load, failures, summary
 from tests.moto_server import MotoServer
 from tests.postgres_support import postgres
@@ -151,6 +151,7 @@ def test_a_new_command_that_fails_leaves_the_old_one_serving(
     from tests.moto_server import free_port
     from tests.rails_app import CONFIG_RU, require_rails
 
+    require_sd_notify()
     port, other = free_port(), free_port()
     ssm = seed(boto_client, app_secret="stable", test_boot="ok", app_port=str(port))
     script = 'exec "$0" -b "tcp://127.0.0.1:$APP_PORT" "$1"'
@@ -337,6 +338,7 @@ def test_a_bind_that_does_not_match_is_a_warning_at_start(
     from tests.moto_server import free_port
     from tests.rails_app import CONFIG_RU, require_rails
 
+    require_sd_notify()
     seed(boto_client)
     listen, bound = free_port(), free_port()
     app = ListeningRails(
