@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import FrameType
 from typing import IO, TYPE_CHECKING, Any, NoReturn, cast
 
@@ -384,6 +384,14 @@ def _cmd_exec(command: list[str]) -> int:
         from secrets_agent.output.metrics import from_settings
 
         emf = from_settings(settings, environ, log=log)
+    if settings.listen and (not settings.supervise or settings.on_change == "redeploy"):
+        from secrets_agent.core.errors import ConfigError
+
+        raise ConfigError(
+            "SECRETS_AGENT_LISTEN is for supervise mode with SECRETS_AGENT_ON_CHANGE=restart "
+            "or exit (the agent holds the sockets across restarts)",
+            hint="set SECRETS_AGENT_WATCH_INTERVAL, or unset SECRETS_AGENT_LISTEN",
+        )
     if settings.supervise and settings.on_change != "redeploy":
         return _supervise_isolated(command, environ, settings, log, files, emf)
     plan, result, clients = _resolve(environ, settings, log, emf=emf)
@@ -509,7 +517,12 @@ def _supervise(
     """Supervise ``command`` with the settings' interval, stop timeout and restart spread."""
     from secrets_agent.supervise.supervisor import supervise
 
-    return supervise(
+    run: Callable[..., int] = supervise
+    if settings.listen:
+        from secrets_agent.supervise.handoff import listening
+
+        run = listening(settings)
+    return run(
         command,
         env,
         interval=settings.watch_interval,
@@ -612,6 +625,14 @@ def _check(fmt: str) -> int:
         from secrets_agent.process.secret_files import check_records
 
         records = check_records(records, result.env if result is not None else environ, files)
+    if settings.listen:
+        log.info(
+            "listen: a rotation hands over to the new command when it sends READY=1 on "
+            "NOTIFY_SOCKET (puma 6; puma 5 with the sd_notify gem), else stops the running "
+            "command and starts the new one on the held sockets",
+            addresses=list(settings.listen),
+            ready_timeout=settings.ready_timeout,
+        )
     shown = {r.name for r in records}
     # A required variable that the inherited environment provides gets a row too.
     from secrets_agent.core.model import Record, Secret

@@ -82,6 +82,8 @@ class Settings:
     ecs_service: str | None = None
     restart_spread: float = 0.0
     require: tuple[str, ...] = ()
+    listen: tuple[str, ...] = ()
+    ready_timeout: float = 120.0
 
     @property
     def supervise(self) -> bool:
@@ -334,6 +336,15 @@ def _files(value: str) -> tuple[tuple[str, str], ...]:
         raise _Invalid(str(exc)) from None
 
 
+def _listen(value: str) -> tuple[str, ...]:
+    from secrets_agent.core.addresses import parse_addresses
+
+    try:
+        return tuple(address.text for address in parse_addresses(value))
+    except ValueError as exc:
+        raise _Invalid(str(exc)) from None
+
+
 # What a setting needs to take effect: set without it, it would be silently ignored, so it is
 # 78 instead. Each condition: (whether it holds, what is missing, what to set).
 _SUPERVISE = "SECRETS_AGENT_WATCH_INTERVAL"
@@ -353,6 +364,11 @@ _NEEDS: dict[str, tuple[Callable[[Settings, Mapping[str, str]], bool], str, str]
         lambda s, e: s.supervise and s.on_change == "redeploy",
         f"it applies to redeploy mode only ({_SUPERVISE} set, SECRETS_AGENT_ON_CHANGE=redeploy)",
         f"set {_SUPERVISE} and SECRETS_AGENT_ON_CHANGE=redeploy",
+    ),
+    "listen": (
+        lambda s, e: bool(s.listen),
+        "it applies to the sockets of SECRETS_AGENT_LISTEN only, which is unset",
+        "set SECRETS_AGENT_LISTEN, or leave this unset",
     ),
     "emf": (
         lambda s, e: s.metrics == "emf",
@@ -422,6 +438,13 @@ SETTINGS: tuple[Setting, ...] = (
         "restart_spread",
         _number(0, MAX_RESTART_SPREAD),
         needs="restart",
+    ),
+    Setting("SECRETS_AGENT_LISTEN", "listen", _listen, needs="supervise"),
+    Setting(
+        "SECRETS_AGENT_READY_TIMEOUT",
+        "ready_timeout",
+        _number(0, 3600, low_open=True),
+        needs="listen",
     ),
 )
 VARIABLES = tuple(setting.variable for setting in SETTINGS)

@@ -230,13 +230,23 @@ class Supervisor:
         # after a rotation, once the old command has stopped. ``self.env`` keeps every
         # variable, so that a change to one written to a file is a change too.
         command_env = self.prepare(env) if self.prepare is not None else env
-        pid = spawn_command(self.argv, command_env)
+        pid = self.spawn(command_env)
         self.child = pid
         self.env = dict(env)
         if self.owns_tty:
             give_terminal(pid)
         self.next_check = time.monotonic() + self.jittered()
         self.log.info("command started", pid=pid, command=self.argv[0])
+
+    def spawn(self, env: Mapping[str, str]) -> int:
+        """Start the command; a hook for ``secrets_agent.supervise.handoff`` (which passes
+        sockets)."""
+        return spawn_command(self.argv, env)
+
+    def reaped(self, pid: int, status: int) -> bool:
+        """A hook for ``secrets_agent.supervise.handoff``: True when ``pid`` was one of its own
+        processes."""
+        return False
 
     def jittered(self) -> float:
         if isinstance(self.watcher, PacesChecks):
@@ -268,6 +278,8 @@ class Supervisor:
                 break
             if claim(pid, status, usage.ru_maxrss):
                 continue  # a check process: its thread takes the status
+            if self.reaped(pid, status):
+                continue
             if pid == self.child:
                 self.child = None
                 code = exit_code(status)

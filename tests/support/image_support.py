@@ -28,6 +28,8 @@ MIRROR = "http://deb.debian.org/debian"
 SUITE = "bookworm"
 BASE_PACKAGES = ["ca-certificates", "python3", "python3-pip", "python3-venv", "ruby"]
 BASE_PACKAGES += ["ruby-rails", "puma"]
+# puma 5's READY=1 (the sd_notify gem), for the handoff under SECRETS_AGENT_LISTEN.
+BASE_PACKAGES += ["ruby-sd-notify"]
 APT_SOURCES = f"""\
 Types: deb
 URIs: {MIRROR}

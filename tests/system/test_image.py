@@ -64,17 +64,18 @@ class Container:
         *,
         entrypoint: str | None = None,
         prefix: tuple[str, ...] = ("bundle", "exec"),
+        port: int | None = None,
+        server: tuple[str, ...] = ("rails", "server", "-b", "127.0.0.1", "-p", "{port}"),
     ) -> None:
-        self.port = free_port()
+        self.port = port or free_port()
         self.name = f"secrets-agent-test-{os.urandom(4).hex()}"
         args = ["run", "-d", "--name", self.name, "--network", "host"]
         for key, value in env.items():
             args += ["-e", f"{key}={value}"]
         if entrypoint is not None:
             args += ["--entrypoint", entrypoint]
-        server = ["rails", "server", "-b", "127.0.0.1", "-p", str(self.port)]
         self.started = time.monotonic()
-        docker(*args, image, *prefix, *server)
+        docker(*args, image, *prefix, *(arg.format(port=self.port) for arg in server))
 
     def get(self, path: str) -> tuple[int, str]:
         url = f"http://127.0.0.1:{self.port}{path}"
@@ -263,3 +264,65 @@ def test_supervise_mode_is_pid_1_reaps_restarts_on_rotation_and_stops_with_128_p
     # 128+15 as the README promises.
     assert "Gracefully stopping" in logs
     assert code == 128 + signal.SIGTERM, logs
+
+
+def test_supervise_mode_hands_over_the_socket_under_load(
+    images: Images, moto: MotoServer, boto_client: Any
+) -> None:
+    """SECRETS_AGENT_LISTEN in the real image, the agent as PID 1: a rotation while a load
+    generator runs starts the new Rails beside the old one on the agent's socket; every request
+    answers 200, only the new secret's digest after the handoff, the old puma reaped."""
+    from tests.load_client import Load, failures, summary
+
+    ssm = boto_client("ssm")
+    ssm.put_parameter(Name=f"{PREFIX}/secret_key_base", Value=KEY, Type="SecureString")
+    ssm.put_parameter(Name=f"{PREFIX}/app_secret", Value="before", Type="SecureString")
+    port = free_port()
+    env = task_env(
+        moto,
+        SECRETS_AGENT_WATCH_INTERVAL="30",
+        SECRETS_AGENT_LISTEN=f"tcp://127.0.0.1:{port}",
+    )
+    # puma itself: `rails server` refuses to start while another one's tmp/pids/server.pid
+    # names a live process (Rack's pid file check), which the old server is during a handoff.
+    app = Container(images.app, env, port=port, server=("puma", "-b", "tcp://127.0.0.1:{port}"))
+    load = None
+    try:
+        status, _ = app.wait_ready()
+        assert status == 200, app.logs()
+        assert "docker-entrypoint.py" in app.pid1()
+        deadline = time.monotonic() + 60
+        while '"rotation":"handoff"' not in app.logs() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert '"rotation":"handoff"' in app.logs(), app.logs()
+        load = Load(port, "/served/APP_SECRET", clients=4, max_seconds=240)
+        time.sleep(2)
+        ssm.put_parameter(
+            Name=f"{PREFIX}/app_secret", Value="after", Type="SecureString", Overwrite=True
+        )
+        deadline = time.monotonic() + 120
+        while '"event":"old command exited"' not in app.logs() and time.monotonic() < deadline:
+            time.sleep(1)
+        logs = app.logs()
+        assert '"event":"old command exited"' in logs, logs
+        handed = next(
+            json.loads(line)
+            for line in logs.splitlines()
+            if '"event":"command handed over"' in line
+        )
+        switched = time.monotonic()
+        time.sleep(2)
+        answers = load.stop()
+        load = None
+        print("image handoff under load:", summary(answers))
+        assert not failures(answers), failures(answers)[:5]
+        assert {a.body["sha256"] for a in answers} == {sha("before"), sha("after")}
+        late = {(a.body["pid"], a.body["sha256"]) for a in answers if a.started > switched}
+        assert late == {(handed["pid"], sha("after"))}
+        assert app.proc_status(handed["old_pid"]) == {}  # reaped by PID 1, no zombie
+        code = app.stop()
+    finally:
+        if load is not None:
+            load.stop()
+        app.remove()
+    assert code == 128 + signal.SIGTERM

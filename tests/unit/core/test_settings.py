@@ -122,6 +122,7 @@ NEEDS_IN_README = {
     "supervise": "supervise mode",
     "restart": "supervise mode, `restart`",
     "redeploy": "redeploy mode",
+    "listen": "`SECRETS_AGENT_LISTEN`",
     "emf": "`SECRETS_AGENT_METRICS=emf`",
     "prefix": "a prefix",
     "source": "a prefix or a reference",
