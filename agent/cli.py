@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from types import FrameType
 from typing import IO, TYPE_CHECKING, Any, NoReturn, cast
 
+from agent import __version__
 from agent.errors import AgentError, OutputError, UsageError
 from agent.fastpath import exec_if_nothing_to_do, needs_agent
 from agent.printable import capped, printable
@@ -43,7 +44,7 @@ def _fail(error: AgentError) -> int:
     from agent import logs
 
     logs.close()
-    _stderr(error.line())
+    _stderr(error.line(version=True))
     return error.exit_code
 
 
@@ -144,6 +145,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="secrets-agent",
         description="Resolve AWS secrets into the environment, then exec or supervise a command.",
     )
+    parser.add_argument("--version", action="version", version=f"secrets-agent {__version__}")
     sub = parser.add_subparsers(dest="subcommand", metavar="SUBCOMMAND")
     p_exec = sub.add_parser("exec", help="resolve secrets, then exec (or supervise) the command")
     p_exec.add_argument("command", nargs=argparse.REMAINDER, help="the command and its arguments")
@@ -228,7 +230,8 @@ def main(argv: Sequence[str]) -> int:
         )
         _stderr(
             f"secrets-agent: internal error: {type(exc).__name__}{where}; "
-            "the command was not started; please report this line"
+            "the command was not started; please report this line "
+            f"(secrets-agent {__version__})"
         )
         return 70
 

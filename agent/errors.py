@@ -6,7 +6,8 @@ one place where these become an exit code and one stderr line.
 
 from __future__ import annotations
 
-from agent.printable import capped, printable
+from agent import __version__
+from agent.printable import MAX_LINE, capped, printable
 
 
 class AgentError(Exception):
@@ -20,8 +21,9 @@ class AgentError(Exception):
         self.message = message
         self.hint = hint
 
-    def line(self) -> str:
-        """The one stderr line: what failed and what to do.
+    def line(self, *, version: bool = False) -> str:
+        """The one stderr line: what failed and what to do (and, with ``version``, which agent
+        said it: the last line a failed start leaves, ending in ``(secrets-agent 0.2.0)``).
 
         Messages quote names, keys and AWS error codes, which anyone who can write a parameter
         or answer a request chooses: escaped, so that the line stays one line.
@@ -29,7 +31,8 @@ class AgentError(Exception):
         text = f"secrets-agent: {self.kind}: {self.message}"
         if self.hint:
             text += f"; {self.hint}"
-        return capped(printable(text))
+        suffix = f" (secrets-agent {__version__})" if version else ""
+        return capped(printable(text), MAX_LINE - len(suffix)) + suffix
 
 
 class UsageError(AgentError):

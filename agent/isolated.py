@@ -26,7 +26,9 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from agent import __version__
 from agent.errors import AgentError, ServiceError
+from agent.printable import MAX_LINE, capped
 
 if TYPE_CHECKING:
     from agent.logs import Logger
@@ -50,7 +52,10 @@ class RelayedError(AgentError):
         self.exit_code = code
         self._line = line
 
-    def line(self) -> str:
+    def line(self, *, version: bool = False) -> str:
+        if version:
+            suffix = f" (secrets-agent {__version__})"
+            return capped(self._line, MAX_LINE - len(suffix)) + suffix
         return self._line
 
 

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from agent import __version__
 from agent.aws.clients import Clients, Deadline
 from agent.environment import merge
 from agent.errors import AgentError, DataError, ServiceError
@@ -224,6 +225,7 @@ def log_resolution(result: Resolution, *, log: Logger, emf: Emf | None = None) -
         "calls": result.calls,
         "retries": result.retries,
         "seconds": round(result.seconds, 3),
+        "version": __version__,
     }
     if emf is None:
         log.info("secrets resolved", **summary)

@@ -28,6 +28,8 @@ MIRROR = "http://deb.debian.org/debian"
 SUITE = "bookworm"
 BASE_PACKAGES = ["ca-certificates", "python3", "python3-pip", "python3-venv", "ruby"]
 BASE_PACKAGES += ["ruby-rails", "puma"]
+# The base of an app image that takes the agent as a bundle: Ruby and Rails, no Python at all.
+NO_PYTHON_PACKAGES = [name for name in BASE_PACKAGES if not name.startswith("python3")]
 APT_SOURCES = f"""\
 Types: deb
 URIs: {MIRROR}
@@ -89,17 +91,17 @@ def image_exists(tag: str) -> bool:
     return docker("image", "inspect", tag, check=False).returncode == 0
 
 
-def base_tag() -> str:
+def base_tag(packages: list[str] = BASE_PACKAGES) -> str:
     recipe = json.dumps(
-        [MIRROR, SUITE, BASE_PACKAGES, APT_SOURCES, PIP_CONF, IMPORT_CHANGES], sort_keys=True
+        [MIRROR, SUITE, packages, APT_SOURCES, PIP_CONF, IMPORT_CHANGES], sort_keys=True
     ).encode()
     digest = hashlib.sha256(recipe + HOST_CA_BUNDLE.read_bytes()).hexdigest()
     return f"secrets-agent-test-base:{digest[:16]}"
 
 
-def build_base() -> tuple[str, float]:
+def build_base(packages: list[str] = BASE_PACKAGES) -> tuple[str, float]:
     """The base image's tag and the seconds it took (0.0 when reused)."""
-    tag = base_tag()
+    tag = base_tag(packages)
     if image_exists(tag):
         return tag, 0.0
     if shutil.which("debootstrap") is None:
@@ -111,7 +113,7 @@ def build_base() -> tuple[str, float]:
             [
                 "debootstrap",
                 "--variant=minbase",
-                f"--include={','.join(BASE_PACKAGES)}",
+                f"--include={','.join(packages)}",
                 SUITE,
                 str(rootfs),
                 MIRROR,
