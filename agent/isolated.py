@@ -109,8 +109,14 @@ def _wait(child: _Child) -> None:
 
 # -- the supervisor's side -----------------------------------------------------------------------
 def _spawn(request: bytes) -> tuple[_Child, int, int]:
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    code = f"import sys; sys.path.insert(0, {root!r}); import agent.check_process as m; m.main()"
+    if getattr(sys, "frozen", False):  # the bundle (docker/bundle.py): no interpreter to -c
+        argv = [sys.executable, "--check-process"]
+    else:
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        code = (
+            f"import sys; sys.path.insert(0, {root!r}); import agent.check_process as m; m.main()"
+        )
+        argv = [sys.executable, "-c", code]
     pipes = [os.pipe() for _ in range(3)]  # stdin, stdout, stderr
     actions = [
         (os.POSIX_SPAWN_DUP2, pipes[0][0], 0),
@@ -121,7 +127,7 @@ def _spawn(request: bytes) -> tuple[_Child, int, int]:
         with _lock:  # registered before the reaper can see it exit
             pid = os.posix_spawn(
                 sys.executable,
-                [sys.executable, "-c", code],
+                argv,
                 os.environ,
                 file_actions=actions,
                 setsigmask=(),

@@ -209,3 +209,65 @@ def build_images(where: Path) -> Images:
     app_seconds = time.monotonic() - started
     size = docker("image", "inspect", "--format", "{{.Size}}", APP_TAG).stdout.strip()
     return Images(APP_TAG, base, base_seconds, app_seconds, int(size))
+
+
+# ---- the agent bundle (docker/agent.Dockerfile) and the recipes of docker/examples/ ----------
+AGENT_TAG = "secrets-agent-test-agent:latest"
+RECIPES = {
+    "rails-7.1": ROOT / "docker" / "examples" / "rails-7.1.Dockerfile",
+    "single-stage": ROOT / "docker" / "examples" / "single-stage.Dockerfile",
+}
+
+
+def proxy_args() -> list[str]:
+    """Docker's predefined proxy build arguments, from the host's environment when it has them
+    (kept out of the image)."""
+    return [
+        arg
+        for name in PROXY_VARIABLES
+        if name in os.environ
+        for arg in ("--build-arg", f"{name}={os.environ[name]}")
+    ]
+
+
+def build_agent(base: str) -> float:
+    """docker/agent.Dockerfile from the repository root, as its header says; the seconds."""
+    started = time.monotonic()
+    docker(
+        "build", "--network", "host", "--build-arg", f"BASE_IMAGE={base}", *proxy_args(),
+        "-f", str(ROOT / "docker" / "agent.Dockerfile"), "-t", AGENT_TAG, str(ROOT),
+        timeout=1800,
+    )  # fmt: skip
+    return time.monotonic() - started
+
+
+def recipe_context(base: str, where: Path) -> Path:
+    """The test Rails app alone (no vendored agent), its Gemfile.lock from the base's gems."""
+    context = where / "recipe-context"
+    shutil.copytree(RAILS_APP, context)
+    (context / ".dockerignore").write_text("config/credentials/*.key\ntmp/\nlog/\n")
+    docker(
+        "run", "--rm", "--network", "none", "-v", f"{context}:/app", "-w", "/app",
+        base, "bundle", "lock", "--local",
+    )  # fmt: skip
+    return context
+
+
+def build_recipe(name: str, base: str, context: Path) -> tuple[str, float, int]:
+    """docker/examples/NAME.Dockerfile on ``base`` with the test's agent image: the tag, the
+    seconds and the image's bytes."""
+    tag = f"secrets-agent-test-recipe-{name.replace('.', '-')}:latest"
+    started = time.monotonic()
+    docker(
+        "build", "--network", "host", "--build-arg", f"BASE_IMAGE={base}",
+        "--build-arg", f"AGENT_IMAGE={AGENT_TAG}", *proxy_args(),
+        "-f", str(RECIPES[name]), "-t", tag, str(context),
+        timeout=1200,
+    )  # fmt: skip
+    seconds = time.monotonic() - started
+    size = docker("image", "inspect", "--format", "{{.Size}}", tag).stdout.strip()
+    return tag, seconds, int(size)
+
+
+def image_bytes(tag: str) -> int:
+    return int(docker("image", "inspect", "--format", "{{.Size}}", tag).stdout.strip())
