@@ -9,9 +9,10 @@ FROM ${AGENT_IMAGE} AS secrets-agent
 
 FROM ${BASE_IMAGE}
 # layer: the interpreter (what the virtualenv route needs besides the virtualenv)
+# (apt's caches removed, as ruby:*-slim's docker-clean setting does, so only the packages count)
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 python3-venv \
- && rm -rf /var/lib/apt/lists/*
+ && apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
 COPY . /src/
 # layer: the virtualenv, as docker/Dockerfile makes it (pip and setuptools stay inside)
 RUN python3 -m venv /opt/venv \

@@ -46,6 +46,7 @@ def inside(moto_url: str, runs: int) -> dict[str, object]:
     }
     cases = {"no_prefix": base, "params_10": base | {"PARAMETER_STORE_PREFIX": PREFIX}}
     times: dict[str, dict[str, list[float]]] = {c: {e: [] for e in ENTRYPOINTS} for c in cases}
+    cpu: dict[str, dict[str, list[float]]] = {c: {e: [] for e in ENTRYPOINTS} for c in cases}
     for env in cases.values():  # once untimed: the page cache, and a check that it works
         for argv in ENTRYPOINTS.values():
             subprocess.run([*argv, "/bin/true"], env=env, check=True)
@@ -55,15 +56,23 @@ def inside(moto_url: str, runs: int) -> dict[str, object]:
             if i % 2:
                 order.reverse()
             for name, argv in order:
-                started = time.perf_counter()
+                before, started = os.times(), time.perf_counter()
                 subprocess.run([*argv, "/bin/true"], env=env, check=True)
                 times[case][name].append(time.perf_counter() - started)
+                after = os.times()
+                cpu[case][name].append(
+                    after.children_user - before.children_user
+                    + after.children_system - before.children_system
+                )
     out: dict[str, object] = {"runs": runs}
     for case, by_name in times.items():
         medians = {name: statistics.median(values) for name, values in by_name.items()}
+        cpus = {name: statistics.mean(values) for name, values in cpu[case].items()}
         out[case] = {
             **{f"{name}_median_ms": round(m * 1000, 1) for name, m in medians.items()},
             "bundle_over_virtualenv": round(medians["bundle"] / medians["virtualenv"], 3),
+            **{f"{name}_mean_cpu_ms": round(c * 1000, 1) for name, c in cpus.items()},
+            "bundle_over_virtualenv_cpu": round(cpus["bundle"] / cpus["virtualenv"], 3),
         }
     return out
 

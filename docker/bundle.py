@@ -12,6 +12,24 @@ link to it. What it does depends on the name it was started by:
 import os
 import sys
 
+
+def _restore_environment() -> None:
+    """PyInstaller's bootloader starts this program a second time with ``LD_LIBRARY_PATH``
+    pointing into ``_internal`` (any earlier value saved in ``LD_LIBRARY_PATH_ORIG``) and
+    ``_PYI_*`` variables of its own. The command must get the environment the agent was given,
+    so they are put back first. The dynamic loader read ``LD_LIBRARY_PATH`` when this process
+    started: the change affects only the processes it starts."""
+    env = os.environ
+    for key in [key for key in env if key.startswith("_PYI_")]:
+        del env[key]
+    original = env.pop("LD_LIBRARY_PATH_ORIG", None)
+    if original is None:
+        env.pop("LD_LIBRARY_PATH", None)
+    else:
+        env["LD_LIBRARY_PATH"] = original
+
+
+_restore_environment()
 _name = os.path.basename(sys.argv[0])
 _args = sys.argv[1:]
 

@@ -52,7 +52,7 @@ IMPORT_CHANGES = [
     'CMD ["bash"]',
 ]
 # What goes into the build context as secrets-agent/ (the README's "vendored" layout).
-AGENT_FILES = ["agent", "docker", "requirements", "pyproject.toml", "README.md"]
+AGENT_FILES = ["agent", "docker", "requirements", "pyproject.toml", "README.md", "LICENSE"]
 APP_TAG = "secrets-agent-test-app:latest"
 PROXY_VARIABLES = [f"{name}_proxy" for name in ("http", "https", "ftp", "no")]
 PROXY_VARIABLES += [name.upper() for name in PROXY_VARIABLES]

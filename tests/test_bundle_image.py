@@ -143,6 +143,12 @@ def test_every_call_path_runs_from_the_bundle(
     ssm.put_parameter(Name=f"{PREFIX}/secret_key_base", Value="path-v", Type="SecureString")
     got, err = exec_env(image, aws_env(moto, PARAMETER_STORE_PREFIX=PREFIX))
     assert got["SECRET_KEY_BASE"] == "path-v", err
+    # The command gets the environment the agent was given, none of the bundle loader's own
+    # variables (its LD_LIBRARY_PATH would hand the app the bundle's libssl), on either path.
+    assert not [k for k in got if k.startswith(("_PYI_", "LD_LIBRARY_PATH"))], sorted(got)
+    fast, _ = exec_env(image, {"LD_LIBRARY_PATH": "/usr/local/lib/app"})
+    assert fast["LD_LIBRARY_PATH"] == "/usr/local/lib/app"
+    assert not [k for k in fast if k.startswith("_PYI_") or k.endswith("_ORIG")], sorted(fast)
     # SSM, the old blog's name prefix: DescribeParameters and GetParameters.
     ssm.put_parameter(Name="kptboard-rails.database.url", Value="names-v", Type="SecureString")
     got, err = exec_env(image, aws_env(moto, PARAMETER_STORE_PREFIX="kptboard-rails"))
