@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The image's ENTRYPOINT: resolve secrets, then exec (or supervise) the command.
 
-``docker-entrypoint.py CMD [ARG...]`` is ``secrets-agent exec -- CMD [ARG...]``. With nothing
+``docker-entrypoint.py CMD [ARG...]`` is ``secrets-agent exec -- CMD [ARG...]``;
+``docker-entrypoint.py --version`` prints the version. With nothing
 to resolve it execs the command before importing anything but ``secrets_agent.process.fastpath``.
 """
 
@@ -16,6 +17,11 @@ if os.path.isfile(os.path.join(_ROOT, "secrets_agent", "cli.py")):
 from secrets_agent.process.fastpath import exec_if_nothing_to_do  # noqa: E402
 
 _command = sys.argv[1:]
+if _command == ["--version"]:
+    from secrets_agent import __version__
+
+    print(f"secrets-agent {__version__}")
+    sys.exit(0)
 exec_if_nothing_to_do(_command[1:] if _command[:1] == ["--"] else _command)
 
 from secrets_agent.cli import entrypoint_exec  # noqa: E402

@@ -14,8 +14,9 @@ from collections.abc import Callable, Mapping, Sequence
 from types import FrameType
 from typing import IO, TYPE_CHECKING, Any, NoReturn, cast
 
+from secrets_agent import __version__
 from secrets_agent.core.errors import AgentError, DataError, OutputError, UsageError
-from secrets_agent.core.printable import capped, printable
+from secrets_agent.core.printable import MAX_LINE, capped, printable
 from secrets_agent.process.fastpath import exec_if_nothing_to_do, needs_agent
 
 if TYPE_CHECKING:
@@ -43,8 +44,9 @@ class _Interrupted(AgentError):
         super().__init__(text)
         self.exit_code = 128 + signum
 
-    def line(self) -> str:
-        return capped(printable(f"secrets-agent: {self.message}"))
+    def line(self, *, version: bool = False) -> str:
+        suffix = f" (secrets-agent {__version__})" if version else ""
+        return capped(printable(f"secrets-agent: {self.message}"), MAX_LINE - len(suffix)) + suffix
 
 
 class _Stopped(Exception):
@@ -58,9 +60,10 @@ def _fail(error: AgentError) -> int:
 
     logs.close()
     if _json_mode():
-        _stderr(logs.Logger(fmt="json").line("error", error.kind, **error.event()))
+        _stderr(logs.Logger(fmt="json").line("error", error.kind, **error.event(),
+        version=__version__))
     else:
-        _stderr(error.line())
+        _stderr(error.line(version=True))
     return error.exit_code
 
 
@@ -179,6 +182,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="secrets-agent",
         description="Resolve AWS secrets into the environment, then exec or supervise a command.",
     )
+    parser.add_argument("--version", action="version", version=f"secrets-agent {__version__}")
     sub = parser.add_subparsers(dest="subcommand", metavar="SUBCOMMAND")
     p_exec = sub.add_parser("exec", help="resolve secrets, then exec (or supervise) the command")
     p_exec.add_argument("command", nargs=argparse.REMAINDER, help="the command and its arguments")

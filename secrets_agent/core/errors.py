@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from secrets_agent.core.printable import capped, printable
+from secrets_agent import __version__
+from secrets_agent.core.printable import MAX_LINE, capped, printable
 
 
 class AgentError(Exception):
@@ -28,8 +29,9 @@ class AgentError(Exception):
         #: more fields for the JSON error event (identifiers such as an endpoint host)
         self.details: dict[str, str] = dict(details or {})
 
-    def line(self) -> str:
-        """The one stderr line: what failed and what to do.
+    def line(self, *, version: bool = False) -> str:
+        """The one stderr line: what failed and what to do (and, with ``version``, which agent
+        said it: the last line a failed start leaves, ending in ``(secrets-agent 0.2.0)``).
 
         Messages quote names, keys and AWS error codes, which anyone who can write a parameter
         or answer a request chooses: escaped, so that the line stays one line.
@@ -37,7 +39,8 @@ class AgentError(Exception):
         text = f"secrets-agent: {self.kind}: {self.message}"
         if self.hint:
             text += f"; {self.hint}"
-        return capped(printable(text))
+        suffix = f" (secrets-agent {__version__})" if version else ""
+        return capped(printable(text), MAX_LINE - len(suffix)) + suffix
 
     def event(self) -> dict[str, object]:
         """The JSON error event's fields (JSON log mode): what ``line`` says, field by field."""

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from secrets_agent import __version__
 from secrets_agent.core.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -83,6 +84,7 @@ class Emf:
             }
         }
         out.update(dict(self.dimensions))
+        out["AgentVersion"] = __version__  # a property: searchable, never a dimension
         out.update(values)
         return out
 

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from secrets_agent import __version__
 from secrets_agent.aws.clients import Clients, Deadline
 from secrets_agent.core.environment import merge
 from secrets_agent.core.errors import AgentError, DataError, ServiceError, UnreachableError
@@ -225,6 +226,7 @@ def log_resolution(result: Resolution, *, log: Logger, emf: Emf | None = None) -
         "calls": result.calls,
         "retries": result.retries,
         "seconds": round(result.seconds, 3),
+        "version": __version__,
     }
     if emf is None:
         log.info("secrets resolved", **summary)

@@ -26,7 +26,9 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from secrets_agent import __version__
 from secrets_agent.core.errors import AgentError, ServiceError
+from secrets_agent.core.printable import MAX_LINE, capped
 
 if TYPE_CHECKING:
     from secrets_agent.core.settings import Settings
@@ -56,7 +58,10 @@ class RelayedError(AgentError):
         if kind is not None:
             self.kind = kind
 
-    def line(self) -> str:
+    def line(self, *, version: bool = False) -> str:
+        if version:
+            suffix = f" (secrets-agent {__version__})"
+            return capped(self._line, MAX_LINE - len(suffix)) + suffix
         return self._line
 
     def event(self) -> dict[str, object]:
@@ -113,12 +118,16 @@ def _wait(child: _Child) -> None:
 
 # -- the supervisor's side -----------------------------------------------------------------------
 def _spawn(request: bytes) -> tuple[_Child, int, int]:
-    # The folder that holds the secrets_agent package (never the app's working directory).
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    code = (
-        f"import sys; sys.path.insert(0, {root!r}); "
-        "import secrets_agent.supervise.check_process as m; m.main()"
-    )
+    if getattr(sys, "frozen", False):  # the bundle (docker/bundle.py): no interpreter to -c
+        argv = [sys.executable, "--check-process"]
+    else:
+        # The folder that holds the secrets_agent package (never the app's working directory).
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        code = (
+            f"import sys; sys.path.insert(0, {root!r}); "
+            "import secrets_agent.supervise.check_process as m; m.main()"
+        )
+        argv = [sys.executable, "-c", code]
     pipes = [os.pipe() for _ in range(3)]  # stdin, stdout, stderr
     actions = [
         (os.POSIX_SPAWN_DUP2, pipes[0][0], 0),
@@ -129,7 +138,7 @@ def _spawn(request: bytes) -> tuple[_Child, int, int]:
         with _lock:  # registered before the reaper can see it exit
             pid = os.posix_spawn(
                 sys.executable,
-                [sys.executable, "-c", code],
+                argv,
                 os.environ,
                 file_actions=actions,
                 setsigmask=(),

@@ -30,6 +30,8 @@ BASE_PACKAGES = ["ca-certificates", "python3", "python3-pip", "python3-venv", "r
 BASE_PACKAGES += ["ruby-rails", "puma"]
 # puma 5's READY=1 (the sd_notify gem), for the handoff under SECRETS_AGENT_LISTEN.
 BASE_PACKAGES += ["ruby-sd-notify"]
+# The base of an app image that takes the agent as a bundle: Ruby and Rails, no Python at all.
+NO_PYTHON_PACKAGES = [name for name in BASE_PACKAGES if not name.startswith("python3")]
 APT_SOURCES = f"""\
 Types: deb
 URIs: {MIRROR}
@@ -52,7 +54,7 @@ IMPORT_CHANGES = [
     'CMD ["bash"]',
 ]
 # What goes into the build context as secrets-agent/ (the README's "vendored" layout).
-AGENT_FILES = ["secrets_agent", "docker", "requirements", "pyproject.toml", "README.md"]
+AGENT_FILES = ["secrets_agent", "docker", "requirements", "pyproject.toml", "README.md", "LICENSE"]
 APP_TAG = "secrets-agent-test-app:latest"
 PROXY_VARIABLES = [f"{name}_proxy" for name in ("http", "https", "ftp", "no")]
 PROXY_VARIABLES += [name.upper() for name in PROXY_VARIABLES]
@@ -91,17 +93,17 @@ def image_exists(tag: str) -> bool:
     return docker("image", "inspect", tag, check=False).returncode == 0
 
 
-def base_tag() -> str:
+def base_tag(packages: list[str] = BASE_PACKAGES) -> str:
     recipe = json.dumps(
-        [MIRROR, SUITE, BASE_PACKAGES, APT_SOURCES, PIP_CONF, IMPORT_CHANGES], sort_keys=True
+        [MIRROR, SUITE, packages, APT_SOURCES, PIP_CONF, IMPORT_CHANGES], sort_keys=True
     ).encode()
     digest = hashlib.sha256(recipe + HOST_CA_BUNDLE.read_bytes()).hexdigest()
     return f"secrets-agent-test-base:{digest[:16]}"
 
 
-def build_base() -> tuple[str, float]:
+def build_base(packages: list[str] = BASE_PACKAGES) -> tuple[str, float]:
     """The base image's tag and the seconds it took (0.0 when reused)."""
-    tag = base_tag()
+    tag = base_tag(packages)
     if image_exists(tag):
         return tag, 0.0
     if shutil.which("debootstrap") is None:
@@ -113,7 +115,7 @@ def build_base() -> tuple[str, float]:
             [
                 "debootstrap",
                 "--variant=minbase",
-                f"--include={','.join(BASE_PACKAGES)}",
+                f"--include={','.join(packages)}",
                 SUITE,
                 str(rootfs),
                 MIRROR,
@@ -209,3 +211,65 @@ def build_images(where: Path) -> Images:
     app_seconds = time.monotonic() - started
     size = docker("image", "inspect", "--format", "{{.Size}}", APP_TAG).stdout.strip()
     return Images(APP_TAG, base, base_seconds, app_seconds, int(size))
+
+
+# ---- the agent bundle (docker/agent.Dockerfile) and the recipes of docker/examples/ ----------
+AGENT_TAG = "secrets-agent-test-agent:latest"
+RECIPES = {
+    "rails-7.1": ROOT / "docker" / "examples" / "rails-7.1.Dockerfile",
+    "single-stage": ROOT / "docker" / "examples" / "single-stage.Dockerfile",
+}
+
+
+def proxy_args() -> list[str]:
+    """Docker's predefined proxy build arguments, from the host's environment when it has them
+    (kept out of the image)."""
+    return [
+        arg
+        for name in PROXY_VARIABLES
+        if name in os.environ
+        for arg in ("--build-arg", f"{name}={os.environ[name]}")
+    ]
+
+
+def build_agent(base: str) -> float:
+    """docker/agent.Dockerfile from the repository root, as its header says; the seconds."""
+    started = time.monotonic()
+    docker(
+        "build", "--network", "host", "--build-arg", f"BASE_IMAGE={base}", *proxy_args(),
+        "-f", str(ROOT / "docker" / "agent.Dockerfile"), "-t", AGENT_TAG, str(ROOT),
+        timeout=1800,
+    )  # fmt: skip
+    return time.monotonic() - started
+
+
+def recipe_context(base: str, where: Path) -> Path:
+    """The test Rails app alone (no vendored agent), its Gemfile.lock from the base's gems."""
+    context = where / "recipe-context"
+    shutil.copytree(RAILS_APP, context)
+    (context / ".dockerignore").write_text("config/credentials/*.key\ntmp/\nlog/\n")
+    docker(
+        "run", "--rm", "--network", "none", "-v", f"{context}:/app", "-w", "/app",
+        base, "bundle", "lock", "--local",
+    )  # fmt: skip
+    return context
+
+
+def build_recipe(name: str, base: str, context: Path) -> tuple[str, float, int]:
+    """docker/examples/NAME.Dockerfile on ``base`` with the test's agent image: the tag, the
+    seconds and the image's bytes."""
+    tag = f"secrets-agent-test-recipe-{name.replace('.', '-')}:latest"
+    started = time.monotonic()
+    docker(
+        "build", "--network", "host", "--build-arg", f"BASE_IMAGE={base}",
+        "--build-arg", f"AGENT_IMAGE={AGENT_TAG}", *proxy_args(),
+        "-f", str(RECIPES[name]), "-t", tag, str(context),
+        timeout=1200,
+    )  # fmt: skip
+    seconds = time.monotonic() - started
+    size = docker("image", "inspect", "--format", "{{.Size}}", tag).stdout.strip()
+    return tag, seconds, int(size)
+
+
+def image_bytes(tag: str) -> int:
+    return int(docker("image", "inspect", "--format", "{{.Size}}", tag).stdout.strip())
