@@ -19,6 +19,11 @@ def main() -> None:
     """The check process: one request on stdin, one answer on stdout, logs on stderr."""
     import pickle
 
+    from agent.spawn import set_undumpable
+
+    set_undumpable()  # before the request, which holds the environment, is read
+
+    from agent.isolated import encode_answer
     from agent.logs import Logger
 
     request = pickle.loads(sys.stdin.buffer.read())  # noqa: S301 - from our own parent
@@ -38,7 +43,7 @@ def main() -> None:
         answer = {"error": (70, f"secrets-agent: internal error: unexpected {type(exc).__name__}")}
     try:
         sys.stderr.flush()
-        out.write(pickle.dumps(answer))
+        out.write(encode_answer(answer))
         out.flush()
     finally:
         os._exit(0)  # a check thread still waiting on AWS must not hold the answer back

@@ -15,7 +15,7 @@ from types import FrameType
 from typing import IO, TYPE_CHECKING, Any, NoReturn, cast
 
 from agent.errors import AgentError, OutputError, UsageError
-from agent.fastpath import exec_if_nothing_to_do, needs_agent
+from agent.fastpath import exec_if_nothing_to_do, needs_agent, undo_locale_coercion
 from agent.printable import capped, printable
 
 if TYPE_CHECKING:
@@ -174,6 +174,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str]) -> int:
     """Run one subcommand; return the exit code."""
+    undo_locale_coercion()  # the command gets the environment the agent was given, plus secrets
     parser: argparse.ArgumentParser | None = None
     if list(argv[:2]) == ["exec", "--"]:
         # The entrypoint's own form needs no argparse (5 ms of imports before the command).
@@ -317,6 +318,10 @@ def _cmd_exec(command: list[str]) -> int:
         raise UsageError("no command given", hint="usage: secrets-agent exec -- CMD [ARG...]")
     environ = dict(os.environ)
     settings, log = _setup(environ)
+    if settings.supervise:
+        from agent.spawn import set_undumpable
+
+        set_undumpable()  # the supervisor holds every secret as long as the task runs
     files = _file_targets(settings)
     emf = None
     if settings.metrics != "off":

@@ -23,7 +23,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from agent.errors import AgentError, ServiceError
@@ -103,9 +103,23 @@ def _wait(child: _Child) -> None:
 
 
 # -- the supervisor's side -----------------------------------------------------------------------
-def _spawn(request: bytes) -> tuple[_Child, int, int]:
+def child_environ(environ: Mapping[str, str], hidden: Iterable[str] = ()) -> dict[str, str]:
+    """The check process's own environment: ``environ`` without the interpreter's variables
+    (``PYTHONPATH``, ``PYTHONSTARTUP``, ... would run the app's code in it; ``-I`` ignores them
+    too) and without ``hidden``, the variables whose values go to files."""
+    drop = set(hidden)
+    return {k: v for k, v in environ.items() if not k.startswith("PYTHON") and k not in drop}
+
+
+def _spawn(request: bytes, *, hidden: Iterable[str] = ()) -> tuple[_Child, int, int]:
+    # Isolated mode (-I: no script or working directory on sys.path, no PYTHON* variables, no
+    # user site) started in "/": a module planted in the app's working directory is never
+    # imported. The agent's own directory is the one path added, computed here, never the cwd.
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    code = f"import sys; sys.path.insert(0, {root!r}); import agent.check_process as m; m.main()"
+    code = (
+        f"import os, sys; os.chdir('/'); sys.path.insert(0, {root!r}); "
+        "import agent.check_process as m; m.main()"
+    )
     pipes = [os.pipe() for _ in range(3)]  # stdin, stdout, stderr
     actions = [
         (os.POSIX_SPAWN_DUP2, pipes[0][0], 0),
@@ -116,8 +130,8 @@ def _spawn(request: bytes) -> tuple[_Child, int, int]:
         with _lock:  # registered before the reaper can see it exit
             pid = os.posix_spawn(
                 sys.executable,
-                [sys.executable, "-c", code],
-                os.environ,
+                [sys.executable, "-I", "-c", code],
+                child_environ(os.environ, hidden),
                 file_actions=actions,
                 setsigmask=(),
             )
@@ -176,7 +190,7 @@ def run_child(
     )
     started = time.monotonic()
     deadline = started + settings.timeout + MARGIN
-    child, out_fd, err_fd = _spawn(request)
+    child, out_fd, err_fd = _spawn(request, hidden=[name for name, _ in settings.files])
     answer = bytearray()
     partial = b""
     killed = False
@@ -236,16 +250,80 @@ def run_child(
             hint="check that AWS is reachable and not throttling, or raise SECRETS_AGENT_TIMEOUT",
         )
     try:
-        result: dict[str, Any] = pickle.loads(bytes(answer))  # noqa: S301 - our own child
-    except Exception:  # noqa: BLE001 - no answer, a partial one: the child died
+        result = decode_answer(bytes(answer))
+    except (ValueError, RecursionError):  # no answer, a partial one: the child died
         raise ServiceError(
             f"{what} failed: its process ended without an answer (wait status {child.status})",
             hint="check the agent's memory limit and the log lines before this one",
         ) from None
     error = result.get("error")
     if error is not None:
-        raise RelayedError(int(error[0]), str(error[1]))
+        raise RelayedError(error[0], error[1])
     return result
+
+
+# -- the answer's format -------------------------------------------------------------------------
+# JSON of str, int, None, lists and objects: it cannot carry code, unlike pickle (a process of
+# the same uid that got hold of the pipe could otherwise run code in the supervisor). ASCII
+# only: every str, a lone surrogate from a non-UTF-8 inherited variable too, round-trips.
+def encode_answer(answer: Mapping[str, Any]) -> bytes:
+    """The check process's answer as bytes (``agent.check_process``)."""
+    import json
+
+    return json.dumps(answer, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
+def decode_answer(data: bytes) -> dict[str, Any]:
+    """Parse and check an answer; ``ValueError`` for anything but the few shapes it has:
+    ``{"error": [code, line]}``, ``{"env": null}`` (nothing changed), or ``{"env": {str: str},
+    "fingerprint": {name: [version or null, digest]}, "changes": [name, ...]}`` (``changes``
+    absent from a first resolution's answer)."""
+    import json
+
+    raw = json.loads(data.decode("ascii"))
+    if not isinstance(raw, dict):
+        raise ValueError("not an object")
+    if "error" in raw:
+        error = raw["error"]
+        if (
+            not isinstance(error, list)
+            or len(error) != 2
+            or type(error[0]) is not int
+            or not isinstance(error[1], str)
+        ):
+            raise ValueError("bad error")
+        return {"error": (error[0], error[1])}
+    env = raw.get("env")
+    if env is None:
+        if "fingerprint" in raw:
+            fingerprint = _fingerprint(raw["fingerprint"])
+            return {"env": None, "fingerprint": fingerprint}
+        return {"env": None}
+    if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
+        raise ValueError("bad env")
+    result: dict[str, Any] = {"env": env, "fingerprint": _fingerprint(raw.get("fingerprint"))}
+    if "changes" in raw:
+        changes = raw["changes"]
+        if not isinstance(changes, list) or not all(isinstance(c, str) for c in changes):
+            raise ValueError("bad changes")
+        result["changes"] = changes
+    return result
+
+
+def _fingerprint(raw: object) -> Fingerprint:
+    if not isinstance(raw, dict):
+        raise ValueError("bad fingerprint")
+    out: Fingerprint = {}
+    for name, entry in raw.items():
+        if (
+            not isinstance(entry, list)
+            or len(entry) != 2
+            or not (entry[0] is None or isinstance(entry[0], str))
+            or not isinstance(entry[1], str)
+        ):
+            raise ValueError("bad fingerprint entry")
+        out[name] = (entry[0], entry[1])
+    return out
 
 
 def _level_name(log: Logger) -> str:
@@ -261,8 +339,10 @@ def _relay(log: Logger, line: bytes) -> None:
     stream = log.stream
     if stream is None:
         return
-    try:
-        stream.write(line.decode("utf-8", "replace") + "\n")
+    from agent.printable import capped, printable
+
+    try:  # escaped as every other line: the child's lines are text, whatever their bytes
+        stream.write(capped(printable(line.decode("utf-8", "replace"))) + "\n")
         stream.flush()
     except (OSError, ValueError):
         pass
