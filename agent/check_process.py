@@ -17,16 +17,14 @@ if TYPE_CHECKING:
 
 def main() -> None:
     """The check process: one request on stdin, one answer on stdout, logs on stderr."""
-    import pickle
-
     from agent.spawn import set_undumpable
 
     set_undumpable()  # before the request, which holds the environment, is read
 
-    from agent.isolated import encode_answer
+    from agent.isolated import decode_request, encode_answer
     from agent.logs import Logger
 
-    request = pickle.loads(sys.stdin.buffer.read())  # noqa: S301 - from our own parent
+    request = decode_request(sys.stdin.buffer.read())
     out = os.fdopen(os.dup(1), "wb")
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)  # nothing else may write into the answer

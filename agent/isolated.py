@@ -116,7 +116,9 @@ def _spawn(request: bytes, *, hidden: Iterable[str] = ()) -> tuple[_Child, int, 
     # user site) started in "/": a module planted in the app's working directory is never
     # imported. The agent's own directory is the one path added, computed here, never the cwd.
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    # Not dumpable from the first statement on (PR_SET_DUMPABLE is 4; execve reset it).
     code = (
+        "import ctypes; ctypes.CDLL(None).prctl(4, 0, 0, 0, 0); "
         f"import os, sys; os.chdir('/'); sys.path.insert(0, {root!r}); "
         "import agent.check_process as m; m.main()"
     )
@@ -174,19 +176,16 @@ def run_child(
     Raises the child's ``AgentError`` as a :class:`RelayedError`, and ``ServiceError`` (69)
     when it outlives the timeout or ends without an answer.
     """
-    import pickle
     import select
 
-    request = pickle.dumps(
-        {
-            "kind": kind,
-            "settings": settings,
-            "environ": dict(environ),
-            "fingerprint": fingerprint,
-            "level": _level_name(log),
-            "fmt": log.fmt,
-            "emf": emf,
-        }
+    request = encode_request(
+        kind=kind,
+        settings=settings,
+        environ=environ,
+        fingerprint=fingerprint,
+        level=_level_name(log),
+        fmt=log.fmt,
+        emf=emf,
     )
     started = time.monotonic()
     deadline = started + settings.timeout + MARGIN
@@ -262,10 +261,64 @@ def run_child(
     return result
 
 
-# -- the answer's format -------------------------------------------------------------------------
-# JSON of str, int, None, lists and objects: it cannot carry code, unlike pickle (a process of
-# the same uid that got hold of the pipe could otherwise run code in the supervisor). ASCII
-# only: every str, a lone surrogate from a non-UTF-8 inherited variable too, round-trips.
+# -- the request's and the answer's format ------------------------------------------------------
+# JSON of str, int, float, bool, None, lists and objects: it cannot carry code, unlike pickle (a
+# process of the same uid that got hold of a pipe could otherwise run code in the supervisor or
+# in a check process). ASCII only: every str, a lone surrogate from a non-UTF-8 inherited
+# variable too, round-trips.
+def encode_request(
+    *,
+    kind: str,
+    settings: Settings,
+    environ: Mapping[str, str],
+    fingerprint: Fingerprint | None,
+    level: str,
+    fmt: str,
+    emf: Emf | None,
+) -> bytes:
+    """The request to a check process as bytes (``agent.check_process`` decodes it)."""
+    import dataclasses
+    import json
+
+    request = {
+        "kind": kind,
+        "settings": dataclasses.asdict(settings),
+        "environ": dict(environ),
+        "fingerprint": fingerprint,
+        "level": level,
+        "fmt": fmt,
+        "emf": None if emf is None else [emf.namespace, emf.dimensions],
+    }
+    return json.dumps(request, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
+def decode_request(data: bytes) -> dict[str, Any]:
+    """The request as the check process uses it: a ``Settings``, an ``Emf`` or None, the
+    fingerprint's entries as tuples again (it is compared with new ones)."""
+    import json
+
+    from agent.metrics import Emf
+    from agent.settings import Settings
+
+    raw = json.loads(data.decode("ascii"))
+
+    def tuples(value: Any) -> Any:
+        return tuple(tuples(v) for v in value) if isinstance(value, list) else value
+
+    settings = Settings(**{k: tuples(v) for k, v in raw["settings"].items()})
+    emf = raw["emf"]
+    fingerprint = raw["fingerprint"]
+    return {
+        "kind": str(raw["kind"]),
+        "settings": settings,
+        "environ": {str(k): str(v) for k, v in raw["environ"].items()},
+        "fingerprint": None if fingerprint is None else _fingerprint(fingerprint),
+        "level": str(raw["level"]),
+        "fmt": str(raw["fmt"]),
+        "emf": None if emf is None else Emf(namespace=emf[0], dimensions=tuples(emf[1])),
+    }
+
+
 def encode_answer(answer: Mapping[str, Any]) -> bytes:
     """The check process's answer as bytes (``agent.check_process``)."""
     import json
