@@ -51,8 +51,8 @@ def _stderr(line: str) -> None:
     if sys.stderr is None:  # started with stderr closed
         return
     sink = getattr(sys.modules.get("agent.logsink"), "_active", None)
-    if sink is not None:  # supervise mode: after the queued log lines, and never blocking
-        sink.write(line + "\n")
+    if sink is not None:  # after the queued log lines, and never blocking
+        sink.write(capped(printable(line)) + "\n")
         return
     try:
         sys.stderr.write(capped(printable(line)) + "\n")
@@ -234,7 +234,9 @@ def main(argv: Sequence[str]) -> int:
         return 70
 
 
-def _setup(environ: Mapping[str, str]) -> tuple[Settings, Logger]:
+def _setup(
+    environ: Mapping[str, str], *, queued_since: float | None = None
+) -> tuple[Settings, Logger]:
     from agent.logs import Logger
     from agent.settings import load_settings
 
@@ -246,12 +248,16 @@ def _setup(environ: Mapping[str, str]) -> tuple[Settings, Logger]:
         check_settings(settings)
         fmt = "json"  # the embedded metric format is JSON, on a terminal too
     stream: IO[str] | None = None
-    if settings.supervise and sys.stderr is not None:
+    if (settings.supervise or queued_since is not None) and sys.stderr is not None:
         from agent import logsink
 
-        # The supervisor outlives a stalled log driver: its lines never block it. (The
-        # logger uses write, flush and isatty only.)
-        stream = cast("IO[str]", logsink.install(2))
+        # The supervisor outlives a stalled log driver, and exec mode starts the command all
+        # the same (its lines wait for room until the timeout, then are dropped): their lines
+        # never block them. (The logger uses write, flush and isatty only.)
+        until = None
+        if not settings.supervise and queued_since is not None:
+            until = queued_since + settings.timeout
+        stream = cast("IO[str]", logsink.install(2, block_until=until))
     return settings, Logger(level=settings.log_level, fmt=fmt, stream=stream)
 
 
@@ -316,8 +322,11 @@ def _resolve(
 def _cmd_exec(command: list[str]) -> int:
     if not command:
         raise UsageError("no command given", hint="usage: secrets-agent exec -- CMD [ARG...]")
+    import time
+
+    started = time.monotonic()
     environ = dict(os.environ)
-    settings, log = _setup(environ)
+    settings, log = _setup(environ, queued_since=started)
     if settings.supervise:
         from agent.spawn import set_undumpable
 
@@ -376,6 +385,11 @@ def _cmd_exec(command: list[str]) -> int:
         env = prepare(env)  # the files are written; their variables leave the environment
 
     log.debug("exec", command=command[0])
+    from agent import logsink
+
+    # The queued lines go out before execve, but a stderr nobody reads holds the start no
+    # longer than SECRETS_AGENT_TIMEOUT from the agent's start (the lines left are lost).
+    logsink.drain_active(max(0.0, started + settings.timeout - time.monotonic()))
     exec_command(command, env)
 
 
