@@ -499,3 +499,22 @@ def test_ruby_keeps_its_default_encoding_under_the_agent(
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == alone == "US-ASCII"
+
+
+def test_a_relayed_line_is_escaped_and_capped_like_every_other() -> None:
+    """What arrives on a check process's log pipe is written through the same escaping as
+    the agent's own lines: no terminal control, no forged second line, no line past the cap."""
+    import io
+
+    from agent.isolated import _relay
+    from agent.logs import Logger
+    from agent.printable import MAX_LINE
+
+    out = io.StringIO()
+    log = Logger(level="debug", fmt="json", stream=out)
+    _relay(log, b'{"event":"x"}\x1b[2J\xe2\x80\xa8forged\r' + b"y" * 20000)
+    written = out.getvalue()
+    assert written.count("\n") == 1 and written.endswith("\n")
+    assert "\x1b" not in written and "\u2028" not in written and "\r" not in written
+    assert "\\u001b[2J" in written
+    assert len(written.encode()) <= MAX_LINE + 1
