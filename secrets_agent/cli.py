@@ -17,7 +17,7 @@ from typing import IO, TYPE_CHECKING, Any, NoReturn, cast
 from secrets_agent import __version__
 from secrets_agent.core.errors import AgentError, DataError, OutputError, UsageError
 from secrets_agent.core.printable import MAX_LINE, capped, printable
-from secrets_agent.process.fastpath import exec_if_nothing_to_do, needs_agent
+from secrets_agent.process.fastpath import exec_if_nothing_to_do, needs_agent, undo_locale_coercion
 
 if TYPE_CHECKING:
     import argparse
@@ -89,8 +89,8 @@ def _stderr(line: str) -> None:
     if sys.stderr is None:  # started with stderr closed
         return
     sink = getattr(sys.modules.get("secrets_agent.output.logsink"), "_active", None)
-    if sink is not None:  # supervise mode: after the queued log lines, and never blocking
-        sink.write(line + "\n")
+    if sink is not None:  # after the queued log lines, and never blocking
+        sink.write(capped(printable(line)) + "\n")
         return
     try:
         sys.stderr.write(capped(printable(line)) + "\n")
@@ -234,6 +234,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str]) -> int:
     """Run one subcommand; return the exit code."""
+    undo_locale_coercion()  # the command gets the environment the agent was given, plus secrets
     parser: argparse.ArgumentParser | None = None
     if list(argv[:2]) == ["exec", "--"]:
         # The entrypoint's own form needs no argparse (5 ms of imports before the command).
@@ -295,7 +296,9 @@ def main(argv: Sequence[str]) -> int:
         )
 
 
-def _setup(environ: Mapping[str, str]) -> tuple[Settings, Logger]:
+def _setup(
+    environ: Mapping[str, str], *, queued_since: float | None = None
+) -> tuple[Settings, Logger]:
     from secrets_agent.core.settings import load_settings
     from secrets_agent.output.logs import Logger
 
@@ -307,12 +310,16 @@ def _setup(environ: Mapping[str, str]) -> tuple[Settings, Logger]:
         check_settings(settings)
         fmt = "json"  # the embedded metric format is JSON, on a terminal too
     stream: IO[str] | None = None
-    if settings.supervise and sys.stderr is not None:
+    if (settings.supervise or queued_since is not None) and sys.stderr is not None:
         from secrets_agent.output import logsink
 
-        # The supervisor outlives a stalled log driver: its lines never block it. (The
-        # logger uses write, flush and isatty only.)
-        stream = cast("IO[str]", logsink.install(2))
+        # The supervisor outlives a stalled log driver, and exec mode starts the command all
+        # the same (its lines wait for room until the timeout, then are dropped): their lines
+        # never block them. (The logger uses write, flush and isatty only.)
+        until = None
+        if not settings.supervise and queued_since is not None:
+            until = queued_since + settings.timeout
+        stream = cast("IO[str]", logsink.install(2, block_until=until))
     return settings, Logger(level=settings.log_level, fmt=fmt, stream=stream)
 
 
@@ -380,8 +387,15 @@ def _resolve(
 def _cmd_exec(command: list[str]) -> int:
     if not command:
         raise UsageError("no command given", hint="usage: secrets-agent exec -- CMD [ARG...]")
+    import time
+
+    started = time.monotonic()
     environ = dict(os.environ)
-    settings, log = _setup(environ)
+    settings, log = _setup(environ, queued_since=started)
+    if settings.supervise:
+        from secrets_agent.process.spawn import set_undumpable
+
+        set_undumpable()  # the supervisor holds every secret as long as the task runs
     files = _file_targets(settings)
     emf = None
     if settings.metrics != "off":
@@ -444,6 +458,11 @@ def _cmd_exec(command: list[str]) -> int:
         env = prepare(env)  # the files are written; their variables leave the environment
 
     log.debug("exec", command=command[0])
+    from secrets_agent.output import logsink
+
+    # The queued lines go out before execve, but a stderr nobody reads holds the start no
+    # longer than SECRETS_AGENT_TIMEOUT from the agent's start (the lines left are lost).
+    logsink.drain_active(max(0.0, started + settings.timeout - time.monotonic()))
     exec_command(command, env)
 
 

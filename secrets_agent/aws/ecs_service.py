@@ -70,14 +70,11 @@ def task_metadata(environ: Mapping[str, str], *, timeout: float) -> Mapping[str,
     uri = (environ.get(METADATA_VARIABLE) or "").strip()
     if not uri:
         return None
-    import urllib.error
-    import urllib.request
+    from secrets_agent.aws.bounded_get import get
 
     url = uri.rstrip("/") + "/task"
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(url, timeout=min(5.0, timeout)) as answer:
-            body = answer.read(_METADATA_MAX_BYTES + 1)
+    try:  # bounded as a whole: a slow-drip answer cannot hold the start
+        body = get(url, timeout=min(5.0, timeout), max_bytes=_METADATA_MAX_BYTES)
     except (OSError, ValueError) as exc:
         raise ServiceError(
             f"the task metadata endpoint ({METADATA_VARIABLE}) did not answer "
@@ -103,9 +100,7 @@ def _text(task: Mapping[str, Any], key: str) -> str | None:
     return value.strip() if isinstance(value, str) and value.strip() else None
 
 
-def find_service(
-    settings: Settings, environ: Mapping[str, str], clients: Clients
-) -> Service:
+def find_service(settings: Settings, environ: Mapping[str, str], clients: Clients) -> Service:
     """The service to redeploy, or ConfigError (78) saying how to name it."""
     task = task_metadata(environ, timeout=settings.timeout)
     cluster = settings.ecs_cluster or (_text(task, "Cluster") if task else None)
@@ -184,9 +179,7 @@ def describe(clients: Clients, service: Service) -> ServiceState:
                 f"{service.label()} does not exist (ecs:DescribeServices: {_code(exc)})",
                 hint="check SECRETS_AGENT_ECS_SERVICE / SECRETS_AGENT_ECS_CLUSTER and the region",
             ) from None
-        raise map_aws_error(
-            exc, action="ecs:DescribeServices", resource=service.label()
-        ) from exc
+        raise map_aws_error(exc, action="ecs:DescribeServices", resource=service.label()) from exc
     found = [s for s in answer.get("services") or [] if isinstance(s, dict)]
     if not found or found[0].get("status") not in (None, "ACTIVE"):
         status = found[0].get("status") if found else "MISSING"

@@ -390,6 +390,11 @@ def _provider(
     )
     current = botocore_session.get_default_client_config()
     botocore_session.set_default_client_config(current.merge(bounds) if current else bounds)
+    # Every KMS client the SDK creates from this session reads at most MAX_ANSWER_BYTES of an
+    # answer, as the SSM and Secrets Manager clients do.
+    botocore_session.register(
+        "creating-client-class.kms", _bounded_client_class, unique_id=_RECORDER + "-bounded"
+    )
     botocore_session.register("after-call.kms", _record_kms_error, unique_id=_RECORDER)
     botocore_session.register(
         "after-call-error.kms", _record_kms_exception, unique_id=_RECORDER + "-exception"
@@ -402,6 +407,21 @@ def _provider(
 
 
 _RECORDER = "secrets-agent-record-kms-error"
+
+
+class _BoundedAnswers:
+    """A base of the KMS client classes: the answer cap of ``secrets_agent.aws.clients``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from secrets_agent.aws.clients import _bound_answers
+
+        super().__init__(*args, **kwargs)
+        _bound_answers(self)
+
+
+def _bounded_client_class(base_classes: list[type], **_: Any) -> None:
+    if _BoundedAnswers not in base_classes:
+        base_classes.insert(0, _BoundedAnswers)
 _recorded = threading.local()
 
 

@@ -9,6 +9,10 @@ for the queue to drain, then exits anyway: a writer stuck in ``write`` ends with
 
 The writer thread blocks every signal, so the signals the supervisor reads with
 ``sigtimedwait`` can never be delivered to it.
+
+Exec mode uses the same queue with a deadline (``block_until``, the end of
+``SECRETS_AGENT_TIMEOUT``): until then a full queue makes the caller wait for room, so that a
+slow but working stderr loses no line; after it, lines are dropped as in supervise mode.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from collections import deque
 
 CAPACITY = 1000  # lines
@@ -27,9 +32,12 @@ _active: QueuedStderr | None = None
 class QueuedStderr:
     """A write-only text stream on a file descriptor whose writes never block the caller."""
 
-    def __init__(self, fd: int = 2, *, capacity: int = CAPACITY) -> None:
+    def __init__(
+        self, fd: int = 2, *, capacity: int = CAPACITY, block_until: float | None = None
+    ) -> None:
         self._fd = fd
         self._capacity = capacity
+        self._block_until = block_until
         self._queue: deque[bytes] = deque()
         self._cond = threading.Condition()
         self._writing = False
@@ -51,6 +59,11 @@ class QueuedStderr:
     def write(self, text: str) -> int:
         data = text.encode("utf-8", "backslashreplace")
         with self._cond:
+            if len(self._queue) >= self._capacity and self._block_until is not None:
+                self._cond.wait_for(
+                    lambda: len(self._queue) < self._capacity,
+                    timeout=max(0.0, self._block_until - time.monotonic()),
+                )
             if len(self._queue) >= self._capacity:
                 self.dropped += 1
             else:
@@ -86,11 +99,11 @@ class QueuedStderr:
                     self._cond.notify_all()
 
 
-def install(fd: int = 2) -> QueuedStderr:
+def install(fd: int = 2, *, block_until: float | None = None) -> QueuedStderr:
     """The process's queued stderr (created once); ``drain_active`` waits for it at exit."""
     global _active
     if _active is None:
-        _active = QueuedStderr(fd)
+        _active = QueuedStderr(fd, block_until=block_until)
     return _active
 
 

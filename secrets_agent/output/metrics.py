@@ -127,21 +127,24 @@ def check_settings(settings: Settings) -> None:
         )
 
 
-def task_family(environ: Mapping[str, str], *, log: Logger) -> str | None:
+def task_family(
+    environ: Mapping[str, str], *, log: Logger, timeout: float = METADATA_TIMEOUT
+) -> str | None:
     """The ECS task definition family from the task metadata endpoint (v4), or None.
 
-    One GET of ``$ECS_CONTAINER_METADATA_URI_V4/task``, bounded by ``METADATA_TIMEOUT``,
-    never through a proxy. Anything but a family name ECS could have given is ignored.
+    One GET of ``$ECS_CONTAINER_METADATA_URI_V4/task``, the whole exchange bounded by
+    ``METADATA_TIMEOUT`` (and ``timeout``, SECRETS_AGENT_TIMEOUT), never through a proxy.
+    Anything but a family name ECS could have given is ignored.
     """
     base = environ.get("ECS_CONTAINER_METADATA_URI_V4")
     if not base or not base.startswith(("http://", "https://")):
         return None
-    import urllib.request
+    from secrets_agent.aws.bounded_get import get
 
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(base.rstrip("/") + "/task", timeout=METADATA_TIMEOUT) as response:
-            body = response.read(1 << 20)
+    try:  # bounded as a whole: a slow-drip answer cannot hold the start
+        body = get(
+            base.rstrip("/") + "/task", timeout=min(METADATA_TIMEOUT, timeout), max_bytes=1 << 20
+        )
         family = json.loads(body).get("Family")
     except Exception as exc:  # noqa: BLE001 - no dimension is better than no command
         log.debug("task metadata not read; metrics without a dimension", error=type(exc).__name__)
@@ -156,6 +159,6 @@ def from_settings(settings: Settings, environ: Mapping[str, str], *, log: Logger
     """The EMF writer for ``settings``, or None when metrics are off."""
     if settings.metrics != "emf":
         return None
-    family = task_family(environ, log=log)
+    family = task_family(environ, log=log, timeout=settings.timeout)
     dimensions = ((DIMENSION, family),) if family else ()
     return Emf(namespace=settings.metrics_namespace, dimensions=dimensions)

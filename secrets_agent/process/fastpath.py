@@ -104,6 +104,35 @@ def needs_agent(environ: "Mapping[str, str]") -> bool:
     return False
 
 
+# What CPython sets LC_CTYPE to when it coerces the C locale at start-up (PEP 538).
+_COERCED = ("C.UTF-8", "C.utf8", "UTF-8")
+
+
+def undo_locale_coercion() -> None:
+    """Give ``os.environ`` back the LC_CTYPE the agent was started with.
+
+    Under the C locale (no LANG, no LC_ALL), CPython sets ``LC_CTYPE=C.UTF-8`` in its own
+    environment; the command would inherit it (and Ruby's default encoding changes with it).
+    ``/proc/self/environ`` still holds the environment execve gave: its LC_CTYPE (or none)
+    is put back.
+    """
+    value = os.environ.get("LC_CTYPE")
+    if value not in _COERCED:
+        return
+    try:
+        with open("/proc/self/environ", "rb") as initial:
+            entries = initial.read().split(b"\0")
+    except OSError:
+        return
+    for entry in entries:
+        if entry.startswith(b"LC_CTYPE="):
+            original = os.fsdecode(entry[len(b"LC_CTYPE=") :])
+            if original != value:
+                os.environ["LC_CTYPE"] = original
+            return
+    del os.environ["LC_CTYPE"]
+
+
 def restore_signals() -> None:
     """What ``secrets_agent.process.execute.restore_signals`` does, through ``_signal`` (``signal``
     is 2.6 ms)."""
@@ -144,6 +173,7 @@ def exec_if_nothing_to_do(command: "Sequence[str]") -> None:
     Returns when there is something to do, or when the command could not be executed: the
     caller then takes the full path, which reports the failure (126 or 127, one stderr line).
     """
+    undo_locale_coercion()
     if not command or not command[0] or needs_agent(os.environ):
         return
     restore_signals()

@@ -21,6 +21,7 @@ from secrets_agent.process.execsize import check_exec_size
 # internal signals, 32 and 33, ignored in the child; they are not the application's to use.)
 DEFAULTED = frozenset(signal.Signals) - {signal.SIGKILL, signal.SIGSTOP}
 PR_SET_CHILD_SUBREAPER = 36
+PR_SET_DUMPABLE = 4
 
 
 def find_command(name: str, path: str | None) -> str:
@@ -80,6 +81,19 @@ def set_subreaper() -> bool:
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         return int(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def set_undumpable() -> bool:
+    """``PR_SET_DUMPABLE`` 0: no core dump of this process (it holds every secret), and no
+    other process of the same uid may ptrace it or open its ``/proc/PID/fd``, ``environ`` or
+    ``mem``. execve resets the flag: the command keeps its own."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)) == 0
     except (OSError, AttributeError):
         return False
 

@@ -18,11 +18,14 @@ if TYPE_CHECKING:
 
 def main() -> None:
     """The check process: one request on stdin, one answer on stdout, logs on stderr."""
-    import pickle
+    from secrets_agent.process.spawn import set_undumpable
+
+    set_undumpable()  # before the request, which holds the environment, is read
 
     from secrets_agent.output.logs import Logger
+    from secrets_agent.supervise.isolated import decode_request, encode_answer
 
-    request = pickle.loads(sys.stdin.buffer.read())  # noqa: S301 - from our own parent
+    request = decode_request(sys.stdin.buffer.read())
     out = os.fdopen(os.dup(1), "wb")
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)  # nothing else may write into the answer
@@ -39,7 +42,7 @@ def main() -> None:
         answer = {"error": (70, f"secrets-agent: internal error: unexpected {type(exc).__name__}")}
     try:
         sys.stderr.flush()
-        out.write(pickle.dumps(answer))
+        out.write(encode_answer(answer))
         out.flush()
     finally:
         os._exit(0)  # a check thread still waiting on AWS must not hold the answer back

@@ -23,7 +23,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from secrets_agent import __version__
@@ -117,17 +117,31 @@ def _wait(child: _Child) -> None:
 
 
 # -- the supervisor's side -----------------------------------------------------------------------
-def _spawn(request: bytes) -> tuple[_Child, int, int]:
+def child_environ(environ: Mapping[str, str], hidden: Iterable[str] = ()) -> dict[str, str]:
+    """The check process's own environment: ``environ`` without the interpreter's variables
+    (``PYTHONPATH``, ``PYTHONSTARTUP``, ... would run the app's code in it; ``-I`` ignores them
+    too) and without ``hidden``, the variables whose values go to files."""
+    drop = set(hidden)
+    return {k: v for k, v in environ.items() if not k.startswith("PYTHON") and k not in drop}
+
+
+def _spawn(request: bytes, *, hidden: Iterable[str] = ()) -> tuple[_Child, int, int]:
     if getattr(sys, "frozen", False):  # the bundle (docker/bundle.py): no interpreter to -c
+        # The bundle's own program is the check process; its loader reads no PYTHON* variable
+        # and no working directory, and it turns dumpable off as its first statement.
         argv = [sys.executable, "--check-process"]
     else:
-        # The folder that holds the secrets_agent package (never the app's working directory).
+        # Isolated mode (-I: no script or working directory on sys.path, no PYTHON* variables,
+        # no user site) started in "/": a module planted in the app's working directory is never
+        # imported. The agent's own directory is the one path added, computed here, never the
+        # cwd. Not dumpable from the first statement on (PR_SET_DUMPABLE is 4; execve reset it).
         root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         code = (
-            f"import sys; sys.path.insert(0, {root!r}); "
+            "import ctypes; ctypes.CDLL(None).prctl(4, 0, 0, 0, 0); "
+            f"import os, sys; os.chdir('/'); sys.path.insert(0, {root!r}); "
             "import secrets_agent.supervise.check_process as m; m.main()"
         )
-        argv = [sys.executable, "-c", code]
+        argv = [sys.executable, "-I", "-c", code]
     pipes = [os.pipe() for _ in range(3)]  # stdin, stdout, stderr
     actions = [
         (os.POSIX_SPAWN_DUP2, pipes[0][0], 0),
@@ -139,7 +153,7 @@ def _spawn(request: bytes) -> tuple[_Child, int, int]:
             pid = os.posix_spawn(
                 sys.executable,
                 argv,
-                os.environ,
+                child_environ(os.environ, hidden),
                 file_actions=actions,
                 setsigmask=(),
             )
@@ -182,23 +196,20 @@ def run_child(
     Raises the child's ``AgentError`` as a :class:`RelayedError`, and ``ServiceError`` (69)
     when it outlives the timeout or ends without an answer.
     """
-    import pickle
     import select
 
-    request = pickle.dumps(
-        {
-            "kind": kind,
-            "settings": settings,
-            "environ": dict(environ),
-            "fingerprint": fingerprint,
-            "level": _level_name(log),
-            "fmt": log.fmt,
-            "emf": emf,
-        }
+    request = encode_request(
+        kind=kind,
+        settings=settings,
+        environ=environ,
+        fingerprint=fingerprint,
+        level=_level_name(log),
+        fmt=log.fmt,
+        emf=emf,
     )
     started = time.monotonic()
     deadline = started + settings.timeout + MARGIN
-    child, out_fd, err_fd = _spawn(request)
+    child, out_fd, err_fd = _spawn(request, hidden=[name for name, _ in settings.files])
     answer = bytearray()
     partial = b""
     killed = False
@@ -258,16 +269,148 @@ def run_child(
             hint="check that AWS is reachable and not throttling, or raise SECRETS_AGENT_TIMEOUT",
         )
     try:
-        result: dict[str, Any] = pickle.loads(bytes(answer))  # noqa: S301 - our own child
-    except Exception:  # noqa: BLE001 - no answer, a partial one: the child died
+        result = decode_answer(bytes(answer))
+    except (ValueError, RecursionError):  # no answer, a partial one: the child died
         raise ServiceError(
             f"{what} failed: its process ended without an answer (wait status {child.status})",
             hint="check the agent's memory limit and the log lines before this one",
         ) from None
     error = result.get("error")
     if error is not None:
-        raise RelayedError(int(error[0]), str(error[1]), *error[2:4])
+        raise RelayedError(error[0], error[1], error[2], error[3])
     return result
+
+
+# -- the request's and the answer's format ------------------------------------------------------
+# JSON of str, int, float, bool, None, lists and objects: it cannot carry code, unlike pickle (a
+# process of the same uid that got hold of a pipe could otherwise run code in the supervisor or
+# in a check process). ASCII only: every str, a lone surrogate from a non-UTF-8 inherited
+# variable too, round-trips.
+def encode_request(
+    *,
+    kind: str,
+    settings: Settings,
+    environ: Mapping[str, str],
+    fingerprint: Fingerprint | None,
+    level: str,
+    fmt: str,
+    emf: Emf | None,
+) -> bytes:
+    """The request to a check process as bytes (``secrets_agent.supervise.check_process`` decodes
+    it)."""
+    import dataclasses
+    import json
+
+    request = {
+        "kind": kind,
+        "settings": dataclasses.asdict(settings),
+        "environ": dict(environ),
+        "fingerprint": fingerprint,
+        "level": level,
+        "fmt": fmt,
+        "emf": None if emf is None else [emf.namespace, emf.dimensions],
+    }
+    return json.dumps(request, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
+def decode_request(data: bytes) -> dict[str, Any]:
+    """The request as the check process uses it: a ``Settings``, an ``Emf`` or None, the
+    fingerprint's entries as tuples again (it is compared with new ones)."""
+    import json
+
+    from secrets_agent.core.settings import Settings
+    from secrets_agent.output.metrics import Emf
+
+    raw = json.loads(data.decode("ascii"))
+
+    def tuples(value: Any) -> Any:
+        return tuple(tuples(v) for v in value) if isinstance(value, list) else value
+
+    settings = Settings(**{k: tuples(v) for k, v in raw["settings"].items()})
+    emf = raw["emf"]
+    fingerprint = raw["fingerprint"]
+    return {
+        "kind": str(raw["kind"]),
+        "settings": settings,
+        "environ": {str(k): str(v) for k, v in raw["environ"].items()},
+        "fingerprint": None if fingerprint is None else _fingerprint(fingerprint),
+        "level": str(raw["level"]),
+        "fmt": str(raw["fmt"]),
+        "emf": None if emf is None else Emf(namespace=emf[0], dimensions=tuples(emf[1])),
+    }
+
+
+def encode_answer(answer: Mapping[str, Any]) -> bytes:
+    """The check process's answer as bytes (``secrets_agent.supervise.check_process``)."""
+    import json
+
+    return json.dumps(answer, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
+def decode_answer(data: bytes) -> dict[str, Any]:
+    """Parse and check an answer; ``ValueError`` for anything but the few shapes it has:
+    ``{"error": [code, line, kind or null, event or null]}`` (the event: the JSON error
+    event's fields, strings, numbers, booleans or null), ``{"env": null}`` (nothing changed), or
+    ``{"env": {str: str},
+    "fingerprint": {name: [version or null, digest]}, "changes": [name, ...]}`` (``changes``
+    absent from a first resolution's answer)."""
+    import json
+
+    raw = json.loads(data.decode("ascii"))
+    if not isinstance(raw, dict):
+        raise ValueError("not an object")
+    if "error" in raw:
+        error = raw["error"]
+        if (
+            not isinstance(error, list)
+            or len(error) not in (2, 4)
+            or type(error[0]) is not int
+            or not isinstance(error[1], str)
+        ):
+            raise ValueError("bad error")
+        kind, event = (error[2], error[3]) if len(error) == 4 else (None, None)
+        if kind is not None and not isinstance(kind, str):
+            raise ValueError("bad error kind")
+        if event is not None and not (
+            isinstance(event, dict)
+            and all(
+                isinstance(k, str) and (v is None or type(v) in (str, int, float, bool))
+                for k, v in event.items()
+            )
+        ):
+            raise ValueError("bad error event")
+        return {"error": (error[0], error[1], kind, event)}
+    env = raw.get("env")
+    if env is None:
+        if "fingerprint" in raw:
+            fingerprint = _fingerprint(raw["fingerprint"])
+            return {"env": None, "fingerprint": fingerprint}
+        return {"env": None}
+    if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
+        raise ValueError("bad env")
+    result: dict[str, Any] = {"env": env, "fingerprint": _fingerprint(raw.get("fingerprint"))}
+    if "changes" in raw:
+        changes = raw["changes"]
+        if not isinstance(changes, list) or not all(isinstance(c, str) for c in changes):
+            raise ValueError("bad changes")
+        result["changes"] = changes
+    return result
+
+
+def _fingerprint(raw: object) -> Fingerprint:
+    if not isinstance(raw, dict):
+        raise ValueError("bad fingerprint")
+    out: Fingerprint = {}
+    for name, entry in raw.items():
+        if (
+            not isinstance(entry, list)
+            or len(entry) != 2
+            or not (entry[0] is None or isinstance(entry[0], str))
+            or not isinstance(entry[1], str)
+        ):
+            raise ValueError("bad fingerprint entry")
+        out[name] = (entry[0], entry[1])
+    return out
 
 
 def _level_name(log: Logger) -> str:
@@ -283,8 +426,10 @@ def _relay(log: Logger, line: bytes) -> None:
     stream = log.stream
     if stream is None:
         return
-    try:
-        stream.write(line.decode("utf-8", "replace") + "\n")
+    from secrets_agent.core.printable import capped, printable
+
+    try:  # escaped as every other line: the child's lines are text, whatever their bytes
+        stream.write(capped(printable(line.decode("utf-8", "replace"))) + "\n")
         stream.flush()
     except (OSError, ValueError):
         pass
