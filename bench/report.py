@@ -369,7 +369,7 @@ def replace_between(text: str, name: str, body: list[str]) -> str:
 
 
 def update_docs(result: dict[str, Any], root: Path) -> None:
-    readme = root / "README.md"
+    readme = root / "docs" / "performance.md"
     text = readme.read_text(encoding="utf-8")
     body = [
         *summary_table(result),
