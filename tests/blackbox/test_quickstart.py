@@ -21,8 +21,9 @@ KEY = "quick-start-secret-key-base-0123456789abcdef"
 FAKE_RAILS = """#!{python}
 import hashlib, json, os, sys
 value = os.environ.get("SECRET_KEY_BASE")
+digest = value and hashlib.sha256(value.encode()).hexdigest()
 with open({report!r}, "w") as f:
-    json.dump({{"argv": sys.argv[1:], "key_sha256": value and hashlib.sha256(value.encode()).hexdigest()}}, f)
+    json.dump({{"argv": sys.argv[1:], "key_sha256": digest}}, f)
 """
 
 
@@ -33,7 +34,9 @@ def quick_start() -> str:
     return m.group(1)
 
 
-def run_quick_start(tmp_path: Path, moto: MotoServer) -> tuple[subprocess.CompletedProcess[str], Path]:
+def run_quick_start(
+    tmp_path: Path, moto: MotoServer
+) -> tuple[subprocess.CompletedProcess[str], Path]:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     report = tmp_path / "rails.json"
@@ -58,23 +61,29 @@ def run_quick_start(tmp_path: Path, moto: MotoServer) -> tuple[subprocess.Comple
     return proc, report
 
 
-def test_the_quick_start_delivers_secret_key_base(tmp_path: Path, moto: MotoServer, boto_client: Any) -> None:
+def test_the_quick_start_delivers_secret_key_base(
+    tmp_path: Path, moto: MotoServer, boto_client: Any
+) -> None:
     boto_client("ssm").put_parameter(
         Name="/myapp/prod/secret_key_base", Value=KEY, Type="SecureString"
     )
     proc, report = run_quick_start(tmp_path, moto)
     assert proc.returncode == 0, proc.stderr
     # `secrets-agent check`: one row, the variable, its source and name, required; no value.
-    row = next(line.split() for line in proc.stdout.splitlines() if line.startswith("SECRET_KEY_BASE"))
+    row = next(
+        line.split() for line in proc.stdout.splitlines() if line.startswith("SECRET_KEY_BASE")
+    )
     assert row[1:3] == ["ssm", "/myapp/prod/secret_key_base"] and row[-1] == "required"
     # The start: Rails (the fake bundle) got the command and the key.
     got = json.loads(report.read_text())
-    assert got["argv"] == ["exec", "rails", "server", "-b", "0.0.0.0"]
+    assert got["argv"] == ["exec", "rails", "server", "-b", "0.0.0.0"]  # noqa: S104
     assert got["key_sha256"] == hashlib.sha256(KEY.encode()).hexdigest()
     assert KEY not in proc.stdout + proc.stderr
 
 
-def test_the_quick_start_fails_closed_without_the_key(tmp_path: Path, moto: MotoServer, boto_client: Any) -> None:
+def test_the_quick_start_fails_closed_without_the_key(
+    tmp_path: Path, moto: MotoServer, boto_client: Any
+) -> None:
     """The prefix loads something, but not SECRET_KEY_BASE: check and the start both exit 66
     naming it, and Rails never runs."""
     boto_client("ssm").put_parameter(

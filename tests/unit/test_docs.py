@@ -178,7 +178,9 @@ def fmt_problems(text: str) -> list[str]:
             want = max(end for _, end, _ in run) + 1
             for n, _, col in run:
                 if col != want:
-                    problems.append(f"line {n}: '=' at column {col}, terraform fmt puts it at {want}")
+                    problems.append(
+                        f"line {n}: '=' at column {col}, terraform fmt puts it at {want}"
+                    )
             run.clear()
 
     comments = []
@@ -215,7 +217,9 @@ def fmt_problems(text: str) -> list[str]:
         m = ASSIGN.match(body)
         whole = m is not None and net_brackets(m.group(4)) == 0 and stripped[0] not in OPEN + CLOSE
         if whole and m is not None:
-            run.append((n, len(m.group(1)) + len(m.group(2)), len(m.group(1) + m.group(2) + m.group(3))))
+            run.append(
+                (n, len(m.group(1)) + len(m.group(2)), len(m.group(1) + m.group(2) + m.group(3)))
+            )
             rest = m.group(4)
             if not rest.startswith(" ") or rest.startswith("  "):
                 problems.append(f"line {n}: not one space after '='")
@@ -225,32 +229,38 @@ def fmt_problems(text: str) -> list[str]:
             inner = body.lstrip()
             if m is not None and stripped[0] not in OPEN + CLOSE:
                 if m.group(3) != " ":
-                    problems.append(f"line {n}: not one space before '=' (not aligned: it opens a block)")
+                    problems.append(
+                        f"line {n}: not one space before '=' (not aligned: it opens a block)"
+                    )
                 inner = m.group(2) + " =" + m.group(4)
         if "  " in inner.strip():
             problems.append(f"line {n}: two spaces in a row")
-        if comment and not code.endswith(" ") or code.endswith("  ") and comment:
+        if (comment and not code.endswith(" ")) or (code.endswith("  ") and comment):
             problems.append(f"line {n}: a trailing comment needs exactly one space before it")
     close_run()
     for n in range(1, len(comments)):
         if comments[n] and comments[n - 1]:
-            problems.append(f"lines {n}-{n + 1}: trailing comments on adjacent lines (fmt aligns them)")
+            problems.append(
+                f"lines {n}-{n + 1}: trailing comments on adjacent lines (fmt aligns them)"
+            )
     if indents:
         problems.append(f"brackets do not balance ({indents})")
     return problems
 
 
 def test_the_fmt_checker_finds_what_terraform_fmt_changes() -> None:
-    good = 'resource "a" "b" {\n  name  = "x"\n  count = 1\n  tags = {\n    a = "${var.x}"\n  }\n}\n'
+    good = (
+        'resource "a" "b" {\n  name  = "x"\n  count = 1\n  tags = {\n    a = "${var.x}"\n  }\n}\n'
+    )
     assert fmt_problems(good) == []
     assert fmt_problems(good.replace("name  =", "name =")) != []  # not aligned
     assert fmt_problems(good.replace("  tags =", "  tags  =")) != []  # a block opener aligned
     assert fmt_problems(good.replace('    a = "', '   a = "')) != []  # indent
     assert fmt_problems(good.replace('"x"', '"x" ')) != []  # trailing space
-    assert fmt_problems('x = [\n  { a = 1,  b = 2 },\n]\n') != []  # two spaces
-    assert fmt_problems('x = [\n  { a = 1, b = 2 },\n]\n') == []
-    assert fmt_problems('a = 1 # one\nb = 2 # two\n') != []  # comments fmt would align
-    nested = 'x = jsonencode([\n  {\n    a = 1\n  },\n])\n'
+    assert fmt_problems("x = [\n  { a = 1,  b = 2 },\n]\n") != []  # two spaces
+    assert fmt_problems("x = [\n  { a = 1, b = 2 },\n]\n") == []
+    assert fmt_problems("a = 1 # one\nb = 2 # two\n") != []  # comments fmt would align
+    nested = "x = jsonencode([\n  {\n    a = 1\n  },\n])\n"
     assert fmt_problems(nested) == []  # two brackets opened on one line are one level
     assert fmt_problems(nested.replace("    a", "      a")) != []
 
@@ -278,3 +288,33 @@ def test_one_figure_per_cost_of_the_old_script() -> None:
     for doc in DOCS:
         text = doc.read_text(encoding="utf-8")
         assert not re.search(r"\d s per secret", text), doc
+
+
+# -- the exit codes -----------------------------------------------------------------------------
+
+
+def exit_code_column(text: str, header: str) -> set[str]:
+    start = text.index(header)
+    table = text[start : text.index("\n\n", start)]
+    return set(re.findall(r"^\| (\d+(?: / \d+)?) \|", table, flags=re.M))
+
+
+def test_the_exit_code_tables_agree_with_the_code() -> None:
+    """Every error class's code is in the reference table and in the README's short one."""
+    from secrets_agent.core import errors
+
+    codes = {
+        str(cls.exit_code)
+        for cls in vars(errors).values()
+        if isinstance(cls, type) and issubclass(cls, errors.AgentError)
+    }
+    reference = exit_code_column(
+        (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8"), "| code | meaning |\n"
+    )
+    readme = exit_code_column(
+        (ROOT / "README.md").read_text(encoding="utf-8"),
+        "| code | meaning | the usual cause on ECS |",
+    )
+    flat = {c for row in reference for c in row.split(" / ")}
+    assert codes <= flat, codes - flat
+    assert readme == reference
