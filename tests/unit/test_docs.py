@@ -86,7 +86,7 @@ def test_slug_follows_github() -> None:
 @pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_relative_link_resolves(doc: Path) -> None:
     text = FENCE.sub("", doc.read_text(encoding="utf-8"))
-    broken = []
+    broken = re.findall(r"\]\([^)\s]*\s", text)  # a target cut by a space or a line break
     for target in LINK.findall(text):
         if re.match(r"[a-z]+:", target):
             continue
