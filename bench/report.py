@@ -1,5 +1,5 @@
 """Turn the samples of ``bench/run.py`` into tables, target checks, results.md/json, the chart,
-and the generated tables of README.md and docs/performance.md (between their bench markers).
+and the generated tables of docs/performance.md (between its bench markers).
 
 ``python bench/report.py --chart results.json chart.png`` draws the chart (run by the benchmark
 in its tools venv, where matplotlib is); everything else needs only the standard library.
