@@ -1,5 +1,5 @@
 """Turn the samples of ``bench/run.py`` into tables, target checks, results.md/json, the chart,
-and the generated tables of README.md and docs/performance.md (between their bench markers).
+and the generated tables of docs/performance.md (between its bench markers).
 
 ``python bench/report.py --chart results.json chart.png`` draws the chart (run by the benchmark
 in its tools venv, where matplotlib is); everything else needs only the standard library.
@@ -114,7 +114,7 @@ def table(result: dict[str, Any]) -> list[str]:
 
 
 def summary_table(result: dict[str, Any]) -> list[str]:
-    """One row per count, for the README: median ms, and the agent's two ratios."""
+    """One row per count, for the summary: median ms, and the agent's two ratios."""
     cols = [a for a in ("agent", "plain_boto3", "go", "floor", "botocore", "shell")]
     cols = [a for a in cols if a in result["approaches"]]
     head = "| parameters | " + " | ".join(LABELS[a] for a in cols)
@@ -369,8 +369,9 @@ def replace_between(text: str, name: str, body: list[str]) -> str:
 
 
 def update_docs(result: dict[str, Any], root: Path) -> None:
-    readme = root / "README.md"
-    text = readme.read_text(encoding="utf-8")
+    # The summary (the README's table once) and the full results share docs/performance.md.
+    summary_doc = root / "docs" / "performance.md"
+    text = summary_doc.read_text(encoding="utf-8")
     body = [
         *summary_table(result),
         "",
@@ -378,7 +379,7 @@ def update_docs(result: dict[str, Any], root: Path) -> None:
         "",
         f"Run of {result['versions']['date']}: {busy_line(result)}.",
     ]
-    readme.write_text(replace_between(text, "summary", body), encoding="utf-8")
+    summary_doc.write_text(replace_between(text, "summary", body), encoding="utf-8")
     perf = root / "docs" / "performance.md"
     text = perf.read_text(encoding="utf-8")
     body = [

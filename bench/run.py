@@ -16,7 +16,7 @@ approach once at every count, in a rotating order), with the same child command
 ``ru_maxrss`` of the child as GNU ``time`` reports it. Each approach is first run once,
 untimed, with a checker as its child, to prove that it exported exactly the expected variables.
 
-    python3 bench/run.py            # full run: bench/results.*, chart.png, README and docs tables
+    python3 bench/run.py            # full run: bench/results.*, chart.png, docs/performance.md
     python3 bench/run.py --counts 0,1 --runs 1 --no-chart --out /tmp/x   # smoke
 """
 
@@ -512,7 +512,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         type=Path,
         default=BENCH,
         help="directory for results.md/json, chart.png; the default also rewrites the tables"
-        " in README.md and docs/performance.md",
+        " in docs/performance.md",
     )
     p.add_argument("--no-chart", action="store_true")
     p.add_argument("--no-idle", action="store_true", help="skip the supervise-mode memory probe")
