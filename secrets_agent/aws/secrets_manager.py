@@ -247,7 +247,6 @@ def load_prefix(client: Any, prefix: str, *, log: Logger) -> list[Item]:
                     value=Secret(value),
                     version=None if version is None else str(version),
                     key=item_key,
-                    modified=_timestamp(entry.get("CreatedDate")),
                 )
             )
     if not items:
@@ -320,12 +319,5 @@ def resolve_refs(
                 source_name=source_name,
                 value=Secret(text),
                 version=None if version is None else str(version),
-                modified=_timestamp(response.get("CreatedDate")),
             )
     return out
-
-
-def _timestamp(value: object) -> float | None:
-    """A version's CreatedDate (a datetime from botocore) as seconds since the epoch."""
-    stamp = getattr(value, "timestamp", None)
-    return float(stamp()) if callable(stamp) else None

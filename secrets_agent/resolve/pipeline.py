@@ -48,15 +48,6 @@ class Fetched:
             out[key] = (item.version, item.value.fingerprint())
         return out
 
-    def modified_times(self) -> dict[str, float | None]:
-        """The fingerprint's keys -> when the source says that version was written."""
-        out: dict[str, float | None] = {}
-        for item in self.prefix_items:
-            out[f"{item.source}:{item.source_name}"] = item.modified
-        for var, item in self.ref_items.items():
-            out[f"{item.source}:{item.source_name} (variable {var})"] = item.modified
-        return out
-
 
 @dataclass(frozen=True)
 class Resolution:
