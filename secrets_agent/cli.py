@@ -354,14 +354,24 @@ def _resolve(
         check_required(environ, settings, plan.refs)
         log.debug("nothing to resolve")
         return plan, None, None
+    from dataclasses import replace
+
+    from secrets_agent.aws.bounded import run_bounded
     from secrets_agent.aws.clients import Clients
-    from secrets_agent.resolve.pipeline import log_resolution, resolve, run_bounded
+    from secrets_agent.aws.sources import AwsSources, decrypter
+    from secrets_agent.resolve.pipeline import log_resolution, resolve
 
     clients = Clients(environ=environ, timeout=settings.timeout, log=log)
+    sources = AwsSources(clients, log)
+    decrypt = decrypter(clients, log, key_arns=settings.kms_key_arns, timeout=settings.timeout)
     previous = {s: signal.signal(s, _on_stop) for s in _STOP_SIGNALS}
     try:
         result: Resolution = run_bounded(
-            lambda: resolve(plan, settings=settings, environ=environ, clients=clients, log=log),
+            lambda: replace(
+                resolve(plan, settings=settings, environ=environ, sources=sources, decrypt=decrypt),
+                calls=clients.calls,
+                retries=clients.retries,
+            ),
             timeout=settings.timeout,
             what="resolving secrets",
             clients=clients,
@@ -719,7 +729,7 @@ def _cmd_encrypt(*, key_id: str, name: str) -> int:
             hint="pipe the value in (printf '%s' \"$VALUE\" | secrets-agent encrypt ...); "
             "a variable meant to be empty needs no encryption",
         )
-    from secrets_agent.resolve.pipeline import run_bounded
+    from secrets_agent.aws.bounded import run_bounded
 
     # Bounded as resolution is: botocore's read timeout ends a silent endpoint, not one that
     # answers a byte at a time, and its retries add up to several read timeouts.

@@ -18,16 +18,26 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from secrets_agent import __version__
 from secrets_agent.core.errors import ConfigError
 
 if TYPE_CHECKING:
-    from secrets_agent.aws.clients import Clients
     from secrets_agent.core.errors import AgentError
     from secrets_agent.core.settings import Settings
     from secrets_agent.output.logs import Level, Logger
+
+
+class Counted(Protocol):
+    """What a failure's metrics read of the AWS clients (``secrets_agent.aws.clients.Clients``)."""
+
+    @property
+    def calls(self) -> int: ...
+
+    @property
+    def retries(self) -> int: ...
+
 
 #: The units CloudWatch accepts for a metric (``MetricDatum.Unit``).
 UNITS = frozenset(
@@ -95,7 +105,7 @@ class Emf:
         log.always(level, event, **fields, **self.fields(values))
 
     def failed(
-        self, log: Logger, error: AgentError, *, clients: Clients | None, seconds: float
+        self, log: Logger, error: AgentError, *, clients: Counted | None, seconds: float
     ) -> None:
         """The metric line of a resolution that failed (before the one error line)."""
         calls = clients.calls if clients is not None else 0

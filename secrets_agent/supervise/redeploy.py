@@ -43,12 +43,12 @@ import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
+from secrets_agent.aws.bounded import run_bounded
 from secrets_agent.aws.clients import Clients
 from secrets_agent.aws.ecs_service import Service, ServiceState, describe, force_new_deployment
 from secrets_agent.core.errors import AgentError, DataError, ServiceError
 from secrets_agent.core.settings import Settings
 from secrets_agent.output.logs import Logger
-from secrets_agent.resolve.pipeline import run_bounded
 from secrets_agent.supervise.watch import ResolveWatcher
 
 #: A task stretches its interval by the service's running task count, at most this many times.
