@@ -25,6 +25,7 @@ from secrets_agent.core.references import AesdkRef, SecretRef, SsmRef
 from secrets_agent.core.settings import Settings
 from secrets_agent.core.sources import Decrypt, Source, Sources
 from secrets_agent.output.logs import Logger
+from secrets_agent.resolve.fingerprint import fingerprint_of
 
 if TYPE_CHECKING:
     from secrets_agent.output.metrics import Emf
@@ -36,19 +37,8 @@ class Fetched:
     ref_items: Mapping[str, Item]
 
     def fingerprint(self) -> dict[str, tuple[str | None, str]]:
-        """source_name -> (version, value digest), for change detection.
-
-        A reference's entry names its variable too: one parameter or secret read twice (by a
-        prefix and a pinned reference, or latest and pinned) gives two entries, not one that
-        hides the other's changes.
-        """
-        out: dict[str, tuple[str | None, str]] = {}
-        for item in self.prefix_items:
-            out[f"{item.source}:{item.source_name}"] = (item.version, item.value.fingerprint())
-        for var, item in self.ref_items.items():
-            key = f"{item.source}:{item.source_name} (variable {var})"
-            out[key] = (item.version, item.value.fingerprint())
-        return out
+        """key -> (version, value digest), for change detection (``fingerprint.py``'s keys)."""
+        return fingerprint_of(self.prefix_items, self.ref_items)
 
 
 @dataclass(frozen=True)

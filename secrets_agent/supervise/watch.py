@@ -13,6 +13,7 @@ from secrets_agent.core.references import SecretRef
 from secrets_agent.core.settings import Settings
 from secrets_agent.output.logs import Logger
 from secrets_agent.resolve import pipeline as resolve
+from secrets_agent.resolve.fingerprint import is_secrets_manager
 from secrets_agent.resolve.pipeline import Fetched
 
 
@@ -70,7 +71,7 @@ class ResolveWatcher:
             if secrets_manager_unchanged(plan, self._clients, self._fingerprint):
                 rest = resolve.fetch(without_secrets_manager(plan), self._sources)
                 old = self._fingerprint
-                kept = {k: v for k, v in old.items() if k.startswith("secretsmanager:")}
+                kept = {k: v for k, v in old.items() if is_secrets_manager(k)}
                 if {**kept, **rest.fingerprint()} == old:
                     return None
         return resolve.fetch(plan, self._sources)
