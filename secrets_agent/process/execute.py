@@ -13,7 +13,7 @@ from secrets_agent.core.errors import AgentError, CommandNotExecutableError, Com
 from secrets_agent.process.execsize import check_exec_size
 
 # CPython ignores these at start-up; an ignored disposition survives execve, so reset them.
-_RESET = ("SIGPIPE", "SIGXFSZ", "SIGXFZ")
+_RESET = ("SIGPIPE", "SIGXFSZ")
 
 
 def restore_signals() -> None:

@@ -23,7 +23,7 @@ PREFIX_VARIABLES = ("PARAMETER_STORE_PREFIX", "SECRETS_MANAGER_PREFIX")
 NAMESPACE = "SECRETS_AGENT_"
 _ARN_SERVICES = ("ssm", "secretsmanager")
 # CPython ignores these at start-up; an ignored disposition survives execve, so reset them.
-_RESET = ("SIGPIPE", "SIGXFSZ", "SIGXFZ")
+_RESET = ("SIGPIPE", "SIGXFSZ")
 
 
 def looks_like_reference(value: str) -> bool:
