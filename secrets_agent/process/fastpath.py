@@ -105,8 +105,10 @@ def needs_agent(environ: "Mapping[str, str]") -> bool:
 
 
 def restore_signals() -> None:
-    """What ``secrets_agent.process.execute.restore_signals`` does, through ``_signal`` (``signal``
-    is 2.6 ms)."""
+    """Before ``execve``: the signals CPython ignores back to their default, and an empty mask.
+
+    The one home of this rule (``secrets_agent.process.execute`` imports it), through ``_signal``
+    (``signal`` is 2.6 ms)."""
     for name in _RESET:
         signum = getattr(_signal, name, None)
         if signum is not None:

@@ -1,0 +1,32 @@
+"""The fast path's exec rules, which the full path's exec imports: the signal reset before
+exec."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from secrets_agent.process import execute, fastpath
+
+
+def test_the_exec_path_resets_signals_with_the_fast_paths_rule() -> None:
+    assert execute.restore_signals is fastpath.restore_signals
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through its exit code
+        code = 1
+        try:
+            signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+            fastpath.restore_signals()
+            reset = (
+                signal.getsignal(signal.SIGPIPE) == signal.SIG_DFL
+                and signal.getsignal(signal.SIGXFSZ) == signal.SIG_DFL
+                and signal.pthread_sigmask(signal.SIG_BLOCK, []) == set()
+            )
+            code = 0 if reset else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
