@@ -10,7 +10,7 @@ from typing import NoReturn
 
 from secrets_agent.core.errors import AgentError, CommandNotExecutableError, CommandNotFoundError
 from secrets_agent.process.execsize import check_exec_size
-from secrets_agent.process.fastpath import restore_signals
+from secrets_agent.process.fastpath import execvpe, restore_signals
 
 
 def flush_std_streams() -> None:
@@ -41,7 +41,7 @@ def exec_command(argv: Sequence[str], env: Mapping[str, str]) -> NoReturn:
     restore_signals()
     flush_std_streams()
     try:
-        os.execvpe(argv[0], list(argv), dict(env))
+        execvpe(list(argv), dict(env))
     except FileNotFoundError as exc:
         raise CommandNotFoundError(
             f"{argv[0]!r} was not found", hint="check the command and PATH"

@@ -12,6 +12,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (3 ms)
 if TYPE_CHECKING:
     import signal as _signal  # the typed face of the same C module
     from collections.abc import Mapping, Sequence
+    from typing import NoReturn
 else:
     import _signal  # imported by the interpreter already; `signal` adds enum (2.6 ms)
 
@@ -116,9 +117,11 @@ def restore_signals() -> None:
     _signal.pthread_sigmask(_signal.SIG_SETMASK, ())
 
 
-def _execvpe(argv: "list[str]", env: "Mapping[str, str]") -> None:
+def execvpe(argv: "list[str]", env: "Mapping[str, str]") -> "NoReturn":
     """``os.execvpe`` without ``os.get_exec_path`` (which imports ``warnings``): the same
-    ``PATH`` search, the same error kept when every candidate fails."""
+    ``PATH`` search, the same error kept when every candidate fails (the first that is not a
+    missing file, else the last). The one home of the exec's PATH search:
+    ``secrets_agent.process.execute`` imports it."""
     file = argv[0]
     if "/" in file:
         os.execve(file, argv, env)
@@ -134,10 +137,8 @@ def _execvpe(argv: "list[str]", env: "Mapping[str, str]") -> None:
             last = exc
             if saved is None:
                 saved = exc
-    if saved is not None:
-        raise saved
-    if last is not None:
-        raise last
+    # PATH splits into one directory at least, so ``last`` is set.
+    raise saved or last or FileNotFoundError(2, "No such file or directory", file)
 
 
 def exec_if_nothing_to_do(command: "Sequence[str]") -> None:
@@ -150,6 +151,6 @@ def exec_if_nothing_to_do(command: "Sequence[str]") -> None:
         return
     restore_signals()
     try:
-        _execvpe(list(command), os.environ)
+        execvpe(list(command), os.environ)
     except (OSError, ValueError):
         return

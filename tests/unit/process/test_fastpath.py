@@ -1,10 +1,13 @@
-"""The fast path's exec rules, which the full path's exec imports: the signal reset before
-exec."""
+"""The fast path's exec rules, which the full path's exec imports: the signal reset before exec
+and the PATH search."""
 
 from __future__ import annotations
 
 import os
 import signal
+from pathlib import Path
+
+import pytest
 
 from secrets_agent.process import execute, fastpath
 
@@ -29,4 +32,17 @@ def test_the_exec_path_resets_signals_with_the_fast_paths_rule() -> None:
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_the_path_search_keeps_the_first_error_that_is_not_a_missing_file(
+    tmp_path: Path,
+) -> None:
+    empty, other = tmp_path / "empty", tmp_path / "other"
+    empty.mkdir()
+    other.mkdir()
+    (other / "tool").write_text("#!/bin/sh\n")  # found, but not executable
+    with pytest.raises(PermissionError):
+        fastpath.execvpe(["tool"], {"PATH": f"{empty}:{other}"})
+    with pytest.raises(FileNotFoundError):
+        fastpath.execvpe(["tool"], {"PATH": str(empty)})
 
