@@ -17,7 +17,7 @@ from typing import IO, TYPE_CHECKING, Any, NoReturn, cast
 from secrets_agent import __version__
 from secrets_agent.core.errors import AgentError, DataError, OutputError, UsageError
 from secrets_agent.core.printable import MAX_LINE, capped, printable
-from secrets_agent.process.fastpath import exec_if_nothing_to_do, needs_agent
+from secrets_agent.process.fastpath import exec_if_nothing_to_do, needs_agent, strip_separator
 
 if TYPE_CHECKING:
     import argparse
@@ -137,8 +137,7 @@ def _stdout(text: str) -> None:
 
 def entrypoint_exec(command: Sequence[str]) -> NoReturn:
     """``docker-entrypoint.py CMD...``: the fast path first, else ``exec -- CMD...``."""
-    if command and command[0] == "--":
-        command = command[1:]
+    command = strip_separator(command)
     exec_if_nothing_to_do(command)  # returns when there is work, or when the exec failed
     if command and not needs_agent(os.environ):
         from secrets_agent.process.execute import exec_command
@@ -252,10 +251,7 @@ def main(argv: Sequence[str]) -> int:
         if args.subcommand == "encrypt" and sys.stdin is None:
             raise UsageError("stdin is closed", hint="pipe the plaintext to encrypt on stdin")
         if args.subcommand == "exec":
-            command = list(args.command)
-            if command and command[0] == "--":
-                command = command[1:]
-            return _cmd_exec(command)
+            return _cmd_exec(strip_separator(args.command))
         if args.subcommand == "env":
             return _cmd_env(fmt=args.format, reveal=args.reveal)
         if args.subcommand == "check":

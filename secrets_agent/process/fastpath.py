@@ -141,6 +141,12 @@ def execvpe(argv: "list[str]", env: "Mapping[str, str]") -> "NoReturn":
     raise saved or last or FileNotFoundError(2, "No such file or directory", file)
 
 
+def strip_separator(command: "Sequence[str]") -> "list[str]":
+    """The command without one leading ``--`` (``exec -- CMD``, ``docker-entrypoint.py -- CMD``):
+    the one home of this rule, for the entrypoints and the cli."""
+    return list(command[1:]) if command[:1] == ["--"] else list(command)
+
+
 def exec_if_nothing_to_do(command: "Sequence[str]") -> None:
     """Replace the process with ``command`` when there is nothing for the agent to do.
 

@@ -46,3 +46,8 @@ def test_the_path_search_keeps_the_first_error_that_is_not_a_missing_file(
     with pytest.raises(FileNotFoundError):
         fastpath.execvpe(["tool"], {"PATH": str(empty)})
 
+
+def test_one_leading_separator_is_stripped() -> None:
+    assert fastpath.strip_separator(["--", "--", "rails"]) == ["--", "rails"]
+    assert fastpath.strip_separator(["rails", "--"]) == ["rails", "--"]
+    assert fastpath.strip_separator([]) == []
