@@ -32,8 +32,9 @@ from secrets_agent.core.errors import (
 from secrets_agent.core.fanout import map_all
 from secrets_agent.core.model import Record, Secret
 from secrets_agent.output.logs import Logger
+from secrets_agent.process.fastpath import AESDK_PREFIX as PREFIX
+from secrets_agent.process.fastpath import is_aesdk
 
-PREFIX = "aesdk:"
 CONTEXT_KEY = "secrets-agent:name"
 KEYS_VARIABLE = "SECRETS_AGENT_KMS_KEY_ARNS"
 MAX_WORKERS = 8
@@ -41,10 +42,6 @@ MAX_WORKERS = 8
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 10.0
 MAX_ATTEMPTS = 3
-
-def is_encrypted(value: str) -> bool:
-    return value.startswith(PREFIX)
-
 
 def decrypt_records(
     records: Sequence[Record],
@@ -59,7 +56,7 @@ def decrypt_records(
     A decrypted record keeps its name, source, source name and version and has
     ``encrypted=True``. All or nothing: the first failure (in record order) is raised.
     """
-    pending = [i for i, r in enumerate(records) if is_encrypted(r.value.reveal())]
+    pending = [i for i, r in enumerate(records) if is_aesdk(r.value.reveal())]
     if not pending:
         return list(records)
     if not key_arns:

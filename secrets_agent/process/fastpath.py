@@ -16,7 +16,10 @@ if TYPE_CHECKING:
 else:
     import _signal  # imported by the interpreter already; `signal` adds enum (2.6 ms)
 
-_REFERENCE_STARTS = ("ssm:", "secretsmanager:", "aesdk:")
+#: An Encryption SDK value: the one home of this prefix (the references parse it, the pipeline
+#: decrypts what starts with it, ``secrets_agent.aws.envelope`` writes and reads it).
+AESDK_PREFIX = "aesdk:"
+_REFERENCE_STARTS = ("ssm:", "secretsmanager:", AESDK_PREFIX)
 #: The two prefix settings: a variable within two edits of one (or the same but for case) is a
 #: typo that would otherwise mean "no prefix" and start the command with nothing loaded.
 PREFIX_VARIABLES = ("PARAMETER_STORE_PREFIX", "SECRETS_MANAGER_PREFIX")
@@ -25,6 +28,11 @@ NAMESPACE = "SECRETS_AGENT_"
 _ARN_SERVICES = ("ssm", "secretsmanager")
 # CPython ignores these at start-up; an ignored disposition survives execve, so reset them.
 _RESET = ("SIGPIPE", "SIGXFSZ")
+
+
+def is_aesdk(value: str) -> bool:
+    """Is ``value`` an ``aesdk:`` value (to decrypt)?"""
+    return value.startswith(AESDK_PREFIX)
 
 
 def looks_like_reference(value: str) -> bool:

@@ -25,6 +25,7 @@ from secrets_agent.core.references import AesdkRef, SecretRef, SsmRef
 from secrets_agent.core.settings import Settings
 from secrets_agent.core.sources import Decrypt, Source, Sources
 from secrets_agent.output.logs import Logger
+from secrets_agent.process.fastpath import AESDK_PREFIX, is_aesdk
 from secrets_agent.resolve.fingerprint import fingerprint_of
 
 if TYPE_CHECKING:
@@ -78,7 +79,7 @@ def fetch(plan: Plan, sources: Sources) -> Fetched:
             ref_items[var] = Item(
                 source="aesdk",
                 source_name=var,
-                value=Secret("aesdk:" + ref.ciphertext),
+                value=Secret(AESDK_PREFIX + ref.ciphertext),
                 version=None,
             )
     # One thread per task; a source may fan out itself.
@@ -122,7 +123,7 @@ def finalize(
         )
         for var, item in sorted(fetched.ref_items.items())
     ]
-    if any(r.value.reveal().startswith("aesdk:") for r in (*loaded, *references)):
+    if any(is_aesdk(r.value.reveal()) for r in (*loaded, *references)):
         # One call, so that every aesdk: value decrypts concurrently.
         decrypted = decrypt([*loaded, *references])
         loaded, references = decrypted[: len(loaded)], decrypted[len(loaded) :]

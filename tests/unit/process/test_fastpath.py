@@ -51,3 +51,14 @@ def test_one_leading_separator_is_stripped() -> None:
     assert fastpath.strip_separator(["--", "--", "rails"]) == ["--", "rails"]
     assert fastpath.strip_separator(["rails", "--"]) == ["rails", "--"]
     assert fastpath.strip_separator([]) == []
+
+
+def test_an_aesdk_value_is_a_reference_and_is_decrypted_by_one_prefix() -> None:
+    from secrets_agent.aws import envelope
+    from secrets_agent.core.references import AesdkRef, parse_reference
+
+    value = fastpath.AESDK_PREFIX + "AAAA"
+    assert fastpath.looks_like_reference(value) and fastpath.is_aesdk(value)
+    assert parse_reference(value) == AesdkRef(ciphertext="AAAA")
+    assert envelope.PREFIX is fastpath.AESDK_PREFIX
+    assert not fastpath.is_aesdk("AESDK:AAAA")
