@@ -42,8 +42,6 @@ CURRENT = "AWSCURRENT"
 BATCH = 20
 LIST_PAGE = 100
 WORKERS = 8
-# Characters a secret name may hold; the ListSecrets/BatchGetSecretValue filter accepts them all.
-_PREFIX = re.compile(rf"[{aws_names.SM_NAME_CHARS}]{{1,{aws_names.SM_NAME_MAX - 1}}}\Z")
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -113,16 +111,6 @@ def _pages(
         return page
 
     return pages(call, kwargs, what=f"{action} on {subject}")
-
-
-def _check_prefix(prefix: str) -> None:
-    from secrets_agent.core.errors import ConfigError
-
-    if not _PREFIX.match(prefix):
-        raise ConfigError(
-            f"SECRETS_MANAGER_PREFIX {prefix!r} cannot start a secret name",
-            hint="use letters, digits and /_+=.@- only, as in kptboard/prod",
-        )
 
 
 def _batch_entries(client: Any, prefix: str, *, log: Logger) -> tuple[list[Mapping[str, Any]], int]:
@@ -208,7 +196,6 @@ def load_prefix(client: Any, prefix: str, *, log: Logger) -> list[Item]:
     import time
 
     started = time.monotonic()
-    _check_prefix(prefix)
     try:
         entries, calls = _batch_entries(client, prefix, log=log)
         path = "BatchGetSecretValue"
