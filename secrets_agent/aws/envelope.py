@@ -37,7 +37,6 @@ from secrets_agent.process.fastpath import is_aesdk
 
 CONTEXT_KEY = "secrets-agent:name"
 KEYS_VARIABLE = "SECRETS_AGENT_KMS_KEY_ARNS"
-MAX_WORKERS = 8
 # Bounds for the KMS clients the SDK creates; the caller's deadline may lower them.
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 10.0
@@ -68,7 +67,7 @@ def decrypt_records(
     started = time.monotonic()
     decryptor = _Decryptor(key_arns=key_arns, botocore_session=botocore_session, timeout=timeout)
     results: list[Record | AgentError]
-    results = map_all(lambda i: decryptor.run(records[i], log), pending, max_workers=MAX_WORKERS)
+    results = map_all(lambda i: decryptor.run(records[i], log), pending)
     out = list(records)
     for index, result in zip(pending, results, strict=True):
         if isinstance(result, AgentError):

@@ -41,7 +41,6 @@ if TYPE_CHECKING:
 CURRENT = "AWSCURRENT"
 BATCH = 20
 LIST_PAGE = 100
-WORKERS = 8
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -58,7 +57,7 @@ def filter_value(prefix: str) -> str:
 
 
 def _parallel(fn: Callable[[T], R], args: Sequence[T]) -> list[R]:
-    return map_all(fn, args, max_workers=WORKERS)
+    return map_all(fn, args)
 
 
 def _get(
