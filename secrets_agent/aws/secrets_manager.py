@@ -20,7 +20,6 @@ that the failure, if any, names the one secret at fault.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -186,7 +185,7 @@ def _name_of(secret_id: str) -> str:
     """A secret name from a name or an ARN (``...:secret:NAME-XXXXXX``)."""
     if secret_id.startswith("arn:") and ":secret:" in secret_id:
         name = secret_id.split(":secret:", 1)[1]
-        return re.sub(r"-[A-Za-z0-9]{6}\Z", "", name)
+        return aws_names.SECRET_ARN_SUFFIX.sub("", name)
     return secret_id
 
 

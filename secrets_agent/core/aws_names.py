@@ -30,6 +30,11 @@ KMS_KEY_ONLY_ARN = re.compile(
     r"arn:aws(-[a-z]+)*:kms:[a-z]{2}(-[a-z]+)+-\d+:\d{12}:key/[A-Za-z0-9-]+\Z"
 )
 
+#: The six random characters AWS appends to every secret's ARN (``...:secret:NAME-a1B2c3``),
+#: and the IAM wildcard that matches them.
+SECRET_ARN_SUFFIX = re.compile(r"-[A-Za-z0-9]{6}\Z")
+SECRET_ARN_SUFFIX_WILDCARD = "-??????"  # noqa: S105 - an IAM pattern, not a password
+
 # ---------------------------------------------------------------------- the boundary rule
 #: A prefix that already ends in one of these is its own boundary.
 SEPARATORS = (".", "/", "-", "_")

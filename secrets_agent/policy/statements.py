@@ -7,7 +7,6 @@ source's own boundary rule, so a grant never reaches past a prefix.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -27,7 +26,6 @@ TF_ACCOUNT = "${data.aws_caller_identity.secrets_agent.account_id}"
 REGION_PATTERN = aws_names.REGION
 KEY_ARN = aws_names.KMS_KEY_ARN
 partition_of = aws_names.partition_of
-_SECRET_SUFFIX = re.compile(r"-[A-Za-z0-9]{6}\Z")
 
 
 @dataclass(frozen=True)
@@ -121,8 +119,10 @@ def secret_prefix_pattern(where: Where, prefix: str) -> str:
 def secret_pattern(where: Where, secret_id: str) -> str:
     """A full ARN as it is; a name gets the six-character suffix every secret ARN ends in."""
     if secret_id.startswith("arn:"):
-        return secret_id if _SECRET_SUFFIX.search(secret_id) else secret_id + "-??????"
-    return where.arn("secretsmanager", f"secret:{secret_id}-??????")
+        if aws_names.SECRET_ARN_SUFFIX.search(secret_id):
+            return secret_id
+        return secret_id + aws_names.SECRET_ARN_SUFFIX_WILDCARD
+    return where.arn("secretsmanager", f"secret:{secret_id}{aws_names.SECRET_ARN_SUFFIX_WILDCARD}")
 
 
 def _many(value: str | tuple[str, ...] | None) -> tuple[str, ...]:

@@ -1,0 +1,17 @@
+"""AWS naming rules that the loads and the IAM policies share (core/aws_names.py)."""
+
+from __future__ import annotations
+
+from secrets_agent.aws.secrets_manager import _name_of
+from secrets_agent.core import aws_names
+from secrets_agent.policy.statements import Where, secret_pattern
+
+
+def test_the_secret_arn_suffix_is_read_and_granted_by_one_rule() -> None:
+    arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:app/db-a1B2c3"
+    assert aws_names.SECRET_ARN_SUFFIX.search(arn)
+    assert _name_of(arn) == "app/db"
+    where = Where("aws", "eu-west-1", "123456789012")
+    assert secret_pattern(where, arn) == arn
+    assert secret_pattern(where, arn[:-7]) == arn[:-7] + aws_names.SECRET_ARN_SUFFIX_WILDCARD
+    assert secret_pattern(where, "app/db").endswith(":secret:app/db-??????")
