@@ -691,6 +691,7 @@ def _cmd_iam(args: Any) -> int:
 def _cmd_encrypt(*, key_id: str, name: str) -> int:
     from secrets_agent.aws import envelope
     from secrets_agent.aws.clients import Clients
+    from secrets_agent.core.aws_names import kms_region
     from secrets_agent.core.naming import check_settable
 
     check_settable(name, origin="--name")
@@ -699,7 +700,7 @@ def _cmd_encrypt(*, key_id: str, name: str) -> int:
     clients = Clients(environ=environ, timeout=settings.timeout, log=log)
     # A key ARN names its region; a key id or an alias is looked up in the configured one
     # (78 when there is none, before anything is read).
-    region = envelope.region_of_key(key_id) or clients.default_region()
+    region = kms_region(key_id) or clients.default_region()
     if sys.stdin.isatty():
         import getpass
 

@@ -21,6 +21,7 @@ from dataclasses import replace
 from typing import Any
 
 from secrets_agent.aws import errors
+from secrets_agent.core.aws_names import kms_region
 from secrets_agent.core.errors import (
     AccessDeniedError,
     AgentError,
@@ -82,14 +83,6 @@ def decrypt_records(
     return out
 
 
-def region_of_key(key_id: str) -> str | None:
-    """The region of a key or alias ARN (``arn:PARTITION:kms:REGION:...``); None otherwise."""
-    parts = key_id.split(":")
-    if len(parts) >= 6 and parts[0] == "arn" and parts[2] == "kms" and parts[3]:
-        return parts[3]
-    return None
-
-
 def encrypt_value(
     plaintext: bytes,
     *,
@@ -115,7 +108,7 @@ def encrypt_value(
         raise DataError(f"the plaintext for {name} is empty", hint="pipe the value in on stdin")
     sdk = _load_sdk()
     session_region = botocore_session.get_config_variable("region")
-    if region and region_of_key(key_id) is None and not session_region:
+    if region and kms_region(key_id) is None and not session_region:
         # A key id or alias is looked up in the session's region (AWS_REGION is boto3's).
         botocore_session.set_config_variable("region", region)
     provider = _provider(sdk, key_ids=[key_id], botocore_session=botocore_session, timeout=timeout)
@@ -131,7 +124,7 @@ def encrypt_value(
             subject=f"encrypting {name}",
             key=key_id,
             encrypting=True,
-            region=region_of_key(key_id) or region,
+            region=kms_region(key_id) or region,
         ) from exc
     return PREFIX + base64.b64encode(message).decode("ascii")
 

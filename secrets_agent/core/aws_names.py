@@ -25,6 +25,17 @@ KMS_KEY_ARN = re.compile(
     r"arn:(?P<partition>aws(-[a-z]+)*):kms:(?P<region>[a-z]{2}(-[a-z]+)+-\d+):"
     r"(?P<account>\d{12}):(?P<kind>key|alias)/(?P<id>.+)\Z"
 )
+
+
+def kms_region(key_id: str) -> str | None:
+    """The region of a key or alias ARN (``arn:PARTITION:kms:REGION:...``); None otherwise
+    (a key id or an alias name)."""
+    parts = key_id.split(":")
+    if len(parts) >= 6 and parts[0] == "arn" and parts[2] == "kms" and parts[3]:
+        return parts[3]
+    return None
+
+
 #: The KMS key ARNs SECRETS_AGENT_KMS_KEY_ARNS accepts: keys, never aliases.
 KMS_KEY_ONLY_ARN = re.compile(
     r"arn:aws(-[a-z]+)*:kms:[a-z]{2}(-[a-z]+)+-\d+:\d{12}:key/[A-Za-z0-9-]+\Z"

@@ -135,11 +135,6 @@ def _unique(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted(set(values)))
 
 
-def _key_region(arn: str) -> str:
-    match = KEY_ARN.match(arn)
-    return match["region"] if match else ""
-
-
 # ----------------------------------------------------------------------------- statements
 
 
@@ -223,7 +218,7 @@ def _service_key_statements(
         ("secretsmanager", "kms:EncryptionContext:SecretARN", sm_scopes, "DecryptSecrets"),
     ):
         for region in sorted({r for r, _ in scopes}):
-            region_keys = _unique(k for k in keys if _key_region(k) == region)
+            region_keys = _unique(k for k in keys if aws_names.kms_region(k) == region)
             if not region_keys:
                 continue
             suffix = "" if len({r for r, _ in scopes}) == 1 else region.title().replace("-", "")

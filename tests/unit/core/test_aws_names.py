@@ -15,3 +15,10 @@ def test_the_secret_arn_suffix_is_read_and_granted_by_one_rule() -> None:
     assert secret_pattern(where, arn) == arn
     assert secret_pattern(where, arn[:-7]) == arn[:-7] + aws_names.SECRET_ARN_SUFFIX_WILDCARD
     assert secret_pattern(where, "app/db").endswith(":secret:app/db-??????")
+
+
+def test_the_region_of_a_kms_arn() -> None:
+    assert aws_names.kms_region("arn:aws-cn:kms:cn-north-1:123456789012:key/abc") == "cn-north-1"
+    assert aws_names.kms_region("arn:aws:kms:eu-west-1:123456789012:alias/app") == "eu-west-1"
+    assert aws_names.kms_region("alias/app") is None
+    assert aws_names.kms_region("1234abcd-12ab-34cd-56ef-1234567890ab") is None
