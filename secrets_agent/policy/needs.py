@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from secrets_agent.core.aws_names import KMS_KEY_ONLY_ARN
 from secrets_agent.core.errors import ConfigError, NotFoundError
 from secrets_agent.core.references import SsmRef
 from secrets_agent.core.settings import ECS_NAME
@@ -72,7 +73,7 @@ def _region(value: str | None, *, what: str) -> str:
 
 def _check_service_key(arn: str, regions: set[str]) -> str:
     match = KEY_ARN.match(arn)
-    if match is None or match["kind"] == "alias" or not re.fullmatch(r"[A-Za-z0-9-]+", match["id"]):
+    if match is None or not KMS_KEY_ONLY_ARN.match(arn):
         hint = "give the key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID)"
         if match is not None and match["id"].startswith("aws/"):
             hint = "AWS managed keys (aws/ssm, aws/secretsmanager) need no statement: leave it out"

@@ -22,3 +22,21 @@ def test_the_region_of_a_kms_arn() -> None:
     assert aws_names.kms_region("arn:aws:kms:eu-west-1:123456789012:alias/app") == "eu-west-1"
     assert aws_names.kms_region("alias/app") is None
     assert aws_names.kms_region("1234abcd-12ab-34cd-56ef-1234567890ab") is None
+
+
+def test_a_key_not_an_alias_for_the_settings_and_the_policy() -> None:
+    import pytest
+
+    from secrets_agent.core.errors import ConfigError
+    from secrets_agent.core.settings import load_settings
+    from secrets_agent.policy.needs import _check_service_key
+
+    key = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab"
+    alias = "arn:aws:kms:eu-west-1:123456789012:alias/app"
+    assert aws_names.KMS_KEY_ONLY_ARN.match(key) and not aws_names.KMS_KEY_ONLY_ARN.match(alias)
+    assert _check_service_key(key, {"eu-west-1"}) == key
+    assert load_settings({"SECRETS_AGENT_KMS_KEY_ARNS": key}).kms_key_arns == (key,)
+    with pytest.raises(ConfigError, match="alias in Resource"):
+        _check_service_key(alias, {"eu-west-1"})
+    with pytest.raises(ConfigError, match="SECRETS_AGENT_KMS_KEY_ARNS"):
+        load_settings({"SECRETS_AGENT_KMS_KEY_ARNS": alias})
