@@ -5,6 +5,7 @@ share (what a policy grants and what a load reads agree because both ask this mo
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 # Characters of a name, as regex class bodies (AWS's documented sets).
 SSM_NAME_CHARS = r"A-Za-z0-9_.\-/"
@@ -21,6 +22,13 @@ SSM_SELECTOR = re.compile(r"[A-Za-z0-9_.\-]{1,100}\Z")  # a version or label aft
 SM_NAME = re.compile(rf"[{SM_NAME_CHARS}]{{1,{SM_NAME_MAX}}}\Z")
 
 REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+\Z")
+
+
+def region_of(environ: Mapping[str, str]) -> str | None:
+    """The region the environment names, as the AWS SDKs read it: ``AWS_REGION``, else
+    ``AWS_DEFAULT_REGION`` (an empty one counts as unset); None when neither is set."""
+    return environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or None
+
 KMS_KEY_ARN = re.compile(
     r"arn:(?P<partition>aws(-[a-z]+)*):kms:(?P<region>[a-z]{2}(-[a-z]+)+-\d+):"
     r"(?P<account>\d{12}):(?P<kind>key|alias)/(?P<id>.+)\Z"

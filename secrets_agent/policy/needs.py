@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from secrets_agent.core.aws_names import KMS_KEY_ONLY_ARN
+from secrets_agent.core.aws_names import KMS_KEY_ONLY_ARN, region_of
 from secrets_agent.core.errors import ConfigError, NotFoundError
 from secrets_agent.core.references import SsmRef
 from secrets_agent.core.settings import ECS_NAME
@@ -148,7 +148,7 @@ def needs_from_environment(
     settings = load_settings(environ)
     plan = make_plan(settings, environ)
     region = _region(
-        environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION"),
+        region_of(environ),
         what="AWS_REGION / AWS_DEFAULT_REGION",
     )
     if account_id is not None and not _ACCOUNT.match(account_id):

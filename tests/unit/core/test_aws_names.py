@@ -40,3 +40,11 @@ def test_a_key_not_an_alias_for_the_settings_and_the_policy() -> None:
         _check_service_key(alias, {"eu-west-1"})
     with pytest.raises(ConfigError, match="SECRETS_AGENT_KMS_KEY_ARNS"):
         load_settings({"SECRETS_AGENT_KMS_KEY_ARNS": alias})
+
+
+def test_the_region_is_read_as_the_sdks_read_it() -> None:
+    assert aws_names.region_of({"AWS_REGION": "eu-west-1", "AWS_DEFAULT_REGION": "us-east-1"}) == (
+        "eu-west-1"
+    )
+    assert aws_names.region_of({"AWS_REGION": "", "AWS_DEFAULT_REGION": "us-east-1"}) == "us-east-1"
+    assert aws_names.region_of({"AWS_DEFAULT_REGION": ""}) is None
