@@ -22,6 +22,9 @@ SSM_SELECTOR = re.compile(r"[A-Za-z0-9_.\-]{1,100}\Z")  # a version or label aft
 SM_NAME = re.compile(rf"[{SM_NAME_CHARS}]{{1,{SM_NAME_MAX}}}\Z")
 
 REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+\Z")
+#: An ECS cluster, service or task definition family name (letters, digits, hyphens and
+#: underscores, 1-255).
+ECS_NAME = re.compile(r"[A-Za-z0-9_-]{1,255}\Z")
 
 
 def region_of(environ: Mapping[str, str]) -> str | None:

@@ -14,13 +14,13 @@ metric names are fixed, and the values are counts and seconds.
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from secrets_agent import __version__
+from secrets_agent.core import aws_names
 from secrets_agent.core.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -65,7 +65,6 @@ METRICS: dict[str, str] = {
 }
 DIMENSION = "TaskFamily"
 METADATA_TIMEOUT = 1.0
-_FAMILY = re.compile(r"[A-Za-z0-9_-]{1,255}\Z")  # what ECS allows in a task definition family
 
 
 @dataclass(frozen=True)
@@ -156,7 +155,7 @@ def task_family(environ: Mapping[str, str], *, log: Logger) -> str | None:
     except Exception as exc:  # noqa: BLE001 - no dimension is better than no command
         log.debug("task metadata not read; metrics without a dimension", error=type(exc).__name__)
         return None
-    if not isinstance(family, str) or not _FAMILY.match(family):
+    if not isinstance(family, str) or not aws_names.ECS_NAME.match(family):
         log.debug("task metadata has no usable Family; metrics without a dimension")
         return None
     return family

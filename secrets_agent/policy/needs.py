@@ -14,10 +14,9 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from secrets_agent.core.aws_names import KMS_KEY_ONLY_ARN, region_of
+from secrets_agent.core.aws_names import ECS_NAME, KMS_KEY_ONLY_ARN, region_of
 from secrets_agent.core.errors import ConfigError, NotFoundError
 from secrets_agent.core.references import SsmRef
-from secrets_agent.core.settings import ECS_NAME
 from secrets_agent.policy.statements import (
     ACCOUNT_PLACEHOLDER,
     KEY_ARN,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from secrets_agent.aws.secrets_manager import _name_of
 from secrets_agent.core import aws_names
 from secrets_agent.policy.statements import Where, secret_pattern
@@ -25,8 +27,6 @@ def test_the_region_of_a_kms_arn() -> None:
 
 
 def test_a_key_not_an_alias_for_the_settings_and_the_policy() -> None:
-    import pytest
-
     from secrets_agent.core.errors import ConfigError
     from secrets_agent.core.settings import load_settings
     from secrets_agent.policy.needs import _check_service_key
@@ -48,3 +48,14 @@ def test_the_region_is_read_as_the_sdks_read_it() -> None:
     )
     assert aws_names.region_of({"AWS_REGION": "", "AWS_DEFAULT_REGION": "us-east-1"}) == "us-east-1"
     assert aws_names.region_of({"AWS_DEFAULT_REGION": ""}) is None
+
+
+def test_one_ecs_name_grammar_for_the_settings_and_the_metrics_family() -> None:
+    from secrets_agent.core.errors import ConfigError
+    from secrets_agent.core.settings import load_settings
+
+    assert aws_names.ECS_NAME.match("web_app-1")
+    assert not aws_names.ECS_NAME.match("arn:aws:ecs:eu-west-1:123456789012:service/web")
+    assert not aws_names.ECS_NAME.match("x" * 256)
+    with pytest.raises(ConfigError, match="SECRETS_AGENT_ECS_SERVICE"):
+        load_settings({"SECRETS_AGENT_ECS_SERVICE": "web app"})
