@@ -355,7 +355,8 @@ def _resolve(
     from secrets_agent.aws.bounded import run_bounded
     from secrets_agent.aws.clients import Clients
     from secrets_agent.aws.sources import AwsSources, decrypter
-    from secrets_agent.resolve.pipeline import log_resolution, resolve
+    from secrets_agent.output.metrics import log_resolution
+    from secrets_agent.resolve.pipeline import resolve
 
     clients = Clients(environ=environ, timeout=settings.timeout, log=log)
     sources = AwsSources(clients, log)

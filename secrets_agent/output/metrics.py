@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from secrets_agent.core.errors import AgentError
     from secrets_agent.core.settings import Settings
     from secrets_agent.output.logs import Level, Logger
+    from secrets_agent.resolve.pipeline import Resolution
 
 
 class Counted(Protocol):
@@ -168,3 +169,52 @@ def from_settings(settings: Settings, environ: Mapping[str, str], *, log: Logger
     family = task_family(environ, log=log)
     dimensions = ((DIMENSION, family),) if family else ()
     return Emf(namespace=settings.metrics_namespace, dimensions=dimensions)
+
+
+def log_resolution(result: Resolution, *, log: Logger, emf: Emf | None = None) -> None:
+    if result.overrides:
+        # Layered prefixes: a later prefix giving a variable again is on purpose; say which.
+        log.info(
+            "variables overridden by a later prefix",
+            names=sorted({o.name for o in result.overrides}),
+            overrides={o.name: o.describe() for o in result.overrides},
+        )
+    for record in result.kept:
+        log.info(
+            "variable kept from the environment",
+            name=record.name,
+            hint="set SECRETS_AGENT_OVERRIDE=true to replace it with the loaded value",
+        )
+    for record in result.applied:
+        log.debug(
+            "variable set",
+            name=record.name,
+            source=record.source,
+            source_name=record.source_name,
+            version=record.version,
+            encrypted=record.encrypted,
+        )
+    by_source: dict[str, int] = {}
+    for record in result.applied:
+        by_source[record.source] = by_source.get(record.source, 0) + 1
+    summary: dict[str, object] = {
+        "count": len(result.applied),
+        "kept": len(result.kept),
+        "sources": by_source,
+        "names": sorted(r.name for r in result.applied),
+        "calls": result.calls,
+        "retries": result.retries,
+        "seconds": round(result.seconds, 3),
+        "version": __version__,
+    }
+    if emf is None:
+        log.info("secrets resolved", **summary)
+        return
+    metrics = {
+        "SecretsResolved": len(result.applied),
+        "ResolutionSeconds": round(result.seconds, 3),
+        "AwsCalls": result.calls,
+        "Retries": result.retries,
+        "ResolutionFailures": 0,
+    }
+    emf.write(log, "info", "secrets resolved", metrics, **summary)

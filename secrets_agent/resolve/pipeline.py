@@ -13,9 +13,7 @@ import functools
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
 
-from secrets_agent import __version__
 from secrets_agent.core.environment import merge
 from secrets_agent.core.fanout import run_all
 from secrets_agent.core.layers import Override, records_from_layers
@@ -24,12 +22,8 @@ from secrets_agent.core.plan import Plan, check_required
 from secrets_agent.core.references import AesdkRef, SecretRef, SsmRef
 from secrets_agent.core.settings import Settings
 from secrets_agent.core.sources import Decrypt, Source, Sources
-from secrets_agent.output.logs import Logger
 from secrets_agent.process.fastpath import AESDK_PREFIX, is_aesdk
 from secrets_agent.resolve.fingerprint import fingerprint_of
-
-if TYPE_CHECKING:
-    from secrets_agent.output.metrics import Emf
 
 
 @dataclass(frozen=True)
@@ -153,60 +147,10 @@ def resolve(
     return replace(result, seconds=time.monotonic() - started)
 
 
-def log_resolution(result: Resolution, *, log: Logger, emf: Emf | None = None) -> None:
-    if result.overrides:
-        # Layered prefixes: a later prefix giving a variable again is on purpose; say which.
-        log.info(
-            "variables overridden by a later prefix",
-            names=sorted({o.name for o in result.overrides}),
-            overrides={o.name: o.describe() for o in result.overrides},
-        )
-    for record in result.kept:
-        log.info(
-            "variable kept from the environment",
-            name=record.name,
-            hint="set SECRETS_AGENT_OVERRIDE=true to replace it with the loaded value",
-        )
-    for record in result.applied:
-        log.debug(
-            "variable set",
-            name=record.name,
-            source=record.source,
-            source_name=record.source_name,
-            version=record.version,
-            encrypted=record.encrypted,
-        )
-    by_source: dict[str, int] = {}
-    for record in result.applied:
-        by_source[record.source] = by_source.get(record.source, 0) + 1
-    summary: dict[str, object] = {
-        "count": len(result.applied),
-        "kept": len(result.kept),
-        "sources": by_source,
-        "names": sorted(r.name for r in result.applied),
-        "calls": result.calls,
-        "retries": result.retries,
-        "seconds": round(result.seconds, 3),
-        "version": __version__,
-    }
-    if emf is None:
-        log.info("secrets resolved", **summary)
-        return
-    metrics = {
-        "SecretsResolved": len(result.applied),
-        "ResolutionSeconds": round(result.seconds, 3),
-        "AwsCalls": result.calls,
-        "Retries": result.retries,
-        "ResolutionFailures": 0,
-    }
-    emf.write(log, "info", "secrets resolved", metrics, **summary)
-
-
 __all__ = [
     "Fetched",
     "Resolution",
     "fetch",
     "finalize",
-    "log_resolution",
     "resolve",
 ]
