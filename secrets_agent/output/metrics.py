@@ -13,7 +13,6 @@ metric names are fixed, and the values are counts and seconds.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -140,19 +139,17 @@ def check_settings(settings: Settings) -> None:
 def task_family(environ: Mapping[str, str], *, log: Logger) -> str | None:
     """The ECS task definition family from the task metadata endpoint (v4), or None.
 
-    One GET of ``$ECS_CONTAINER_METADATA_URI_V4/task``, bounded by ``METADATA_TIMEOUT``,
-    never through a proxy. Anything but a family name ECS could have given is ignored.
+    One GET (``secrets_agent.aws.ecs_service.task_metadata``) bounded by ``METADATA_TIMEOUT``,
+    of an http(s) endpoint only. Anything but a family name ECS could have given is ignored.
     """
     base = environ.get("ECS_CONTAINER_METADATA_URI_V4")
     if not base or not base.startswith(("http://", "https://")):
         return None
-    import urllib.request
+    from secrets_agent.aws.ecs_service import task_metadata
 
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        with opener.open(base.rstrip("/") + "/task", timeout=METADATA_TIMEOUT) as response:
-            body = response.read(1 << 20)
-        family = json.loads(body).get("Family")
+        task = task_metadata(environ, timeout=METADATA_TIMEOUT)
+        family = task.get("Family") if task is not None else None
     except Exception as exc:  # noqa: BLE001 - no dimension is better than no command
         log.debug("task metadata not read; metrics without a dimension", error=type(exc).__name__)
         return None
