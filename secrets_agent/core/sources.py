@@ -3,7 +3,7 @@ function the pipeline is handed.
 
 ``secrets_agent.resolve.pipeline.fetch`` asks a source to ``load`` a prefix and to ``read``
 references; it never dispatches by hand. The AWS sources (``secrets_agent.aws.sources``) and
-decrypt function (``secrets_agent.aws.envelope.decrypter``) are the real ones; tests pass fakes.
+decrypt function (``secrets_agent.aws.sources.decrypter``) are the real ones; tests pass fakes.
 """
 
 from __future__ import annotations
