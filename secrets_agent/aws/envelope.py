@@ -33,9 +33,9 @@ from secrets_agent.core.errors import (
 from secrets_agent.core.fanout import map_all
 from secrets_agent.core.model import Record, Secret
 from secrets_agent.output.logs import Logger
-from secrets_agent.process.fastpath import AESDK_PREFIX as PREFIX
-from secrets_agent.process.fastpath import is_aesdk
+from secrets_agent.process.fastpath import AESDK_PREFIX, is_aesdk
 
+PREFIX = AESDK_PREFIX  # the fast path's, under the name this module's readers use
 CONTEXT_KEY = "secrets-agent:name"
 KEYS_VARIABLE = "SECRETS_AGENT_KMS_KEY_ARNS"
 # Bounds for the KMS clients the SDK creates; the caller's deadline may lower them.

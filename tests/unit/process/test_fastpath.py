@@ -13,7 +13,7 @@ from secrets_agent.process import execute, fastpath
 
 
 def test_the_exec_path_resets_signals_with_the_fast_paths_rule() -> None:
-    assert execute.restore_signals is fastpath.restore_signals
+    assert vars(execute)["restore_signals"] is fastpath.restore_signals
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child reports through its exit code
         code = 1
