@@ -17,7 +17,12 @@ from typing import IO, TYPE_CHECKING, Any, NoReturn, cast
 from secrets_agent import __version__
 from secrets_agent.core.errors import AgentError, DataError, OutputError, UsageError
 from secrets_agent.core.printable import MAX_LINE, capped, printable
-from secrets_agent.process.fastpath import exec_if_nothing_to_do, needs_agent, undo_locale_coercion
+from secrets_agent.process.fastpath import (
+    exec_if_nothing_to_do,
+    needs_agent,
+    strip_separator,
+    undo_locale_coercion,
+)
 
 if TYPE_CHECKING:
     import argparse
@@ -137,8 +142,7 @@ def _stdout(text: str) -> None:
 
 def entrypoint_exec(command: Sequence[str]) -> NoReturn:
     """``docker-entrypoint.py CMD...``: the fast path first, else ``exec -- CMD...``."""
-    if command and command[0] == "--":
-        command = command[1:]
+    command = strip_separator(command)
     exec_if_nothing_to_do(command)  # returns when there is work, or when the exec failed
     if command and not needs_agent(os.environ):
         from secrets_agent.process.execute import exec_command
@@ -253,10 +257,7 @@ def main(argv: Sequence[str]) -> int:
         if args.subcommand == "encrypt" and sys.stdin is None:
             raise UsageError("stdin is closed", hint="pipe the plaintext to encrypt on stdin")
         if args.subcommand == "exec":
-            command = list(args.command)
-            if command and command[0] == "--":
-                command = command[1:]
-            return _cmd_exec(command)
+            return _cmd_exec(strip_separator(args.command))
         if args.subcommand == "env":
             return _cmd_env(fmt=args.format, reveal=args.reveal)
         if args.subcommand == "check":
@@ -361,14 +362,25 @@ def _resolve(
         check_required(environ, settings, plan.refs)
         log.debug("nothing to resolve")
         return plan, None, None
+    from dataclasses import replace
+
+    from secrets_agent.aws.bounded import run_bounded
     from secrets_agent.aws.clients import Clients
-    from secrets_agent.resolve.pipeline import log_resolution, resolve, run_bounded
+    from secrets_agent.aws.sources import AwsSources, decrypter
+    from secrets_agent.output.metrics import log_resolution
+    from secrets_agent.resolve.pipeline import resolve
 
     clients = Clients(environ=environ, timeout=settings.timeout, log=log)
+    sources = AwsSources(clients, log)
+    decrypt = decrypter(clients, log, key_arns=settings.kms_key_arns, timeout=settings.timeout)
     previous = {s: signal.signal(s, _on_stop) for s in _STOP_SIGNALS}
     try:
         result: Resolution = run_bounded(
-            lambda: resolve(plan, settings=settings, environ=environ, clients=clients, log=log),
+            lambda: replace(
+                resolve(plan, settings=settings, environ=environ, sources=sources, decrypt=decrypt),
+                calls=clients.calls,
+                retries=clients.retries,
+            ),
             timeout=settings.timeout,
             what="resolving secrets",
             clients=clients,
@@ -704,6 +716,7 @@ def _cmd_iam(args: Any) -> int:
 def _cmd_encrypt(*, key_id: str, name: str) -> int:
     from secrets_agent.aws import envelope
     from secrets_agent.aws.clients import Clients
+    from secrets_agent.core.aws_names import kms_region
     from secrets_agent.core.naming import check_settable
 
     check_settable(name, origin="--name")
@@ -712,7 +725,7 @@ def _cmd_encrypt(*, key_id: str, name: str) -> int:
     clients = Clients(environ=environ, timeout=settings.timeout, log=log)
     # A key ARN names its region; a key id or an alias is looked up in the configured one
     # (78 when there is none, before anything is read).
-    region = envelope.region_of_key(key_id) or clients.default_region()
+    region = kms_region(key_id) or clients.default_region()
     if sys.stdin.isatty():
         import getpass
 
@@ -738,7 +751,7 @@ def _cmd_encrypt(*, key_id: str, name: str) -> int:
             hint="pipe the value in (printf '%s' \"$VALUE\" | secrets-agent encrypt ...); "
             "a variable meant to be empty needs no encryption",
         )
-    from secrets_agent.resolve.pipeline import run_bounded
+    from secrets_agent.aws.bounded import run_bounded
 
     # Bounded as resolution is: botocore's read timeout ends a silent endpoint, not one that
     # answers a byte at a time, and its retries add up to several read timeouts.
