@@ -21,20 +21,11 @@ from secrets_agent.core.naming import records_from_items
 from secrets_agent.policy import needs as iam
 from tests.conftest import REGION, base_env, error_line, run_agent
 from tests.support.iam_support import ACCOUNT, Check, allows, as_list, aws_calls, checks_for
+from tests.support.logs import events
 from tests.support.moto_server import MotoServer
 from tests.support.supervised import Fleet, Supervised, wait_until
 
 CANARY = "layer-canary-7f3a"
-
-
-def events(stderr: str, name: str) -> list[dict[str, Any]]:
-    found = []
-    for line in stderr.splitlines():
-        if line.startswith("{"):
-            event = json.loads(line)
-            if event.get("event") == name:
-                found.append(event)
-    return found
 
 
 def seed_ssm(boto_client: Callable[..., Any]) -> Any:

@@ -37,16 +37,6 @@ CLUSTER = "prod"
 SERVICE = "web"
 
 
-def events(sup: Supervised, name: str) -> list[dict[str, Any]]:
-    out = []
-    for line in sup.stderr().splitlines():
-        if line.startswith("{"):
-            event = json.loads(line)
-            if event.get("event") == name:
-                out.append(event)
-    return out
-
-
 def slow_wait(predicate: Any, *, timeout: float, what: str) -> None:
     """wait_until for predicates that read twenty log files: every half second."""
     deadline = time.monotonic() + timeout
@@ -161,26 +151,26 @@ def test_a_rotation_asks_for_one_deployment_and_keeps_the_command(
         doc = task_document(cluster_arn=ecs.cluster_arn, task_arn=ecs.tasks[0], service_name=name)
         env["ECS_CONTAINER_METADATA_URI_V4"] = metadata.add(doc)
     sup = agents(env, "API_TOKEN")
-    (start,) = events(sup, "changed secrets will redeploy the service")
+    (start,) = sup.events("changed secrets will redeploy the service")
     assert start["found_by"] == found_by
     assert start["service"] == ecs.service_arn
     before = ecs.deployment()
 
     rotate(boto_client, "tok-2")
-    wait_until(lambda: events(sup, REQUESTED), timeout=30, what=f"a deployment: {sup.stderr()}")
+    wait_until(lambda: sup.events(REQUESTED), timeout=30, what=f"a deployment: {sup.stderr()}")
     after = ecs.deployment()
     assert after[0] != before[0] and after[1] > before[1]
-    (requested,) = events(sup, REQUESTED)
+    (requested,) = sup.events(REQUESTED)
     assert requested["service"] == ecs.service_arn
     assert requested["command"] == "kept"
     assert any("/app/prod/api_token" in change for change in requested["changes"])
 
     # The command was never stopped; later checks see nothing new and ask for nothing more.
-    checked = len(events(sup, "secrets checked"))
+    checked = len(sup.events("secrets checked"))
     wait_until(
-        lambda: len(events(sup, "secrets checked")) >= checked + 2, timeout=30, what="checks"
+        lambda: len(sup.events("secrets checked")) >= checked + 2, timeout=30, what="checks"
     )
-    assert len(events(sup, REQUESTED)) == 1
+    assert len(sup.events(REQUESTED)) == 1
     assert ecs.deployment() == after
     assert starts(sup) == 1
     assert "signal SIGTERM" not in sup.lines()
@@ -307,13 +297,13 @@ def test_a_denied_update_service_keeps_the_command_warns_and_is_retried(
         Name="/app/prod/api_token", Value="tok-2", Type="String", Overwrite=True
     )
     failed = "secrets check failed; command kept"
-    wait_until(lambda: len(events(sup, failed)) >= 2, timeout=30, what=f"warnings: {sup.stderr()}")
-    first = events(sup, failed)[0]
+    wait_until(lambda: len(sup.events(failed)) >= 2, timeout=30, what=f"warnings: {sup.stderr()}")
+    first = sup.events(failed)[0]
     assert first["level"] == "warning"
     assert "ecs:UpdateService" in first["error"] and ecs.service_arn in first["error"]
     assert ecs.deployment() == before
     assert starts(sup) == 1 and sup.proc.poll() is None
-    assert not events(sup, REQUESTED)
+    assert not sup.events(REQUESTED)
 
     # Granted: the next check finds the same change again and asks.
     admin("iam").put_user_policy(
@@ -328,7 +318,7 @@ def test_a_denied_update_service_keeps_the_command_warns_and_is_retried(
             }
         ),
     )
-    wait_until(lambda: events(sup, REQUESTED), timeout=30, what=f"a deployment: {sup.stderr()}")
+    wait_until(lambda: sup.events(REQUESTED), timeout=30, what=f"a deployment: {sup.stderr()}")
     assert ecs.deployment()[0] != before[0]
     assert starts(sup) == 1 and sup.proc.poll() is None
     assert "signal SIGTERM" not in sup.lines()
@@ -349,10 +339,10 @@ def test_a_deleted_parameter_asks_for_no_deployment(
     before = ecs.deployment()
     ssm.delete_parameter(Name="/app/prod/other")
     failed = "secrets check failed; command kept"
-    wait_until(lambda: len(events(sup, failed)) >= 2, timeout=30, what=f"warnings: {sup.stderr()}")
-    assert "OTHER" in events(sup, failed)[0]["error"]
+    wait_until(lambda: len(sup.events(failed)) >= 2, timeout=30, what=f"warnings: {sup.stderr()}")
+    assert "OTHER" in sup.events(failed)[0]["error"]
     assert ecs.deployment() == before
-    assert not events(sup, REQUESTED)
+    assert not sup.events(REQUESTED)
     assert starts(sup) == 1 and sup.proc.poll() is None
 
 
@@ -392,7 +382,7 @@ def test_twenty_tasks_one_deployment_per_rotation_and_one_check_per_interval(
             except AssertionError:
                 raise AssertionError(sup.stderr()) from None
         for sup in fleet:
-            (start,) = events(sup, "changed secrets will redeploy the service")
+            (start,) = sup.events("changed secrets will redeploy the service")
             assert start["running"] == FLEET and start["check_every"] == FLEET * INTERVAL
 
         # Idle: the fleet together checks about once per interval. Each task waits at least
@@ -416,12 +406,12 @@ def test_twenty_tasks_one_deployment_per_rotation_and_one_check_per_interval(
             rotate(boto_client, value)
 
             def seen(n: int = rotation) -> bool:
-                return all(len(events(s, REQUESTED)) + len(events(s, EXISTS)) >= n for s in fleet)
+                return all(len(s.events(REQUESTED)) + len(s.events(EXISTS)) >= n for s in fleet)
 
             # Every task sees the change within its stretched interval (20 x 1 s, +15 %).
             slow_wait(seen, timeout=120, what=f"every task to see rotation {rotation}")
             ops = _operations(proxy)
-            asked = sum(len(events(s, REQUESTED)) for s in fleet)
+            asked = sum(len(s.events(REQUESTED)) for s in fleet)
             results.append((ops.get("UpdateService", 0), asked))
             print(f"rotation {rotation}: {ops}")
         # One deployment for the first rotation (two when two tasks asked in the same instant).

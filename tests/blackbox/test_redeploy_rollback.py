@@ -33,7 +33,6 @@ from tests.blackbox.test_redeploy import (
     REQUESTED,
     SERVICE,
     _operations,
-    events,
     make_service,
     slow_wait,
     starts,
@@ -143,7 +142,7 @@ def _when(event: dict[str, Any]) -> float:
 
 
 def _decided(sup: Supervised) -> int:
-    return len(events(sup, REQUESTED)) + len(events(sup, EXISTS))
+    return len(sup.events(REQUESTED)) + len(sup.events(EXISTS))
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -184,7 +183,7 @@ def test_a_rollback_asks_for_one_deployment_and_new_tasks_resolve_the_current_va
             + " | ".join(s.stderr()[-2000:] for s in fleet),
         )
         ops = _operations(proxy)
-        requested = [e for s in fleet for e in events(s, REQUESTED)]
+        requested = [e for s in fleet for e in s.events(REQUESTED)]
         assert ops.get("UpdateService", 0) == len(requested), ops
         # One deployment. Nothing is a lock (README, "One deployment per rotation"): two tasks
         # whose last looks fall in the same instant both ask, and only then; a task that missed
@@ -208,9 +207,9 @@ def test_a_rollback_asks_for_one_deployment_and_new_tasks_resolve_the_current_va
         )
         new = agents(env, "API_TOKEN")
         assert new.lines().count(f"env API_TOKEN={setup.current}") == 1
-        checked = len(events(new, "secrets checked"))
+        checked = len(new.events("secrets checked"))
         slow_wait(
-            lambda: len(events(new, "secrets checked")) >= checked + 2,
+            lambda: len(new.events("secrets checked")) >= checked + 2,
             timeout=60,
             what=f"two checks of the new task: {new.stderr()}",
         )
@@ -242,16 +241,16 @@ def test_a_lost_update_service_answer_is_not_sent_again(
 
         failed = "secrets check failed; command kept"
         slow_wait(
-            lambda: events(sup, failed) or events(sup, REQUESTED),
+            lambda: sup.events(failed) or sup.events(REQUESTED),
             timeout=60,
             what=f"the decision: {sup.stderr()}",
         )
         assert _operations(proxy).get("UpdateService", 0) == 1, proxy.stats()
-        assert "UpdateService" in events(sup, failed)[0]["error"]
-        slow_wait(lambda: events(sup, EXISTS), timeout=60, what=f"the next look: {sup.stderr()}")
+        assert "UpdateService" in sup.events(failed)[0]["error"]
+        slow_wait(lambda: sup.events(EXISTS), timeout=60, what=f"the next look: {sup.stderr()}")
         stats = proxy.stats()
         assert stats["faults_by_target"], stats
         assert _operations(proxy).get("UpdateService", 0) == 1, stats
-        assert not events(sup, REQUESTED)
+        assert not sup.events(REQUESTED)
         assert ecs.deployment()[0] != before[0]  # the lost request's deployment
         assert starts(sup) == 1 and sup.proc.poll() is None

@@ -179,18 +179,6 @@ def test_command_that_cannot_start(impl: str, command: list[str], code: int) -> 
 FILE_WATCH = ROOT / "tests" / "support" / "bin" / "supervise_file_watch.py"
 
 
-def events(sup: Supervised) -> list[dict[str, object]]:
-    out = []
-    for line in sup.stderr().splitlines():
-        if line.startswith("{"):
-            out.append(json.loads(line))
-    return out
-
-
-def named(sup: Supervised, event: str) -> list[dict[str, object]]:
-    return [e for e in events(sup) if e.get("event") == event]
-
-
 @pytest.fixture
 def watched(tmp_path: Path) -> Iterator[object]:
     started: list[Supervised] = []
@@ -238,8 +226,8 @@ def test_change_restarts_the_command_with_the_new_environment(watched) -> None: 
     )
     # The stopped command's exit status (7) did not end the agent.
     assert sup.proc.poll() is None
-    wait_until(lambda: named(sup, "command restarted"), timeout=5, what="restart log")
-    restarted = named(sup, "command restarted")[0]
+    wait_until(lambda: sup.events("command restarted"), timeout=5, what="restart log")
+    restarted = sup.events("command restarted")[0]
     assert restarted["changed"] == ["TOKEN"]
     assert "v2" not in sup.stderr() and "v1" not in sup.stderr()
     sup.kill(signal.SIGTERM)
@@ -250,12 +238,12 @@ def test_same_values_do_not_restart(watched) -> None:  # type: ignore[no-untyped
     sup, watch = watched()
     watch.write_text(json.dumps({"TOKEN": "v1"}))
     wait_until(
-        lambda: any(e.get("same_values") for e in named(sup, "secrets checked")),
+        lambda: any(e.get("same_values") for e in sup.events("secrets checked")),
         timeout=5,
         what="a check that finds the same values",
     )
     assert len([x for x in sup.lines() if x.startswith("ready")]) == 1
-    assert not named(sup, "command restarted")
+    assert not sup.events("command restarted")
     sup.kill(signal.SIGTERM)
     assert sup.wait() == 0
 
@@ -264,11 +252,11 @@ def test_failed_check_keeps_the_command_and_retries(watched) -> None:  # type: i
     sup, watch = watched()
     watch.write_text(json.dumps({"broken": True, "TOKEN": "v2"}))
     wait_until(
-        lambda: len(named(sup, "secrets check failed; command kept")) >= 2,
+        lambda: len(sup.events("secrets check failed; command kept")) >= 2,
         timeout=5,
         what="two failed checks",
     )
-    failure = named(sup, "secrets check failed; command kept")[0]
+    failure = sup.events("secrets check failed; command kept")[0]
     assert "same name" in str(failure["error"])
     assert len([x for x in sup.lines() if x.startswith("ready")]) == 1
     assert "signal SIGTERM" not in sup.lines()
@@ -286,7 +274,7 @@ def test_stop_timeout_escalates_to_sigkill(watched) -> None:  # type: ignore[no-
     watch.write_text(json.dumps({"TOKEN": "v2"}))
     sup.wait_line("signal SIGTERM")
     assert sup.wait_line("env TOKEN", count=2, timeout=10) == "env TOKEN=v2"
-    assert named(sup, "stop timeout expired")
+    assert sup.events("stop timeout expired")
     wait_until(lambda: proc_stat(worker) is None, timeout=5, what="the old descendant to die")
     # Clean up the new command and its own descendant the same way.
     os.killpg(int(sup.field(sup.wait_line("ready", count=2), "pid")), signal.SIGKILL)

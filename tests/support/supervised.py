@@ -11,8 +11,10 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tests.conftest import ENTRYPOINT, base_env
+from tests.support.logs import events
 
 ROOT = Path(__file__).resolve().parents[2]
 SIGNAL_ECHO = ROOT / "tests" / "support" / "bin" / "signal_echo.py"
@@ -135,6 +137,10 @@ class Supervised:
 
     def stderr(self) -> str:
         return self.stderr_path.read_text(encoding="utf-8", errors="replace")
+
+    def events(self, name: str | None = None) -> list[dict[str, Any]]:
+        """The agent's JSON log events so far (those named ``name`` when given)."""
+        return events(self.stderr(), name)
 
     def close(self) -> None:
         """Stop the supervisor, and make sure no command it started outlives the test."""
