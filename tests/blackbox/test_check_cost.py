@@ -23,7 +23,8 @@ def _cost(stderr: str) -> dict[str, Any]:
         if (event := json.loads(line)).get("event") == "one change check costs"
     ]
     assert len(found) == 1, stderr
-    return found[0]
+    cost: dict[str, Any] = found[0]
+    return cost
 
 
 def test_check_states_the_calls_of_one_change_check(

@@ -453,22 +453,25 @@ def test_iam_policy_allows_every_call_of_a_redeploy_run_and_nothing_more(
     boto_client("ssm").put_parameter(Name="/app/prod/api_token", Value="tok-1", Type="SecureString")
     ecs = make_service(boto_client, 1)
     env = redeploy_env(moto.url)
-    flags: dict[str, str | None] = {"ecs_cluster": None, "ecs_service": None}
+    cluster: str | None = None
+    service: str | None = None
     if named:
         env.update(SECRETS_AGENT_ECS_SERVICE=SERVICE, SECRETS_AGENT_ECS_CLUSTER=CLUSTER)
     else:
         doc = task_document(cluster_arn=ecs.cluster_arn, task_arn=ecs.tasks[0])
         env["ECS_CONTAINER_METADATA_URI_V4"] = metadata.add(doc)
-        flags = {"ecs_cluster": CLUSTER, "ecs_service": SERVICE}
+        cluster, service = CLUSTER, SERVICE
     sup = agents(env, "API_TOKEN")
     rotate(boto_client, "tok-2")
-    wait_until(lambda: events(sup, REQUESTED), timeout=30, what=f"a deployment: {sup.stderr()}")
+    wait_until(lambda: sup.events(REQUESTED), timeout=30, what=f"a deployment: {sup.stderr()}")
     calls = aws_calls(sup.stderr())
     operations = {f"{c['service']}:{c['operation']}" for c in calls}
     assert {"ecs:DescribeServices", "ecs:UpdateService"} <= operations
     assert ("ecs:DescribeTasks" in operations) is not named
 
-    text = iam.render_for_environment(at_start(env), fmt="json", account_id=ACCOUNT, **flags)
+    text = iam.render_for_environment(
+        at_start(env), fmt="json", account_id=ACCOUNT, ecs_cluster=cluster, ecs_service=service
+    )
     policy = json.loads(text)
     assert parliament_findings(text) == []
     assert static_problems(policy, regions=["us-east-1"]) == []

@@ -28,7 +28,8 @@ def _cost(stderr: str) -> dict[str, Any]:
         if (event := json.loads(line)).get("event") == "one change check costs"
     ]
     assert len(found) == 1, stderr
-    return found[0]
+    cost: dict[str, Any] = found[0]
+    return cost
 
 
 def _sent(proxy: FaultProxy) -> dict[str, int]:

@@ -57,7 +57,7 @@ def impl(request: pytest.FixtureRequest) -> str:
 def pid1(request: pytest.FixtureRequest, can_unshare: bool) -> bool:
     if request.param == "pid1" and not can_unshare:
         pytest.skip("unshare --pid is not permitted here")
-    return request.param == "pid1"
+    return bool(request.param == "pid1")
 
 
 @pytest.fixture

@@ -297,10 +297,11 @@ def test_unreachable_kms_is_a_service_error(monkeypatch: pytest.MonkeyPatch) -> 
 def client_error(code: str, status: int = 400) -> Exception:
     from botocore.exceptions import ClientError
 
-    return ClientError(
+    error: Exception = ClientError(
         {"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}},
         "Decrypt",
     )
+    return error
 
 
 @pytest.mark.parametrize(

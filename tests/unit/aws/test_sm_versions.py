@@ -18,9 +18,11 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from secrets_agent.aws.clients import Clients
 from secrets_agent.aws.sm_versions import secrets_manager_unchanged, version_check_calls
 from secrets_agent.core.errors import ServiceError
 from secrets_agent.core.plan import Plan
+from secrets_agent.output.logs import Logger
 from secrets_agent.policy import needs as iam
 from tests.conftest import base_env
 from tests.support.fault_proxy import FaultProxy
@@ -66,10 +68,10 @@ def test_checks_read_versions_only_and_a_moved_version_restarts(
             sup.wait_line("ready", timeout=30)
             start = _reads(proxy)
 
-            def checks() -> int:
+            def checked() -> int:
                 return sup.stderr().count('"event":"secrets checked"')
 
-            wait_until(lambda: checks() >= 3, timeout=60, what="three checks")
+            wait_until(lambda: checked() >= 3, timeout=60, what="three checks")
             idle = _reads(proxy)
             for name in VALUE_READS:
                 assert idle.get(name, 0) == start.get(name, 0), (start, idle)
@@ -115,13 +117,14 @@ def test_checks_read_versions_only_and_a_moved_version_restarts(
 # ------------------------------------------------------------ the version check's pages (Stubber)
 
 
-class _Clients:
-    """One stubbed client for every region (handed in; ``Clients.get``'s shape)."""
+class _Clients(Clients):
+    """One stubbed client for every region (handed in in place of the clients ``get`` makes)."""
 
     def __init__(self, client: Any) -> None:
+        super().__init__(environ={}, timeout=5, log=Logger(level="error", fmt="json"))
         self.client = client
 
-    def get(self, service: str, region: str | None = None) -> Any:
+    def get(self, service: str, region: str | None = None, *, attempts: int | None = None) -> Any:
         return self.client
 
 
