@@ -5,7 +5,6 @@ sources, 78 for a blank entry, ``check``'s layer column, ``iam-policy`` and chan
 from __future__ import annotations
 
 import json
-import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -283,8 +282,7 @@ def test_change_checks_cover_every_layer(
     wait_until(lambda: len(events(sup.stderr(), "command restarted")) == 2, timeout=5,
                what="two restarts")
     assert CANARY not in sup.stderr()
-    sup.kill(signal.SIGTERM)
-    assert sup.wait() == 3
+    assert sup.terminate() == 3
 
 
 # ----------------------------------------------------------------------------- the pure rule

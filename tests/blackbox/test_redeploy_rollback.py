@@ -16,12 +16,10 @@ for nothing more. ``UpdateService`` requests are counted as they reach moto, thr
 
 from __future__ import annotations
 
-import functools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,46 +30,20 @@ from tests.blackbox.test_redeploy import (
     EXISTS,
     REQUESTED,
     SERVICE,
-    _operations,
     make_service,
+    redeploy_env,
     slow_wait,
     starts,
 )
-from tests.conftest import base_env
-from tests.support.ecs_metadata import TaskMetadataServer, task_document
+from tests.support.ecs_metadata import TaskMetadataServer
 from tests.support.fault_proxy import FaultPlan, FaultProxy
 from tests.support.moto_server import MotoServer
-from tests.support.supervised import Fleet, Supervised
+from tests.support.supervised import Supervised
 
 INTERVAL = 1.0
 TASKS = 3
 SECRET = "prod/api-token"
 PARAMETER = "/app/prod/api_token"
-
-
-@pytest.fixture
-def metadata() -> Iterator[TaskMetadataServer]:
-    with TaskMetadataServer() as server:
-        yield server
-
-
-@pytest.fixture
-def agents(tmp_path: Path) -> Iterator[Any]:
-    fleet = Fleet(tmp_path)
-    yield functools.partial(fleet.start, timeout=60)
-    fleet.close()
-
-
-def agent_env(endpoint: str, **extra: str) -> dict[str, str]:
-    env = base_env(endpoint)
-    env.update(
-        SECRETS_AGENT_WATCH_INTERVAL=str(INTERVAL),
-        SECRETS_AGENT_ON_CHANGE="redeploy",
-        SECRETS_AGENT_LOG_LEVEL="debug",
-        SECRETS_AGENT_LOG_FORMAT="json",
-    )
-    env.update(extra)
-    return env
 
 
 @dataclass
@@ -159,14 +131,12 @@ def test_a_rollback_asks_for_one_deployment_and_new_tasks_resolve_the_current_va
     ecs = make_service(boto_client, TASKS)
     with FaultProxy(moto.url) as proxy:
         fleet = []
-        for task_arn in ecs.tasks:
-            doc = task_document(
-                cluster_arn=ecs.cluster_arn, task_arn=task_arn, service_name=SERVICE
-            )
-            env = agent_env(
+        for uri in ecs.endpoints(metadata):
+            env = redeploy_env(
                 proxy.url,
+                prefix=None,
                 API_TOKEN=setup.reference,
-                ECS_CONTAINER_METADATA_URI_V4=metadata.add(doc),
+                ECS_CONTAINER_METADATA_URI_V4=uri,
             )
             fleet.append(agents(env, "API_TOKEN"))
         for sup in fleet:
@@ -182,7 +152,7 @@ def test_a_rollback_asks_for_one_deployment_and_new_tasks_resolve_the_current_va
             what="every task to see the change: "
             + " | ".join(s.stderr()[-2000:] for s in fleet),
         )
-        ops = _operations(proxy)
+        ops = proxy.operations()
         requested = [e for s in fleet for e in s.events(REQUESTED)]
         assert ops.get("UpdateService", 0) == len(requested), ops
         # One deployment. Nothing is a lock (README, "One deployment per rotation"): two tasks
@@ -199,8 +169,9 @@ def test_a_rollback_asks_for_one_deployment_and_new_tasks_resolve_the_current_va
             assert setup.running not in text and setup.current not in text
 
         # A task of the new deployment resolves the value now current, and asks for nothing.
-        env = agent_env(
+        env = redeploy_env(
             proxy.url,
+            prefix=None,
             API_TOKEN=setup.reference,
             SECRETS_AGENT_ECS_SERVICE=SERVICE,
             SECRETS_AGENT_ECS_CLUSTER=CLUSTER,
@@ -214,7 +185,7 @@ def test_a_rollback_asks_for_one_deployment_and_new_tasks_resolve_the_current_va
             what=f"two checks of the new task: {new.stderr()}",
         )
         assert _decided(new) == 0
-        assert _operations(proxy).get("UpdateService", 0) == len(requested)
+        assert proxy.operations().get("UpdateService", 0) == len(requested)
 
 
 def test_a_lost_update_service_answer_is_not_sent_again(
@@ -228,9 +199,8 @@ def test_a_lost_update_service_answer_is_not_sent_again(
     ecs = make_service(boto_client, 1)
     lost = FaultPlan(first_n=1, kinds=("truncate",), targets=("UpdateService",))
     with FaultProxy(moto.url, lost) as proxy:
-        env = agent_env(
+        env = redeploy_env(
             proxy.url,
-            PARAMETER_STORE_PREFIX="/app/prod",
             SECRETS_AGENT_ECS_SERVICE=SERVICE,
             SECRETS_AGENT_ECS_CLUSTER=CLUSTER,
         )
@@ -245,12 +215,12 @@ def test_a_lost_update_service_answer_is_not_sent_again(
             timeout=60,
             what=f"the decision: {sup.stderr()}",
         )
-        assert _operations(proxy).get("UpdateService", 0) == 1, proxy.stats()
+        assert proxy.operations().get("UpdateService", 0) == 1, proxy.stats()
         assert "UpdateService" in sup.events(failed)[0]["error"]
         slow_wait(lambda: sup.events(EXISTS), timeout=60, what=f"the next look: {sup.stderr()}")
         stats = proxy.stats()
         assert stats["faults_by_target"], stats
-        assert _operations(proxy).get("UpdateService", 0) == 1, stats
+        assert proxy.operations().get("UpdateService", 0) == 1, stats
         assert not sup.events(REQUESTED)
         assert ecs.deployment()[0] != before[0]  # the lost request's deployment
         assert starts(sup) == 1 and sup.proc.poll() is None

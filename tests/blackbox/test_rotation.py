@@ -115,8 +115,7 @@ def test_ssm_parameter_new_version_restarts_with_new_value(agent: Any, boto_clie
     wait_until(lambda: sup.events("command restarted"), timeout=5, what="restart log")
     assert sup.events("command restarted")[0]["changed"] == ["API_TOKEN"]
     assert_no_values(sup, "token-one", "token-two", "stays")
-    sup.kill(signal.SIGTERM)
-    assert sup.wait() == 3
+    assert sup.terminate() == 3
 
 
 def test_ssm_reference_new_version_restarts(agent: Any, boto_client: Any) -> None:
@@ -161,8 +160,7 @@ def test_nothing_changed_means_no_restart(agent: Any, boto_client: Any) -> None:
     assert starts(sup) == 1
     assert "signal SIGTERM" not in sup.lines()
     assert not sup.events("command restarted")
-    sup.kill(signal.SIGTERM)
-    assert sup.wait() == 3
+    assert sup.terminate() == 3
 
 
 def test_broken_change_keeps_the_running_command(agent: Any, boto_client: Any) -> None:
@@ -387,8 +385,7 @@ def test_a_rotation_too_large_for_execve_keeps_the_running_command(
     # Back to a size that fits: the next check restarts with it.
     sm.put_secret_value(SecretId="app/blob", SecretString="medium")
     assert sup.wait_line("env BLOB_ONE", count=2, timeout=WITHIN) == "env BLOB_ONE=medium"
-    sup.kill(signal.SIGTERM)
-    assert sup.wait() == 3
+    assert sup.terminate() == 3
 
 
 @pytest.mark.parametrize("mode", ["exec", "supervise"])

@@ -118,8 +118,7 @@ def test_orphaned_grandchild_is_reaped(run) -> None:  # type: ignore[no-untyped-
     wait_until(no_zombie, timeout=5, what=f"zombie children of {supervisor} to be reaped")
     # Only the command itself is left.
     assert len(children(supervisor)) == 1
-    sup.kill(signal.SIGTERM)
-    assert sup.wait() == 0
+    assert sup.terminate() == 0
 
 
 def test_command_starts_with_empty_mask_and_default_dispositions(impl: str, pid1: bool) -> None:
@@ -151,8 +150,7 @@ def test_signal_echo_reports_a_clean_start(run) -> None:  # type: ignore[no-unty
         assert not ignored & (1 << (getattr(signal, name) - 1)), name
     # The command runs in its own process group, as under tini.
     assert sup.field(ready, "pgid") == sup.field(ready, "pid")
-    sup.kill(signal.SIGTERM)
-    assert sup.wait() == 0
+    assert sup.terminate() == 0
 
 
 @pytest.mark.parametrize(
@@ -230,8 +228,7 @@ def test_change_restarts_the_command_with_the_new_environment(watched) -> None: 
     restarted = sup.events("command restarted")[0]
     assert restarted["changed"] == ["TOKEN"]
     assert "v2" not in sup.stderr() and "v1" not in sup.stderr()
-    sup.kill(signal.SIGTERM)
-    assert sup.wait() == 7
+    assert sup.terminate() == 7
 
 
 def test_same_values_do_not_restart(watched) -> None:  # type: ignore[no-untyped-def]
@@ -244,8 +241,7 @@ def test_same_values_do_not_restart(watched) -> None:  # type: ignore[no-untyped
     )
     assert len([x for x in sup.lines() if x.startswith("ready")]) == 1
     assert not sup.events("command restarted")
-    sup.kill(signal.SIGTERM)
-    assert sup.wait() == 0
+    assert sup.terminate() == 0
 
 
 def test_failed_check_keeps_the_command_and_retries(watched) -> None:  # type: ignore[no-untyped-def]
@@ -262,8 +258,7 @@ def test_failed_check_keeps_the_command_and_retries(watched) -> None:  # type: i
     assert "signal SIGTERM" not in sup.lines()
     watch.write_text(json.dumps({"TOKEN": "v3"}))
     assert sup.wait_line("env TOKEN", count=2) == "env TOKEN=v3"
-    sup.kill(signal.SIGTERM)
-    assert sup.wait() == 0
+    assert sup.terminate() == 0
 
 
 def test_stop_timeout_escalates_to_sigkill(watched) -> None:  # type: ignore[no-untyped-def]
@@ -293,8 +288,7 @@ def test_stop_signal_during_a_restart_stops_everything(watched) -> None:  # type
     sup, watch = watched("--code", "7", "--linger", "1.0")
     watch.write_text(json.dumps({"TOKEN": "v2"}))
     sup.wait_line("signal SIGTERM")  # the restart's stop has begun; the command lingers 1 s
-    sup.kill(signal.SIGTERM)
-    assert sup.wait() == 7
+    assert sup.terminate() == 7
     assert len([x for x in sup.lines() if x.startswith("ready")]) == 1
 
 

@@ -32,3 +32,10 @@ def events(
                 continue
         out.append(event)
     return out
+
+
+def one_event(text: str, name: str) -> dict[str, Any]:
+    """The one event named ``name`` in ``text``; an assertion error if there is none or more."""
+    found = events(text, name)
+    assert len(found) == 1, text
+    return found[0]

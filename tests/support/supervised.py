@@ -135,6 +135,11 @@ class Supervised:
     def wait(self, timeout: float = 15) -> int:
         return self.proc.wait(timeout=timeout)
 
+    def terminate(self) -> int:
+        """SIGTERM to the supervisor; its exit status."""
+        self.kill(signal.SIGTERM)
+        return self.wait()
+
     def stderr(self) -> str:
         return self.stderr_path.read_text(encoding="utf-8", errors="replace")
 
@@ -222,3 +227,19 @@ class Fleet:
     def close(self) -> None:
         for sup in self.started:
             sup.close()
+
+    def __enter__(self) -> Fleet:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def checking_every_second(env: Mapping[str, str], endpoint: str) -> dict[str, str]:
+    """``env`` against ``endpoint``, for an agent of a ``Fleet`` (the short-interval wrapper):
+    a check every second, each logged (debug)."""
+    return dict(env) | {
+        "AWS_ENDPOINT_URL": endpoint,
+        "SECRETS_AGENT_LOG_LEVEL": "debug",
+        "SECRETS_AGENT_WATCH_INTERVAL": "1",
+    }

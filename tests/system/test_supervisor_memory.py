@@ -51,14 +51,13 @@ def seeded(moto: MotoServer, boto_client: Any) -> dict[str, str]:
     boto_client("secretsmanager").create_secret(
         Name="mem/prod/db", SecretString=json.dumps({"password": "pw-secret"})
     )
-    env = base_env(moto.url)
-    env.update(
-        PARAMETER_STORE_PREFIX="/mem/prod",
-        SECRETS_MANAGER_PREFIX="mem/prod",
-        SECRETS_AGENT_WATCH_INTERVAL="1",
-        SECRETS_AGENT_LOG_LEVEL="debug",
-        SECRETS_AGENT_LOG_FORMAT="json",
-    )
+    env = base_env(moto.url) | {
+        "PARAMETER_STORE_PREFIX": "/mem/prod",
+        "SECRETS_MANAGER_PREFIX": "mem/prod",
+        "SECRETS_AGENT_WATCH_INTERVAL": "1",
+        "SECRETS_AGENT_LOG_LEVEL": "debug",
+        "SECRETS_AGENT_LOG_FORMAT": "json",
+    }
     return env
 
 
