@@ -314,12 +314,15 @@ def database_rotation(
 def answers_ok(port: int) -> bool:
     import http.client
 
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     try:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
         conn.request("GET", "/db")
-        return conn.getresponse().status == 200
+        with conn.getresponse() as response:
+            return response.status == 200
     except OSError:
         return False
+    finally:
+        conn.close()
 
 
 def ok_answers(load: Load) -> list[Any]:
