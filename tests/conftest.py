@@ -45,18 +45,24 @@ def moto(moto_server: MotoServer) -> Iterator[MotoServer]:
     moto_server.reset()
 
 
+#: Test credentials and region, and nothing read from this machine's AWS files or instance.
+AWS_TEST_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "AWS_CONFIG_FILE": "/dev/null",
+    "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+}
+
+
 def base_env(endpoint: str | None) -> dict[str, str]:
     """A clean environment for the agent: no inherited AWS or agent settings."""
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": os.environ.get("HOME", "/root"),
         "LANG": "C.UTF-8",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "AWS_CONFIG_FILE": "/dev/null",
-        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+        **AWS_TEST_ENV,
         "PYTHONPATH": str(ROOT),
     }
     if endpoint:
@@ -64,19 +70,25 @@ def base_env(endpoint: str | None) -> dict[str, str]:
     return env
 
 
+def moto_client(url: str, service: str, region: str = REGION) -> Any:
+    """A boto3 client with the test credentials on the moto server at ``url``."""
+    import boto3
+
+    return boto3.client(
+        service,
+        region_name=region,
+        endpoint_url=url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
 @pytest.fixture
 def boto_client(moto: MotoServer) -> Any:
     """``boto_client('ssm')``: a boto3 client on the test moto server, for seeding data."""
-    import boto3
 
     def make(service: str, region: str = REGION) -> Any:
-        return boto3.client(
-            service,
-            region_name=region,
-            endpoint_url=moto.url,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
+        return moto_client(moto.url, service, region)
 
     return make
 
@@ -111,6 +123,26 @@ class AgentRun:
     @property
     def ran(self) -> bool:
         return self.child_env is not None
+
+
+def started(run: AgentRun) -> dict[str, str]:
+    """The environment the command received from a run that succeeded (exit 0)."""
+    assert run.returncode == 0, run.stderr
+    assert run.child_env is not None, run.stderr
+    return run.child_env
+
+
+def refused(run: AgentRun, code: int, *words: str) -> str:
+    """A run that failed closed: exit ``code``, the command never started, and stderr reports
+    one failure (``secrets-agent: ...``) whose line holds each of ``words``; that line."""
+    assert run.returncode == code, (run.returncode, run.stderr)
+    assert not run.ran
+    lines = error_lines(run.stderr)
+    assert len(lines) == 1, run.stderr
+    assert lines[0].startswith("secrets-agent: "), run.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]
 
 
 def run_agent(

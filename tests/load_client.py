@@ -56,6 +56,7 @@ class Load:
             started = time.monotonic()
             answer = Answer(started, 0.0, None)
             conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+            response: http.client.HTTPResponse | None = None
             try:
                 conn.request("GET", self.path, headers={"Connection": "close"})
                 response = conn.getresponse()
@@ -68,6 +69,10 @@ class Load:
             except OSError as exc:
                 answer.error = f"{type(exc).__name__}: {exc}"
             finally:
+                # The response holds the socket after conn.close(): a read cut short (a
+                # connection reset while the app restarts) would leave it open.
+                if response is not None:
+                    response.close()
                 conn.close()
             answer.seconds = time.monotonic() - started
             with self.lock:

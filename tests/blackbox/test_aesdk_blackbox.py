@@ -21,6 +21,7 @@ from tests.conftest import (
     error_line,
     restricted_credentials,
     run_agent,
+    started,
 )
 from tests.support.moto_server import MotoServer, free_port
 
@@ -80,9 +81,8 @@ def test_round_trip_in_the_environment(tmp_path: Path, moto: MotoServer, boto_cl
     value = encrypt(tmp_path, moto, key, "SECRET_KEY_BASE")
     env = agent_env(moto, key) | {"SECRET_KEY_BASE": value}
     run = run_agent(tmp_path, env)
-    assert run.returncode == 0, run.stderr
-    assert run.child_env is not None
-    assert run.child_env["SECRET_KEY_BASE"] == CANARY
+    child = started(run)
+    assert child["SECRET_KEY_BASE"] == CANARY
     assert_silent(run)
     assert "SECRET_KEY_BASE" in run.stderr
     check = run_agent(tmp_path, env, ["check"])
@@ -106,10 +106,9 @@ def test_round_trip_in_ssm_parameters(
         "DB_PASSWORD": "ssm:/shared/db_password",
     }
     run = run_agent(tmp_path, env)
-    assert run.returncode == 0, run.stderr
-    assert run.child_env is not None
-    assert run.child_env["SECRET_KEY_BASE"] == CANARY
-    assert run.child_env["DB_PASSWORD"] == CANARY + "-db"
+    child = started(run)
+    assert child["SECRET_KEY_BASE"] == CANARY
+    assert child["DB_PASSWORD"] == CANARY + "-db"
     assert_silent(run)
 
 
@@ -130,11 +129,10 @@ def test_round_trip_in_secrets_manager_json_keys(
         "API_TOKEN": "secretsmanager:shared/api:token",
     }
     run = run_agent(tmp_path, env)
-    assert run.returncode == 0, run.stderr
-    assert run.child_env is not None
-    assert run.child_env["DATABASE_USERNAME"] == "rails"
-    assert run.child_env["DATABASE_PASSWORD"] == CANARY
-    assert run.child_env["API_TOKEN"] == CANARY + "-api"
+    child = started(run)
+    assert child["DATABASE_USERNAME"] == "rails"
+    assert child["DATABASE_PASSWORD"] == CANARY
+    assert child["API_TOKEN"] == CANARY + "-api"
     assert_silent(run)
 
 
@@ -282,10 +280,9 @@ def test_base64_wrapped_at_76_columns_decrypts(
     by_ref = wrap(encrypt(tmp_path, moto, key, "DB_PASSWORD"), sep)
     env = agent_env(moto, key) | {"PARAMETER_STORE_PREFIX": "/app/prod", "DB_PASSWORD": by_ref}
     run = run_agent(tmp_path, env)
-    assert run.returncode == 0, run.stderr
-    assert run.child_env is not None
-    assert run.child_env["SECRET_KEY_BASE"] == CANARY
-    assert run.child_env["DB_PASSWORD"] == CANARY
+    child = started(run)
+    assert child["SECRET_KEY_BASE"] == CANARY
+    assert child["DB_PASSWORD"] == CANARY
     assert_silent(run)
 
 

@@ -16,8 +16,16 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ENTRYPOINT, ROOT, base_env, restricted_credentials, run_agent
+from tests.conftest import (
+    ENTRYPOINT,
+    ROOT,
+    AgentRun,
+    base_env,
+    restricted_credentials,
+    run_agent,
+)
 from tests.support.moto_server import MotoServer
+from tests.support.seed import put, put_all
 
 HOSTILE = {
     "newline": "line one\nline two\n",
@@ -30,10 +38,6 @@ HOSTILE = {
     "empty-ish": " ",
     "long": "x" * 4096,
 }
-
-
-def put(ssm: Any, name: str, value: str, type_: str = "SecureString") -> None:
-    ssm.put_parameter(Name=name, Value=value, Type=type_, Overwrite=True)
 
 
 def added(run: Any, env: dict[str, str]) -> dict[str, str]:
@@ -189,13 +193,17 @@ def test_path_mode_loads_everything_recursively_byte_for_byte(
     for key, value in HOSTILE.items():
         put(ssm, f"/kptboard/prod/hostile/{key}", value)
         expected["HOSTILE_" + key.replace("-", "_").upper()] = value
-    put(ssm, "/kptboard/prod/secret_key_base", "skb")
-    put(ssm, "/kptboard/prod/database/url", "postgres://u:p@h/db?x=1")
+    put_all(
+        ssm,
+        {
+            "/kptboard/prod/secret_key_base": "skb",
+            "/kptboard/prod/database/url": "postgres://u:p@h/db?x=1",
+        },
+    )
     put(ssm, "/kptboard/prod/plain", "not secure", "String")
     expected |= {"SECRET_KEY_BASE": "skb", "DATABASE_URL": "postgres://u:p@h/db?x=1"}
     expected["PLAIN"] = "not secure"
-    put(ssm, "/kptboard/production/leak", "must not load")
-    put(ssm, "/kptboard/prodx", "must not load")
+    put_all(ssm, {"/kptboard/production/leak": "must not load", "/kptboard/prodx": "must not load"})
     for prefix in ("/kptboard/prod", "/kptboard/prod/"):
         env = base_env(moto.url) | {"PARAMETER_STORE_PREFIX": prefix}
         run = run_agent(tmp_path, env)
@@ -221,11 +229,16 @@ def test_nothing_under_prefix_is_66(tmp_path: Path, moto: MotoServer, boto_clien
 
 def test_name_prefix_mode_boundaries(tmp_path: Path, moto: MotoServer, boto_client: Any) -> None:
     ssm = boto_client("ssm")
-    put(ssm, "kptboard-rails.secret.key.base", "skb-value")
-    put(ssm, "kptboard-rails.database.url", "db-value")
-    put(ssm, "kptboard-railsx.foo", "no")
-    put(ssm, "kptboard-rails-staging.foo", "no")
-    put(ssm, "other.secret", "no")
+    put_all(
+        ssm,
+        {
+            "kptboard-rails.secret.key.base": "skb-value",
+            "kptboard-rails.database.url": "db-value",
+            "kptboard-railsx.foo": "no",
+            "kptboard-rails-staging.foo": "no",
+            "other.secret": "no",
+        },
+    )
     env = base_env(moto.url) | {"PARAMETER_STORE_PREFIX": "kptboard-rails"}
     run = run_agent(tmp_path, env)
     assert run.returncode == 0, run.stderr
@@ -294,20 +307,27 @@ def test_existing_variable_kept_unless_override(
 # -- failures: 69, 77, 78 -------------------------------------------------------------------
 
 
-def test_unreachable_endpoint_is_69_within_timeout(tmp_path: Path) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # closed again: connections are refused
-    env = base_env(f"http://127.0.0.1:{port}") | {
+def unavailable_within(tmp_path: Path, endpoint: str, *, timeout: int) -> AgentRun:
+    """A run against ``endpoint`` with SECRETS_AGENT_TIMEOUT=``timeout``: 69 (unavailable),
+    the command never started, within the timeout and 5 s to start and stop Python."""
+    env = base_env(endpoint) | {
         "PARAMETER_STORE_PREFIX": "/app",
-        "SECRETS_AGENT_TIMEOUT": "3",
+        "SECRETS_AGENT_TIMEOUT": str(timeout),
     }
     start = time.monotonic()
     run = run_agent(tmp_path, env)
     elapsed = time.monotonic() - start
     assert run.returncode == 69, run.stderr
     assert not run.ran
-    assert elapsed < 3 + 5
+    assert elapsed < timeout + 5
+    return run
+
+
+def test_unreachable_endpoint_is_69_within_timeout(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: connections are refused
+    run = unavailable_within(tmp_path, f"http://127.0.0.1:{port}", timeout=3)
     assert "SECRETS_AGENT_TIMEOUT" in run.stderr or "reach" in run.stderr
 
 
@@ -346,16 +366,7 @@ def hanging_endpoint() -> Iterator[Hanging]:
 
 
 def test_hanging_endpoint_is_69_within_timeout(tmp_path: Path, hanging_endpoint: Hanging) -> None:
-    env = base_env(hanging_endpoint.url) | {
-        "PARAMETER_STORE_PREFIX": "/app",
-        "SECRETS_AGENT_TIMEOUT": "2",
-    }
-    start = time.monotonic()
-    run = run_agent(tmp_path, env)
-    elapsed = time.monotonic() - start
-    assert run.returncode == 69, run.stderr
-    assert not run.ran
-    assert elapsed < 2 + 5
+    run = unavailable_within(tmp_path, hanging_endpoint.url, timeout=2)
     assert len(run.stderr.strip().splitlines()) == 1
 
 
@@ -407,8 +418,7 @@ def test_logs_are_json_lines_with_names_not_values(
     tmp_path: Path, moto: MotoServer, boto_client: Any
 ) -> None:
     ssm = boto_client("ssm")
-    put(ssm, "/app/secret_key_base", "log-canary-1")
-    put(ssm, "/app/api/token", "log-canary-2")
+    put_all(ssm, {"/app/secret_key_base": "log-canary-1", "/app/api/token": "log-canary-2"})
     env = base_env(moto.url) | {
         "PARAMETER_STORE_PREFIX": "/app",
         "SECRETS_AGENT_LOG_LEVEL": "debug",
@@ -460,8 +470,7 @@ def test_check_lists_name_source_version_never_values(
 ) -> None:
     ssm = boto_client("ssm")
     put(ssm, "/app/secret_key_base", "check-canary")
-    put(ssm, "/app/secret_key_base", "check-canary-2")
-    put(ssm, "/app/database_url", "db-canary")
+    put_all(ssm, {"/app/secret_key_base": "check-canary-2", "/app/database_url": "db-canary"})
     env = base_env(moto.url) | {
         "PARAMETER_STORE_PREFIX": "/app",
         "DATABASE_URL": "env-canary",

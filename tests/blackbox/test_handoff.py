@@ -114,14 +114,14 @@ def test_without_notify_stop_then_start_on_held_sockets_fails_no_request(
         line = app.wait_event("no READY=1 from the command")
         assert line["rotation"] == "stop-then-start"
         first_pid = line["pid"]
-        load = Load(app.port, "/served/APP_SECRET", clients=4, max_seconds=180)
+        load = running = Load(app.port, "/served/APP_SECRET", clients=4, max_seconds=180)
         time.sleep(1)
         ssm.put_parameter(
             Name="/handoff/app_secret", Value="second", Type="SecureString", Overwrite=True
         )
         restarted = app.wait_event("command restarted")
         wait_until(
-            lambda: any(a.body["pid"] == restarted["pid"] for a in list(load.answers) if a.body),
+            lambda: any(a.body["pid"] == restarted["pid"] for a in list(running.answers) if a.body),
             timeout=120,
             what="an answer from the new command",
         )
@@ -314,12 +314,15 @@ def database_rotation(
 def answers_ok(port: int) -> bool:
     import http.client
 
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     try:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
         conn.request("GET", "/db")
-        return conn.getresponse().status == 200
+        with conn.getresponse() as response:
+            return response.status == 200
     except OSError:
         return False
+    finally:
+        conn.close()
 
 
 def ok_answers(load: Load) -> list[Any]:

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from secrets_agent.policy import needs as iam
-from tests.conftest import REGION, base_env, error_line, run_agent
+from tests.conftest import base_env, error_line, moto_client, run_agent
 from tests.support.ecs_metadata import TaskMetadataServer, task_document
 from tests.support.iam_support import ACCOUNT, as_list
 from tests.support.moto_server import MotoServer, free_port
@@ -100,15 +100,7 @@ def _start_private_moto() -> MotoServer:
 
 
 def _client(server: MotoServer, service: str) -> Any:
-    import boto3
-
-    return boto3.client(
-        service,
-        region_name=REGION,
-        endpoint_url=server.url,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    return moto_client(server.url, service)
 
 
 def _seed_service(server: MotoServer, metadata: TaskMetadataServer) -> str:

@@ -5,7 +5,6 @@ sources, 78 for a blank entry, ``check``'s layer column, ``iam-policy`` and chan
 from __future__ import annotations
 
 import json
-import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,20 +20,11 @@ from secrets_agent.core.naming import records_from_items
 from secrets_agent.policy import needs as iam
 from tests.conftest import REGION, base_env, error_line, run_agent
 from tests.support.iam_support import ACCOUNT, Check, allows, as_list, aws_calls, checks_for
+from tests.support.logs import events
 from tests.support.moto_server import MotoServer
 from tests.support.supervised import Fleet, Supervised, wait_until
 
 CANARY = "layer-canary-7f3a"
-
-
-def events(stderr: str, name: str) -> list[dict[str, Any]]:
-    found = []
-    for line in stderr.splitlines():
-        if line.startswith("{"):
-            event = json.loads(line)
-            if event.get("event") == name:
-                found.append(event)
-    return found
 
 
 def seed_ssm(boto_client: Callable[..., Any]) -> Any:
@@ -292,8 +282,7 @@ def test_change_checks_cover_every_layer(
     wait_until(lambda: len(events(sup.stderr(), "command restarted")) == 2, timeout=5,
                what="two restarts")
     assert CANARY not in sup.stderr()
-    sup.kill(signal.SIGTERM)
-    assert sup.wait() == 3
+    assert sup.terminate() == 3
 
 
 # ----------------------------------------------------------------------------- the pure rule

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -284,8 +283,7 @@ def test_supervise_mode_counts_checks_failed_checks_changes_and_restarts(
     (restarted,) = docs("command restarted")
     assert metric_names(restarted) == {"Restarts"} and restarted["Restarts"] == 1
     # Every check wrote exactly one metric line; the failures counted are the failures logged.
-    sup.kill(signal.SIGTERM)
-    assert sup.wait() == 3
+    assert sup.terminate() == 3
     all_docs = documents(sup.stderr())
     checks = [d for d in all_docs if "Checks" in d]
     assert sum(d["FailedChecks"] for d in checks) == len(docs("secrets check failed; command kept"))

@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import AgentRun, base_env, run_agent
+from tests.conftest import AgentRun, base_env, run_agent, started
 from tests.support.moto_server import MotoServer
+from tests.support.seed import put, put_all
 
 ACCOUNT = "123456789012"  # moto's default account
 OTHER_ACCOUNT = "210987654321"
@@ -25,10 +26,6 @@ OTHER_ACCOUNT = "210987654321"
 
 def canary() -> str:
     return "canary-" + os.urandom(8).hex()
-
-
-def put(ssm: Any, name: str, value: str) -> None:
-    ssm.put_parameter(Name=name, Value=value, Type="SecureString", Overwrite=True)
 
 
 def assert_refused(run: AgentRun, code: int, *named: str, secret: str | None = None) -> None:
@@ -225,18 +222,16 @@ def test_an_empty_inherited_variable_does_not_hold_a_name_against_a_secret(
 ) -> None:
     secret = canary()
     ssm = boto_client("ssm")
-    put(ssm, "/app/secret_key_base", secret)
-    put(ssm, "/app/database_url", "postgres://from-ssm")
+    put_all(ssm, {"/app/secret_key_base": secret, "/app/database_url": "postgres://from-ssm"})
     env = base_env(moto.url) | {
         "PARAMETER_STORE_PREFIX": "/app",
         "SECRET_KEY_BASE": "",  # a task-definition template left empty
         "DATABASE_URL": "postgres://from-task-definition",
     }
     run = run_agent(tmp_path, env)
-    assert run.returncode == 0, run.stderr
-    assert run.child_env is not None
-    assert run.child_env["SECRET_KEY_BASE"] == secret
-    assert run.child_env["DATABASE_URL"] == "postgres://from-task-definition"  # a value wins
+    child = started(run)
+    assert child["SECRET_KEY_BASE"] == secret
+    assert child["DATABASE_URL"] == "postgres://from-task-definition"  # a value wins
     check = run_agent(tmp_path, env, ["check"])
     assert check.returncode == 0, check.stderr
     rows = {line.split()[0]: line.split()[1] for line in check.stdout.splitlines()}
@@ -258,9 +253,8 @@ def test_ssm_arns_that_are_not_parameters_pass_through_untouched(
     tmp_path: Path, moto: MotoServer, boto_client: Any
 ) -> None:
     alone = run_agent(tmp_path, base_env(moto.url) | OTHER_SSM_ARNS)
-    assert alone.returncode == 0, alone.stderr
-    assert alone.child_env is not None
-    assert {k: alone.child_env[k] for k in OTHER_SSM_ARNS} == OTHER_SSM_ARNS
+    child = started(alone)
+    assert {k: child[k] for k in OTHER_SSM_ARNS} == OTHER_SSM_ARNS
 
     put(boto_client("ssm"), "/app/db", "from-ssm")
     env = base_env(moto.url) | OTHER_SSM_ARNS | {

@@ -21,8 +21,8 @@ from tests.conftest import (
     ROOT,
     AgentRun,
     base_env,
-    error_line,
     error_lines,
+    refused,
     run_agent,
 )
 from tests.support.moto_server import MotoServer
@@ -93,10 +93,7 @@ def test_a_prefix_whose_only_secret_is_an_empty_object_is_66(
 ) -> None:
     boto_client("secretsmanager").create_secret(Name="app/prod/config", SecretString="{}")
     env = base_env(moto.url) | {"SECRETS_MANAGER_PREFIX": "app/prod"}
-    run = run_agent(tmp_path, env)
-    assert run.returncode == 66, run.stderr
-    assert not run.ran
-    line = error_line(run.stderr)
+    line = refused(run_agent(tmp_path, env), 66)
     assert line.startswith("secrets-agent: not found: ")
     assert "'app/prod'" in line and "empty JSON object" in line
     check = run_agent(tmp_path, env, ["check"])

@@ -15,36 +15,23 @@ moto's ECS keeps one deployment per service and gives it a new id and ``createdA
 
 from __future__ import annotations
 
-import functools
 import json
-import signal
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import base_env, error_lines, restricted_credentials, run_agent
+from tests.conftest import base_env, refused, restricted_credentials, run_agent
 from tests.support.ecs_metadata import TaskMetadataServer, task_document
 from tests.support.fault_proxy import FaultProxy
 from tests.support.moto_server import MotoServer
-from tests.support.supervised import Fleet, Supervised, wait_until
+from tests.support.supervised import Supervised, wait_until
 
 INTERVAL = 1.0
 CLUSTER = "prod"
 SERVICE = "web"
-
-
-def events(sup: Supervised, name: str) -> list[dict[str, Any]]:
-    out = []
-    for line in sup.stderr().splitlines():
-        if line.startswith("{"):
-            event = json.loads(line)
-            if event.get("event") == name:
-                out.append(event)
-    return out
 
 
 def slow_wait(predicate: Any, *, timeout: float, what: str) -> None:
@@ -76,6 +63,21 @@ class Ecs:
         (deployment,) = service["deployments"]
         return str(deployment["id"]), deployment["createdAt"].timestamp()
 
+    def endpoints(self, metadata: TaskMetadataServer) -> list[str]:
+        """A metadata endpoint per task, as on EC2 (``ServiceName`` in the document)."""
+        return [
+            metadata.add(
+                task_document(cluster_arn=self.cluster_arn, task_arn=arn, service_name=SERVICE)
+            )
+            for arn in self.tasks
+        ]
+
+
+def service_with_token(boto_client: Any, tasks: int) -> Ecs:
+    """/app/prod/api_token at tok-1 (``rotate`` changes it), and the service of ``tasks`` tasks."""
+    boto_client("ssm").put_parameter(Name="/app/prod/api_token", Value="tok-1", Type="SecureString")
+    return make_service(boto_client, tasks)
+
 
 def make_service(boto_client: Any, tasks: int, *, group: str = f"service:{SERVICE}") -> Ecs:
     ecs = boto_client("ecs")
@@ -101,29 +103,44 @@ def make_service(boto_client: Any, tasks: int, *, group: str = f"service:{SERVIC
     return Ecs(ecs, cluster_arn, str(service["serviceArn"]), arns)
 
 
-@pytest.fixture
-def metadata() -> Iterator[TaskMetadataServer]:
-    with TaskMetadataServer() as server:
-        yield server
-
-
-@pytest.fixture
-def agents(tmp_path: Path) -> Iterator[Any]:
-    fleet = Fleet(tmp_path)
-    yield functools.partial(fleet.start, timeout=60)
-    fleet.close()
-
-
-def redeploy_env(endpoint: str, **extra: str) -> dict[str, str]:
+def redeploy_env(
+    endpoint: str, *, prefix: str | None = "/app/prod", **extra: str
+) -> dict[str, str]:
+    """Supervise mode (a check every second through the test wrapper), on-change redeploy, JSON
+    debug logs, ``PARAMETER_STORE_PREFIX=prefix`` unless None; ``extra`` on top."""
     env = base_env(endpoint)
+    if prefix is not None:
+        env["PARAMETER_STORE_PREFIX"] = prefix
     env.update(
-        PARAMETER_STORE_PREFIX="/app/prod",
         SECRETS_AGENT_WATCH_INTERVAL=str(INTERVAL),
         SECRETS_AGENT_ON_CHANGE="redeploy",
         SECRETS_AGENT_LOG_LEVEL="debug",
         SECRETS_AGENT_LOG_FORMAT="json",
     )
     env.update(extra)
+    return env
+
+
+def refused_at_start(tmp_path: Path, env: dict[str, str], code: int, *words: str) -> str:
+    """The agent started with ``env`` (warnings and errors only) fails closed at start with
+    ``code``, one line holding ``words``; that line."""
+    run = run_agent(tmp_path, at_start(env | {"SECRETS_AGENT_LOG_LEVEL": "warning"}))
+    return refused(run, code, *words)
+
+
+def finding_env(
+    endpoint: str, ecs: Ecs, metadata: TaskMetadataServer, found_by: str
+) -> dict[str, str]:
+    """``redeploy_env`` for an agent that finds its service by ``found_by``: ``setting``
+    (SECRETS_AGENT_ECS_SERVICE and _CLUSTER), ``metadata`` (``ServiceName`` in the task's
+    metadata, as on EC2) or ``DescribeTasks`` (none, as on Fargate: the task's group)."""
+    env = redeploy_env(endpoint)
+    if found_by == "setting":
+        env.update(SECRETS_AGENT_ECS_SERVICE=SERVICE, SECRETS_AGENT_ECS_CLUSTER=CLUSTER)
+    else:
+        name = SERVICE if found_by == "metadata" else None
+        doc = task_document(cluster_arn=ecs.cluster_arn, task_arn=ecs.tasks[0], service_name=name)
+        env["ECS_CONTAINER_METADATA_URI_V4"] = metadata.add(doc)
     return env
 
 
@@ -150,37 +167,28 @@ def test_a_rotation_asks_for_one_deployment_and_keeps_the_command(
     agents: Any,
     found_by: str,
 ) -> None:
-    boto_client("ssm").put_parameter(Name="/app/prod/api_token", Value="tok-1", Type="SecureString")
-    ecs = make_service(boto_client, 1)
-    env = redeploy_env(moto.url)
-    if found_by == "setting":
-        env.update(SECRETS_AGENT_ECS_SERVICE=SERVICE, SECRETS_AGENT_ECS_CLUSTER=CLUSTER)
-    else:
-        # EC2 tasks get ServiceName in their metadata; Fargate tasks do not.
-        name = SERVICE if found_by == "metadata" else None
-        doc = task_document(cluster_arn=ecs.cluster_arn, task_arn=ecs.tasks[0], service_name=name)
-        env["ECS_CONTAINER_METADATA_URI_V4"] = metadata.add(doc)
-    sup = agents(env, "API_TOKEN")
-    (start,) = events(sup, "changed secrets will redeploy the service")
+    ecs = service_with_token(boto_client, 1)
+    sup = agents(finding_env(moto.url, ecs, metadata, found_by), "API_TOKEN")
+    (start,) = sup.events("changed secrets will redeploy the service")
     assert start["found_by"] == found_by
     assert start["service"] == ecs.service_arn
     before = ecs.deployment()
 
     rotate(boto_client, "tok-2")
-    wait_until(lambda: events(sup, REQUESTED), timeout=30, what=f"a deployment: {sup.stderr()}")
+    wait_until(lambda: sup.events(REQUESTED), timeout=30, what=f"a deployment: {sup.stderr()}")
     after = ecs.deployment()
     assert after[0] != before[0] and after[1] > before[1]
-    (requested,) = events(sup, REQUESTED)
+    (requested,) = sup.events(REQUESTED)
     assert requested["service"] == ecs.service_arn
     assert requested["command"] == "kept"
     assert any("/app/prod/api_token" in change for change in requested["changes"])
 
     # The command was never stopped; later checks see nothing new and ask for nothing more.
-    checked = len(events(sup, "secrets checked"))
+    checked = len(sup.events("secrets checked"))
     wait_until(
-        lambda: len(events(sup, "secrets checked")) >= checked + 2, timeout=30, what="checks"
+        lambda: len(sup.events("secrets checked")) >= checked + 2, timeout=30, what="checks"
     )
-    assert len(events(sup, REQUESTED)) == 1
+    assert len(sup.events(REQUESTED)) == 1
     assert ecs.deployment() == after
     assert starts(sup) == 1
     assert "signal SIGTERM" not in sup.lines()
@@ -188,27 +196,17 @@ def test_a_rotation_asks_for_one_deployment_and_keeps_the_command(
     assert sup.proc.poll() is None
     text = sup.stderr()
     assert "tok-1" not in text and "tok-2" not in text
-    sup.kill(signal.SIGTERM)
-    assert sup.wait() == 3
+    assert sup.terminate() == 3
 
 
 # ----------------------------------------------------------------------------- at start
-
-
-def _one_line(stderr: str) -> str:
-    lines = error_lines(stderr)
-    assert len(lines) == 1, stderr
-    return lines[0]
 
 
 def test_redeploy_without_metadata_or_service_setting_is_78_at_start(
     moto: MotoServer, boto_client: Any, tmp_path: Path
 ) -> None:
     boto_client("ssm").put_parameter(Name="/app/prod/api_token", Value="t", Type="SecureString")
-    run = run_agent(tmp_path, at_start(redeploy_env(moto.url, SECRETS_AGENT_LOG_LEVEL="warning")))
-    assert run.returncode == 78, run.stderr
-    assert not run.ran
-    line = _one_line(run.stderr)
+    line = refused_at_start(tmp_path, redeploy_env(moto.url), 78)
     assert "ECS_CONTAINER_METADATA_URI_V4" in line and "SECRETS_AGENT_ECS_SERVICE" in line
 
 
@@ -218,13 +216,8 @@ def test_a_task_outside_any_service_is_78_at_start(
     boto_client("ssm").put_parameter(Name="/app/prod/api_token", Value="t", Type="SecureString")
     ecs = make_service(boto_client, 1, group="family:app")  # a task started by RunTask
     uri = metadata.add(task_document(cluster_arn=ecs.cluster_arn, task_arn=ecs.tasks[0]))
-    env = redeploy_env(
-        moto.url, ECS_CONTAINER_METADATA_URI_V4=uri, SECRETS_AGENT_LOG_LEVEL="warning"
-    )
-    run = run_agent(tmp_path, at_start(env))
-    assert run.returncode == 78, run.stderr
-    assert not run.ran
-    line = _one_line(run.stderr)
+    env = redeploy_env(moto.url, ECS_CONTAINER_METADATA_URI_V4=uri)
+    line = refused_at_start(tmp_path, env, 78)
     assert "not part of an ECS service" in line and "family:app" in line
 
 
@@ -237,12 +230,8 @@ def test_a_named_service_that_does_not_exist_is_78_at_start(
         moto.url,
         SECRETS_AGENT_ECS_SERVICE="no-such-service",
         SECRETS_AGENT_ECS_CLUSTER=CLUSTER,
-        SECRETS_AGENT_LOG_LEVEL="warning",
     )
-    run = run_agent(tmp_path, at_start(env))
-    assert run.returncode == 78, run.stderr
-    assert not run.ran
-    assert "no-such-service" in _one_line(run.stderr)
+    refused_at_start(tmp_path, env, 78, "no-such-service")
 
 
 def test_an_unreachable_metadata_endpoint_is_69_at_start(
@@ -251,15 +240,9 @@ def test_an_unreachable_metadata_endpoint_is_69_at_start(
     from tests.support.moto_server import free_port
 
     boto_client("ssm").put_parameter(Name="/app/prod/api_token", Value="t", Type="SecureString")
-    env = redeploy_env(
-        moto.url,
-        ECS_CONTAINER_METADATA_URI_V4=f"http://127.0.0.1:{free_port()}/v4/x",
-        SECRETS_AGENT_LOG_LEVEL="warning",
-    )
-    run = run_agent(tmp_path, at_start(env))
-    assert run.returncode == 69, run.stderr
-    assert not run.ran
-    assert "metadata" in _one_line(run.stderr)
+    unreachable = f"http://127.0.0.1:{free_port()}/v4/x"
+    env = redeploy_env(moto.url, ECS_CONTAINER_METADATA_URI_V4=unreachable)
+    refused_at_start(tmp_path, env, 69, "metadata")
 
 
 # ----------------------------------------------------------------------------- fail static
@@ -307,13 +290,13 @@ def test_a_denied_update_service_keeps_the_command_warns_and_is_retried(
         Name="/app/prod/api_token", Value="tok-2", Type="String", Overwrite=True
     )
     failed = "secrets check failed; command kept"
-    wait_until(lambda: len(events(sup, failed)) >= 2, timeout=30, what=f"warnings: {sup.stderr()}")
-    first = events(sup, failed)[0]
+    wait_until(lambda: len(sup.events(failed)) >= 2, timeout=30, what=f"warnings: {sup.stderr()}")
+    first = sup.events(failed)[0]
     assert first["level"] == "warning"
     assert "ecs:UpdateService" in first["error"] and ecs.service_arn in first["error"]
     assert ecs.deployment() == before
     assert starts(sup) == 1 and sup.proc.poll() is None
-    assert not events(sup, REQUESTED)
+    assert not sup.events(REQUESTED)
 
     # Granted: the next check finds the same change again and asks.
     admin("iam").put_user_policy(
@@ -328,7 +311,7 @@ def test_a_denied_update_service_keeps_the_command_warns_and_is_retried(
             }
         ),
     )
-    wait_until(lambda: events(sup, REQUESTED), timeout=30, what=f"a deployment: {sup.stderr()}")
+    wait_until(lambda: sup.events(REQUESTED), timeout=30, what=f"a deployment: {sup.stderr()}")
     assert ecs.deployment()[0] != before[0]
     assert starts(sup) == 1 and sup.proc.poll() is None
     assert "signal SIGTERM" not in sup.lines()
@@ -349,10 +332,10 @@ def test_a_deleted_parameter_asks_for_no_deployment(
     before = ecs.deployment()
     ssm.delete_parameter(Name="/app/prod/other")
     failed = "secrets check failed; command kept"
-    wait_until(lambda: len(events(sup, failed)) >= 2, timeout=30, what=f"warnings: {sup.stderr()}")
-    assert "OTHER" in events(sup, failed)[0]["error"]
+    wait_until(lambda: len(sup.events(failed)) >= 2, timeout=30, what=f"warnings: {sup.stderr()}")
+    assert "OTHER" in sup.events(failed)[0]["error"]
     assert ecs.deployment() == before
-    assert not events(sup, REQUESTED)
+    assert not sup.events(REQUESTED)
     assert starts(sup) == 1 and sup.proc.poll() is None
 
 
@@ -361,30 +344,17 @@ def test_a_deleted_parameter_asks_for_no_deployment(
 FLEET = 20
 
 
-def _operations(proxy: FaultProxy) -> dict[str, int]:
-    """Requests that reached moto, by operation (``AmazonSSM.GetParametersByPath`` -> its name)."""
-    out: dict[str, int] = {}
-    for target, count in proxy.stats()["by_target"].items():
-        name = str(target).rpartition(".")[2]
-        out[name] = out.get(name, 0) + int(count)
-    return out
-
-
 def test_twenty_tasks_one_deployment_per_rotation_and_one_check_per_interval(
     moto: MotoServer,
     boto_client: Any,
     metadata: TaskMetadataServer,
     agents: Any,
 ) -> None:
-    boto_client("ssm").put_parameter(Name="/app/prod/api_token", Value="tok-1", Type="SecureString")
-    ecs = make_service(boto_client, FLEET)
+    ecs = service_with_token(boto_client, FLEET)
     with FaultProxy(moto.url) as proxy:
         fleet = []
-        for task_arn in ecs.tasks:
-            doc = task_document(
-                cluster_arn=ecs.cluster_arn, task_arn=task_arn, service_name=SERVICE
-            )
-            env = redeploy_env(proxy.url, ECS_CONTAINER_METADATA_URI_V4=metadata.add(doc))
+        for uri in ecs.endpoints(metadata):
+            env = redeploy_env(proxy.url, ECS_CONTAINER_METADATA_URI_V4=uri)
             fleet.append(agents(env, "API_TOKEN", wait=False))
         for sup in fleet:
             try:
@@ -392,7 +362,7 @@ def test_twenty_tasks_one_deployment_per_rotation_and_one_check_per_interval(
             except AssertionError:
                 raise AssertionError(sup.stderr()) from None
         for sup in fleet:
-            (start,) = events(sup, "changed secrets will redeploy the service")
+            (start,) = sup.events("changed secrets will redeploy the service")
             assert start["running"] == FLEET and start["check_every"] == FLEET * INTERVAL
 
         # Idle: the fleet together checks about once per interval. Each task waits at least
@@ -402,7 +372,7 @@ def test_twenty_tasks_one_deployment_per_rotation_and_one_check_per_interval(
         proxy.reset_counters()
         window_start = time.monotonic()
         time.sleep(20)
-        idle = _operations(proxy)
+        idle = proxy.operations()
         window = time.monotonic() - window_start
         bound = FLEET * (window / (0.85 * FLEET * INTERVAL) + 1)
         pages = idle.get("GetParametersByPath", 0)
@@ -416,12 +386,12 @@ def test_twenty_tasks_one_deployment_per_rotation_and_one_check_per_interval(
             rotate(boto_client, value)
 
             def seen(n: int = rotation) -> bool:
-                return all(len(events(s, REQUESTED)) + len(events(s, EXISTS)) >= n for s in fleet)
+                return all(len(s.events(REQUESTED)) + len(s.events(EXISTS)) >= n for s in fleet)
 
             # Every task sees the change within its stretched interval (20 x 1 s, +15 %).
             slow_wait(seen, timeout=120, what=f"every task to see rotation {rotation}")
-            ops = _operations(proxy)
-            asked = sum(len(events(s, REQUESTED)) for s in fleet)
+            ops = proxy.operations()
+            asked = sum(len(s.events(REQUESTED)) for s in fleet)
             results.append((ops.get("UpdateService", 0), asked))
             print(f"rotation {rotation}: {ops}")
         # One deployment for the first rotation (two when two tasks asked in the same instant).
@@ -450,59 +420,47 @@ def test_iam_policy_allows_every_call_of_a_redeploy_run_and_nothing_more(
     named: bool,
 ) -> None:
     from secrets_agent.policy import needs as iam
-    from tests.support.iam_support import (
-        ACCOUNT,
-        allows,
-        as_list,
-        aws_calls,
-        checks_for,
-        parliament_findings,
-        static_problems,
-    )
+    from tests.support import iam_support
 
-    boto_client("ssm").put_parameter(Name="/app/prod/api_token", Value="tok-1", Type="SecureString")
-    ecs = make_service(boto_client, 1)
-    env = redeploy_env(moto.url)
-    flags: dict[str, str | None] = {"ecs_cluster": None, "ecs_service": None}
-    if named:
-        env.update(SECRETS_AGENT_ECS_SERVICE=SERVICE, SECRETS_AGENT_ECS_CLUSTER=CLUSTER)
-    else:
-        doc = task_document(cluster_arn=ecs.cluster_arn, task_arn=ecs.tasks[0])
-        env["ECS_CONTAINER_METADATA_URI_V4"] = metadata.add(doc)
-        flags = {"ecs_cluster": CLUSTER, "ecs_service": SERVICE}
+    ecs = service_with_token(boto_client, 1)
+    env = finding_env(moto.url, ecs, metadata, "setting" if named else "DescribeTasks")
+    # Named by the settings, iam-policy reads them; found by the task's group, it is told.
+    cluster, service = (None, None) if named else (CLUSTER, SERVICE)
     sup = agents(env, "API_TOKEN")
     rotate(boto_client, "tok-2")
-    wait_until(lambda: events(sup, REQUESTED), timeout=30, what=f"a deployment: {sup.stderr()}")
-    calls = aws_calls(sup.stderr())
+    wait_until(lambda: sup.events(REQUESTED), timeout=30, what=f"a deployment: {sup.stderr()}")
+    calls = iam_support.aws_calls(sup.stderr())
     operations = {f"{c['service']}:{c['operation']}" for c in calls}
     assert {"ecs:DescribeServices", "ecs:UpdateService"} <= operations
     assert ("ecs:DescribeTasks" in operations) is not named
 
-    text = iam.render_for_environment(at_start(env), fmt="json", account_id=ACCOUNT, **flags)
+    account = iam_support.ACCOUNT
+    text = iam.render_for_environment(
+        at_start(env), fmt="json", account_id=account, ecs_cluster=cluster, ecs_service=service
+    )
     policy = json.loads(text)
-    assert parliament_findings(text) == []
-    assert static_problems(policy, regions=["us-east-1"]) == []
-    checks = [c for call in calls for c in checks_for(call, lambda _: [])]
-    denied = [c for c in checks if not allows(policy, c)]
+    assert iam_support.parliament_findings(text) == []
+    assert iam_support.static_problems(policy, regions=["us-east-1"]) == []
+    checks = [c for call in calls for c in iam_support.checks_for(call, lambda _: [])]
+    denied = [c for c in checks if not iam_support.allows(policy, c)]
     assert denied == [], denied
-    granted = {a for s in policy["Statement"] for a in as_list(s["Action"])}
+    granted = {a for s in policy["Statement"] for a in iam_support.as_list(s["Action"])}
     assert granted == {c.action for c in checks}
-    service = f"arn:aws:ecs:us-east-1:{ACCOUNT}:service/{CLUSTER}/{SERVICE}"
+    service = f"arn:aws:ecs:us-east-1:{account}:service/{CLUSTER}/{SERVICE}"
     ecs_resources = {
         r
         for s in policy["Statement"]
-        if any(str(a).startswith("ecs:") for a in as_list(s["Action"]))
-        for r in as_list(s["Resource"])
+        if any(str(a).startswith("ecs:") for a in iam_support.as_list(s["Action"]))
+        for r in iam_support.as_list(s["Resource"])
     }
-    tasks = f"arn:aws:ecs:us-east-1:{ACCOUNT}:task/{CLUSTER}/*"
+    tasks = f"arn:aws:ecs:us-east-1:{account}:task/{CLUSTER}/*"
     assert ecs_resources == ({service} if named else {service, tasks})
 
 
 def test_iam_policy_for_redeploy_needs_the_service_named(tmp_path: Path) -> None:
     env = redeploy_env("http://127.0.0.1:9")
     run = run_agent(tmp_path, at_start(env), ["iam-policy", "--account-id", "123456789012"])
-    assert run.returncode == 78
-    assert "--ecs-service" in _one_line(run.stderr)
+    refused(run, 78, "--ecs-service")
     ok = run_agent(
         tmp_path,
         at_start(env),

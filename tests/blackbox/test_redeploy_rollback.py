@@ -16,12 +16,10 @@ for nothing more. ``UpdateService`` requests are counted as they reach moto, thr
 
 from __future__ import annotations
 
-import functools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,47 +30,20 @@ from tests.blackbox.test_redeploy import (
     EXISTS,
     REQUESTED,
     SERVICE,
-    _operations,
-    events,
     make_service,
+    redeploy_env,
     slow_wait,
     starts,
 )
-from tests.conftest import base_env
-from tests.support.ecs_metadata import TaskMetadataServer, task_document
+from tests.support.ecs_metadata import TaskMetadataServer
 from tests.support.fault_proxy import FaultPlan, FaultProxy
 from tests.support.moto_server import MotoServer
-from tests.support.supervised import Fleet, Supervised
+from tests.support.supervised import Supervised
 
 INTERVAL = 1.0
 TASKS = 3
 SECRET = "prod/api-token"
 PARAMETER = "/app/prod/api_token"
-
-
-@pytest.fixture
-def metadata() -> Iterator[TaskMetadataServer]:
-    with TaskMetadataServer() as server:
-        yield server
-
-
-@pytest.fixture
-def agents(tmp_path: Path) -> Iterator[Any]:
-    fleet = Fleet(tmp_path)
-    yield functools.partial(fleet.start, timeout=60)
-    fleet.close()
-
-
-def agent_env(endpoint: str, **extra: str) -> dict[str, str]:
-    env = base_env(endpoint)
-    env.update(
-        SECRETS_AGENT_WATCH_INTERVAL=str(INTERVAL),
-        SECRETS_AGENT_ON_CHANGE="redeploy",
-        SECRETS_AGENT_LOG_LEVEL="debug",
-        SECRETS_AGENT_LOG_FORMAT="json",
-    )
-    env.update(extra)
-    return env
 
 
 @dataclass
@@ -143,7 +114,7 @@ def _when(event: dict[str, Any]) -> float:
 
 
 def _decided(sup: Supervised) -> int:
-    return len(events(sup, REQUESTED)) + len(events(sup, EXISTS))
+    return len(sup.events(REQUESTED)) + len(sup.events(EXISTS))
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -160,14 +131,12 @@ def test_a_rollback_asks_for_one_deployment_and_new_tasks_resolve_the_current_va
     ecs = make_service(boto_client, TASKS)
     with FaultProxy(moto.url) as proxy:
         fleet = []
-        for task_arn in ecs.tasks:
-            doc = task_document(
-                cluster_arn=ecs.cluster_arn, task_arn=task_arn, service_name=SERVICE
-            )
-            env = agent_env(
+        for uri in ecs.endpoints(metadata):
+            env = redeploy_env(
                 proxy.url,
+                prefix=None,
                 API_TOKEN=setup.reference,
-                ECS_CONTAINER_METADATA_URI_V4=metadata.add(doc),
+                ECS_CONTAINER_METADATA_URI_V4=uri,
             )
             fleet.append(agents(env, "API_TOKEN"))
         for sup in fleet:
@@ -183,8 +152,8 @@ def test_a_rollback_asks_for_one_deployment_and_new_tasks_resolve_the_current_va
             what="every task to see the change: "
             + " | ".join(s.stderr()[-2000:] for s in fleet),
         )
-        ops = _operations(proxy)
-        requested = [e for s in fleet for e in events(s, REQUESTED)]
+        ops = proxy.operations()
+        requested = [e for s in fleet for e in s.events(REQUESTED)]
         assert ops.get("UpdateService", 0) == len(requested), ops
         # One deployment. Nothing is a lock (README, "One deployment per rotation"): two tasks
         # whose last looks fall in the same instant both ask, and only then; a task that missed
@@ -200,22 +169,23 @@ def test_a_rollback_asks_for_one_deployment_and_new_tasks_resolve_the_current_va
             assert setup.running not in text and setup.current not in text
 
         # A task of the new deployment resolves the value now current, and asks for nothing.
-        env = agent_env(
+        env = redeploy_env(
             proxy.url,
+            prefix=None,
             API_TOKEN=setup.reference,
             SECRETS_AGENT_ECS_SERVICE=SERVICE,
             SECRETS_AGENT_ECS_CLUSTER=CLUSTER,
         )
         new = agents(env, "API_TOKEN")
         assert new.lines().count(f"env API_TOKEN={setup.current}") == 1
-        checked = len(events(new, "secrets checked"))
+        checked = len(new.events("secrets checked"))
         slow_wait(
-            lambda: len(events(new, "secrets checked")) >= checked + 2,
+            lambda: len(new.events("secrets checked")) >= checked + 2,
             timeout=60,
             what=f"two checks of the new task: {new.stderr()}",
         )
         assert _decided(new) == 0
-        assert _operations(proxy).get("UpdateService", 0) == len(requested)
+        assert proxy.operations().get("UpdateService", 0) == len(requested)
 
 
 def test_a_lost_update_service_answer_is_not_sent_again(
@@ -229,9 +199,8 @@ def test_a_lost_update_service_answer_is_not_sent_again(
     ecs = make_service(boto_client, 1)
     lost = FaultPlan(first_n=1, kinds=("truncate",), targets=("UpdateService",))
     with FaultProxy(moto.url, lost) as proxy:
-        env = agent_env(
+        env = redeploy_env(
             proxy.url,
-            PARAMETER_STORE_PREFIX="/app/prod",
             SECRETS_AGENT_ECS_SERVICE=SERVICE,
             SECRETS_AGENT_ECS_CLUSTER=CLUSTER,
         )
@@ -242,16 +211,16 @@ def test_a_lost_update_service_answer_is_not_sent_again(
 
         failed = "secrets check failed; command kept"
         slow_wait(
-            lambda: events(sup, failed) or events(sup, REQUESTED),
+            lambda: sup.events(failed) or sup.events(REQUESTED),
             timeout=60,
             what=f"the decision: {sup.stderr()}",
         )
-        assert _operations(proxy).get("UpdateService", 0) == 1, proxy.stats()
-        assert "UpdateService" in events(sup, failed)[0]["error"]
-        slow_wait(lambda: events(sup, EXISTS), timeout=60, what=f"the next look: {sup.stderr()}")
+        assert proxy.operations().get("UpdateService", 0) == 1, proxy.stats()
+        assert "UpdateService" in sup.events(failed)[0]["error"]
+        slow_wait(lambda: sup.events(EXISTS), timeout=60, what=f"the next look: {sup.stderr()}")
         stats = proxy.stats()
         assert stats["faults_by_target"], stats
-        assert _operations(proxy).get("UpdateService", 0) == 1, stats
-        assert not events(sup, REQUESTED)
+        assert proxy.operations().get("UpdateService", 0) == 1, stats
+        assert not sup.events(REQUESTED)
         assert ecs.deployment()[0] != before[0]  # the lost request's deployment
         assert starts(sup) == 1 and sup.proc.poll() is None

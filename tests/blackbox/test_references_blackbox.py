@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import base_env, run_agent
+from tests.conftest import base_env, refused, run_agent, started
+from tests.support.logs import events
 from tests.support.moto_server import MotoServer
+from tests.support.seed import put, put_all
 
 ACCOUNT = "123456789012"  # moto's default account
 
 
-def put(ssm: Any, name: str, value: str) -> int:
-    return int(
-        ssm.put_parameter(Name=name, Value=value, Type="SecureString", Overwrite=True)["Version"]
-    )
-
-
 def aws_calls(stderr: str) -> list[dict[str, Any]]:
-    events = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
-    return [e for e in events if e.get("event") == "aws call"]
+    return events(stderr, "aws call")
 
 
 def test_every_ssm_reference_form(tmp_path: Path, moto: MotoServer, boto_client: Any) -> None:
@@ -72,9 +66,8 @@ def test_twenty_references_take_at_most_two_calls(
         put(ssm, f"/app/ref/{i}", f"value-{i}")
         env[f"REF_{i}"] = f"ssm:/app/ref/{i}"
     run = run_agent(tmp_path, env)
-    assert run.returncode == 0, run.stderr
-    assert run.child_env is not None
-    assert all(run.child_env[f"REF_{i}"] == f"value-{i}" for i in range(20))
+    child = started(run)
+    assert all(child[f"REF_{i}"] == f"value-{i}" for i in range(20))
     calls = aws_calls(run.stderr)
     assert 1 <= len(calls) <= 2
     assert {c["operation"] for c in calls} == {"GetParameters"}
@@ -117,6 +110,7 @@ def test_missing_reference_is_66_and_nothing_runs(
 def test_reference_into_protected_name_is_65(tmp_path: Path, moto: MotoServer) -> None:
     env = base_env(moto.url) | {"LD_PRELOAD": "ssm:/x"}
     run = run_agent(tmp_path, env)
+    # Not refused(): the dynamic loader itself complains about LD_PRELOAD on stderr too.
     assert run.returncode == 65
     assert "LD_PRELOAD" in run.stderr
     assert not run.ran
@@ -124,28 +118,29 @@ def test_reference_into_protected_name_is_65(tmp_path: Path, moto: MotoServer) -
 
 def test_malformed_reference_is_65_never_passed_literally(tmp_path: Path, moto: MotoServer) -> None:
     env = base_env(moto.url) | {"BROKEN": "ssm:has spaces in it"}
-    run = run_agent(tmp_path, env)
-    assert run.returncode == 65
-    assert "BROKEN" in run.stderr
-    assert not run.ran
+    refused(run_agent(tmp_path, env), 65, "BROKEN")
 
 
 def test_reference_and_prefix_together(tmp_path: Path, moto: MotoServer, boto_client: Any) -> None:
     ssm = boto_client("ssm")
-    put(ssm, "/app/database_url", "from-prefix")
-    put(ssm, "/pinned/database_url", "from-reference")
-    put(ssm, "/app/api_key", "key")
+    put_all(
+        ssm,
+        {
+            "/app/database_url": "from-prefix",
+            "/pinned/database_url": "from-reference",
+            "/app/api_key": "key",
+        },
+    )
     env = base_env(moto.url) | {
         "PARAMETER_STORE_PREFIX": "/app",
         "DATABASE_URL": "ssm:/pinned/database_url",
     }
     run = run_agent(tmp_path, env)
-    assert run.returncode == 0, run.stderr
-    assert run.child_env is not None
+    child = started(run)
     # A reference is the variable's own, explicit source: it wins over a prefix value of the
     # same name, with or without SECRETS_AGENT_OVERRIDE (which is about plain inherited values).
-    assert run.child_env["DATABASE_URL"] == "from-reference"
-    assert run.child_env["API_KEY"] == "key"
+    assert child["DATABASE_URL"] == "from-reference"
+    assert child["API_KEY"] == "key"
     env["SECRETS_AGENT_OVERRIDE"] = "true"
     run = run_agent(tmp_path, env)
     assert run.child_env is not None and run.child_env["DATABASE_URL"] == "from-reference"

@@ -25,6 +25,7 @@ import pytest
 
 from tests.conftest import ENTRYPOINT, ROOT, AgentRun, base_env, error_lines, run_agent
 from tests.support.fault_proxy import FaultPlan, FaultProxy
+from tests.support.logs import events
 from tests.support.moto_server import MotoServer
 
 # Interpreter start-up, imports and exit on a loaded 2-core machine, beyond the agent's timeout.
@@ -87,10 +88,10 @@ class Outcome:
     stats: dict[str, Any]
 
     def events(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.run.stderr.splitlines() if line.startswith("{")]
+        return events(self.run.stderr)
 
     def event(self, name: str) -> dict[str, Any]:
-        found = [e for e in self.events() if e.get("event") == name]
+        found = events(self.run.stderr, name)
         assert len(found) == 1, self.run.stderr
         return found[0]
 

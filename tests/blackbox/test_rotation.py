@@ -39,16 +39,6 @@ STOP_TIMEOUT = 3.0
 WITHIN = 2 * INTERVAL * 1.2 + STOP_TIMEOUT + 10
 
 
-def events(sup: Supervised, name: str) -> list[dict[str, Any]]:
-    out = []
-    for line in sup.stderr().splitlines():
-        if line.startswith("{"):
-            event = json.loads(line)
-            if event.get("event") == name:
-                out.append(event)
-    return out
-
-
 def starts(sup: Supervised) -> int:
     return len([line for line in sup.lines() if line.startswith("ready")])
 
@@ -122,11 +112,10 @@ def test_ssm_parameter_new_version_restarts_with_new_value(agent: Any, boto_clie
     # The restart stopped the old command with SIGTERM; its exit (3) did not end the agent.
     assert "signal SIGTERM" in sup.lines()
     assert sup.proc.poll() is None
-    wait_until(lambda: events(sup, "command restarted"), timeout=5, what="restart log")
-    assert events(sup, "command restarted")[0]["changed"] == ["API_TOKEN"]
+    wait_until(lambda: sup.events("command restarted"), timeout=5, what="restart log")
+    assert sup.events("command restarted")[0]["changed"] == ["API_TOKEN"]
     assert_no_values(sup, "token-one", "token-two", "stays")
-    sup.kill(signal.SIGTERM)
-    assert sup.wait() == 3
+    assert sup.terminate() == 3
 
 
 def test_ssm_reference_new_version_restarts(agent: Any, boto_client: Any) -> None:
@@ -159,20 +148,19 @@ def test_secrets_manager_new_current_version_restarts(agent: Any, boto_client: A
     line = sup.wait_line("env DATABASE_PASSWORD", count=2, timeout=WITHIN)
     assert line == "env DATABASE_PASSWORD=pw-two"
     assert sup.lines().count("env DATABASE_USERNAME=app") == 2
-    wait_until(lambda: events(sup, "command restarted"), timeout=5, what="restart log")
-    assert events(sup, "command restarted")[0]["changed"] == ["DATABASE_PASSWORD"]
+    wait_until(lambda: sup.events("command restarted"), timeout=5, what="restart log")
+    assert sup.events("command restarted")[0]["changed"] == ["DATABASE_PASSWORD"]
     assert_no_values(sup, "pw-one", "pw-two")
 
 
 def test_nothing_changed_means_no_restart(agent: Any, boto_client: Any) -> None:
     boto_client("ssm").put_parameter(Name="/app/prod/api_token", Value="same", Type="String")
     sup = agent({"PARAMETER_STORE_PREFIX": "/app/prod"}, "API_TOKEN")
-    wait_until(lambda: len(events(sup, "secrets checked")) >= 3, timeout=15, what="three checks")
+    wait_until(lambda: len(sup.events("secrets checked")) >= 3, timeout=15, what="three checks")
     assert starts(sup) == 1
     assert "signal SIGTERM" not in sup.lines()
-    assert not events(sup, "command restarted")
-    sup.kill(signal.SIGTERM)
-    assert sup.wait() == 3
+    assert not sup.events("command restarted")
+    assert sup.terminate() == 3
 
 
 def test_broken_change_keeps_the_running_command(agent: Any, boto_client: Any) -> None:
@@ -182,11 +170,11 @@ def test_broken_change_keeps_the_running_command(agent: Any, boto_client: Any) -
     # A new parameter that maps to the same variable name: the new environment is invalid.
     ssm.put_parameter(Name="/app/prod/api-token", Value="token-clash", Type="SecureString")
     wait_until(
-        lambda: len(events(sup, "secrets check failed; command kept")) >= 2,
+        lambda: len(sup.events("secrets check failed; command kept")) >= 2,
         timeout=WITHIN,
         what="two failed checks",
     )
-    failure = events(sup, "secrets check failed; command kept")[0]
+    failure = sup.events("secrets check failed; command kept")[0]
     assert "API_TOKEN" in failure["error"] or "api" in failure["error"]
     assert starts(sup) == 1
     assert "signal SIGTERM" not in sup.lines()
@@ -194,9 +182,9 @@ def test_broken_change_keeps_the_running_command(agent: Any, boto_client: Any) -
     assert_no_values(sup, "token-one", "token-clash")
     # Fixing the data lets the next check pass again, still without a restart.
     ssm.delete_parameter(Name="/app/prod/api-token")
-    checked = len(events(sup, "secrets checked"))
+    checked = len(sup.events("secrets checked"))
     wait_until(
-        lambda: len(events(sup, "secrets checked")) > checked + 1,
+        lambda: len(sup.events("secrets checked")) > checked + 1,
         timeout=WITHIN,
         what="successful checks after the fix",
     )
@@ -282,7 +270,7 @@ def test_new_version_with_the_same_value_restarts_nothing(agent: Any, boto_clien
     sup = agent({"PARAMETER_STORE_PREFIX": "/app/prod"}, "API_TOKEN")
     ssm.put_parameter(Name="/app/prod/api_token", Value="same", Type="SecureString", Overwrite=True)
     wait_until(
-        lambda: any(e.get("same_values") for e in events(sup, "secrets checked")),
+        lambda: any(e.get("same_values") for e in sup.events("secrets checked")),
         timeout=WITHIN,
         what="a check that sees version 2 with the same value",
     )
@@ -294,7 +282,7 @@ def test_new_version_with_the_same_value_restarts_nothing(agent: Any, boto_clien
 
 
 def refusals(sup: Supervised) -> list[dict[str, Any]]:
-    return events(sup, "secrets check failed; command kept")
+    return sup.events("secrets check failed; command kept")
 
 
 def test_a_deleted_parameter_keeps_the_command_with_its_variable(
@@ -397,8 +385,7 @@ def test_a_rotation_too_large_for_execve_keeps_the_running_command(
     # Back to a size that fits: the next check restarts with it.
     sm.put_secret_value(SecretId="app/blob", SecretString="medium")
     assert sup.wait_line("env BLOB_ONE", count=2, timeout=WITHIN) == "env BLOB_ONE=medium"
-    sup.kill(signal.SIGTERM)
-    assert sup.wait() == 3
+    assert sup.terminate() == 3
 
 
 @pytest.mark.parametrize("mode", ["exec", "supervise"])

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ENTRYPOINT, base_env, error_line
+from tests.support.logs import events
 from tests.support.moto_server import MotoServer
 from tests.support.supervised import rotating_agent_argv, wait_until
 
@@ -64,6 +65,18 @@ def lines(out: Path) -> list[dict[str, Any]]:
 def reports(out: Path) -> list[dict[str, Any]]:
     """One per start of the command."""
     return [line for line in lines(out) if "env" in line]
+
+
+def stop(proc: subprocess.Popen[bytes], out: Path) -> None:
+    """Kill the agent if it still runs, and every command it started (each reported in ``out``)."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    for report in reports(out):
+        try:
+            os.kill(report["pid"], signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def run(
@@ -441,12 +454,8 @@ def supervised(app: Path, env: Mapping[str, str], out: Path) -> subprocess.Popen
 
 
 def stderr_events(app: Path, name: str) -> list[dict[str, Any]]:
-    found = []
-    for log in app.glob("stderr-*.log"):
-        for line in log.read_text(errors="replace").splitlines():
-            if line.startswith("{") and json.loads(line).get("event") == name:
-                found.append(json.loads(line))
-    return found
+    logs = app.glob("stderr-*.log")
+    return [e for log in logs for e in events(log.read_text(errors="replace"), name)]
 
 
 @pytest.mark.parametrize("on_change", ["restart", "exit"])
@@ -511,14 +520,7 @@ def test_rotation_rewrites_the_file_before_the_restart(
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        for report in reports(out):
-            try:
-                os.kill(report["pid"], signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        stop(proc, out)
     for log in app.glob("stderr-*.log"):
         text = log.read_text(errors="replace")
         assert "key-one" not in text and "key-two" not in text
@@ -603,14 +605,7 @@ def test_a_failed_write_at_a_restart_is_74(
         )
         assert proc.wait(timeout=WITHIN) == 74, err.read_text()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        for report in reports(out):
-            try:
-                os.kill(report["pid"], signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        stop(proc, out)
     assert len(reports(out)) == 1
     assert [x["stopping"] for x in lines(out) if "stopping" in x] == [{"master.key": "key-one"}]
     text = err.read_text()

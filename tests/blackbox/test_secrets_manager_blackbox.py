@@ -9,19 +9,23 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import base_env, error_lines, restricted_credentials, run_agent
+from tests.conftest import (
+    base_env,
+    error_lines,
+    refused,
+    restricted_credentials,
+    run_agent,
+    started,
+)
+from tests.support.logs import events
 from tests.support.moto_server import MotoServer
+from tests.support.rotation import rotate_by_stage_move
 
 CANARY = "sm-canary-7Qx"
 
 
 def sm_calls(stderr: str) -> list[str]:
-    events = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
-    return [
-        e["operation"]
-        for e in events
-        if e.get("event") == "aws call" and e.get("service") == "secretsmanager"
-    ]
+    return [e["operation"] for e in events(stderr, "aws call") if e["service"] == "secretsmanager"]
 
 
 def one_error_line(stderr: str) -> str:
@@ -45,9 +49,8 @@ def test_prefix_loads_json_and_plain_secrets(
     sm.create_secret(Name="kptboard/prodx", SecretString="no")
     env = base_env(moto.url) | {"SECRETS_MANAGER_PREFIX": "kptboard/prod"}
     run = run_agent(tmp_path, env)
-    assert run.returncode == 0, run.stderr
-    assert run.child_env is not None
-    added = {k: v for k, v in run.child_env.items() if k not in env}
+    child = started(run)
+    added = {k: v for k, v in child.items() if k not in env}
     assert added == {
         "DATABASE_USERNAME": "app",
         "DATABASE_PASSWORD": "p'w\n$x",
@@ -55,7 +58,7 @@ def test_prefix_loads_json_and_plain_secrets(
         "SECRET_KEY_BASE": " skb= \n",
         "FEATURE_FLAGS": '["a", "b"]',
     }
-    assert run.child_env["SECRETS_MANAGER_PREFIX"] == "kptboard/prod"
+    assert child["SECRETS_MANAGER_PREFIX"] == "kptboard/prod"
 
 
 def test_prefix_pages_with_few_calls_and_reads_awscurrent_after_rotation(
@@ -64,23 +67,12 @@ def test_prefix_pages_with_few_calls_and_reads_awscurrent_after_rotation(
     sm = boto_client("secretsmanager")
     for n in range(25):
         sm.create_secret(Name=f"app/s{n:02d}", SecretString=f"v{n}")
-    old = sm.describe_secret(SecretId="app/s07")
-    (old_version,) = old["VersionIdsToStages"]
-    new_version = sm.put_secret_value(
-        SecretId="app/s07", SecretString="rotated", VersionStages=["AWSPENDING"]
-    )["VersionId"]
-    sm.update_secret_version_stage(
-        SecretId="app/s07",
-        VersionStage="AWSCURRENT",
-        MoveToVersionId=new_version,
-        RemoveFromVersionId=old_version,
-    )
+    rotate_by_stage_move(sm, "app/s07", "rotated")
     env = base_env(moto.url) | {"SECRETS_MANAGER_PREFIX": "app", "SECRETS_AGENT_LOG_LEVEL": "debug"}
     run = run_agent(tmp_path, env)
-    assert run.returncode == 0, run.stderr
-    assert run.child_env is not None
-    assert run.child_env["S07"] == "rotated"
-    assert all(run.child_env[f"S{n:02d}"] == f"v{n}" for n in range(25) if n != 7)
+    child = started(run)
+    assert child["S07"] == "rotated"
+    assert all(child[f"S{n:02d}"] == f"v{n}" for n in range(25) if n != 7)
     # Two pages of at most 20, plus one AWSCURRENT re-read for the secret moto returns stale.
     assert sorted(sm_calls(run.stderr)) == [
         "BatchGetSecretValue",
@@ -95,9 +87,7 @@ def test_nothing_under_the_prefix_is_66_naming_it(
     boto_client("secretsmanager").create_secret(Name="kptboard/production/x", SecretString="v")
     env = base_env(moto.url) | {"SECRETS_MANAGER_PREFIX": "kptboard/prod"}
     run = run_agent(tmp_path, env)
-    assert run.returncode == 66, run.stderr
-    assert not run.ran
-    assert "kptboard/prod" in one_error_line(run.stderr)
+    refused(run, 66, "kptboard/prod")
 
 
 def test_deleted_and_binary_secrets_under_the_prefix(
@@ -109,10 +99,9 @@ def test_deleted_and_binary_secrets_under_the_prefix(
     sm.create_secret(Name="app/cert", SecretBinary="-----BEGIN X-----\né\n".encode())
     env = base_env(moto.url) | {"SECRETS_MANAGER_PREFIX": "app"}
     run = run_agent(tmp_path, env)
-    assert run.returncode == 0, run.stderr
-    assert run.child_env is not None
-    assert run.child_env["CERT"] == "-----BEGIN X-----\né\n"
-    assert "OLD_TOKEN" not in run.child_env
+    child = started(run)
+    assert child["CERT"] == "-----BEGIN X-----\né\n"
+    assert "OLD_TOKEN" not in child
 
     sm.create_secret(Name="app/blob", SecretBinary=b"\xff\xfe" + CANARY.encode())
     run = run_agent(tmp_path, env)
@@ -305,17 +294,15 @@ def test_precedence_references_and_inherited_values(
         "RAILS_ENV": "production",
     }
     run = run_agent(tmp_path, env)
-    assert run.returncode == 0, run.stderr
-    assert run.child_env is not None
-    assert run.child_env["DB_USER"] == "from-reference"  # a reference beats the prefix
-    assert run.child_env["RAILS_ENV"] == "production"  # inherited beats the prefix by default
-    assert run.child_env["DB_PW"] == "pp"
+    child = started(run)
+    assert child["DB_USER"] == "from-reference"  # a reference beats the prefix
+    assert child["RAILS_ENV"] == "production"  # inherited beats the prefix by default
+    assert child["DB_PW"] == "pp"
 
     run = run_agent(tmp_path, env | {"SECRETS_AGENT_OVERRIDE": "true"})
-    assert run.returncode == 0, run.stderr
-    assert run.child_env is not None
-    assert run.child_env["DB_USER"] == "from-reference"  # still the reference
-    assert run.child_env["RAILS_ENV"] == "from-prefix"
+    child = started(run)
+    assert child["DB_USER"] == "from-reference"  # still the reference
+    assert child["RAILS_ENV"] == "from-prefix"
 
 
 def test_missing_batch_permission_is_77_naming_the_action(
@@ -351,28 +338,10 @@ def test_values_never_reach_any_output_at_debug(
         assert CANARY not in run.stdout + run.stderr, args
 
 
-def _rotate_by_stage_move(sm: Any, secret_id: str, value: str) -> str:
-    """Rotation as a rotation Lambda does it: AWSPENDING, then move AWSCURRENT onto it."""
-    stages = sm.describe_secret(SecretId=secret_id)["VersionIdsToStages"]
-    current = next(v for v, s in stages.items() if "AWSCURRENT" in s)
-    pending = sm.put_secret_value(
-        SecretId=secret_id, SecretString=value, VersionStages=["AWSPENDING"]
-    )["VersionId"]
-    sm.update_secret_version_stage(
-        SecretId=secret_id,
-        VersionStage="AWSCURRENT",
-        MoveToVersionId=pending,
-        RemoveFromVersionId=current,
-    )
-    return str(pending)
-
-
 def test_supervise_mode_restarts_on_a_stage_move_rotation(
     tmp_path: Path, moto: MotoServer, boto_client: Any
 ) -> None:
-    import sys
-
-    from tests.support.supervised import SIGNAL_ECHO, launch, rotating_agent_argv
+    from tests.support.supervised import Fleet
 
     sm = boto_client("secretsmanager")
     sm.create_secret(Name="app/db", SecretString=json.dumps({"password": "pw-one"}))
@@ -383,19 +352,13 @@ def test_supervise_mode_restarts_on_a_stage_move_rotation(
         "SECRETS_AGENT_WATCH_INTERVAL": "1",
         "SECRETS_AGENT_STOP_TIMEOUT": "3",
     }
-    out = tmp_path / "echo.log"
-    command = [sys.executable, str(SIGNAL_ECHO), "--out", str(out), "--code", "3"]
-    command += ["--env", "DB_PASSWORD", "--env", "TOKEN"]
-    sup = launch(tmp_path, rotating_agent_argv(command), pid1=False, env=env, out=out)
-    try:
-        sup.wait_line("ready", timeout=30)
+    with Fleet(tmp_path) as fleet:
+        sup = fleet.start(env, "DB_PASSWORD", "TOKEN")
         assert "env DB_PASSWORD=pw-one" in sup.lines() and "env TOKEN=tok-one" in sup.lines()
-        _rotate_by_stage_move(sm, "app/db", json.dumps({"password": "pw-two"}))
+        rotate_by_stage_move(sm, "app/db", json.dumps({"password": "pw-two"}))
         assert sup.wait_line("env DB_PASSWORD", count=2, timeout=30) == "env DB_PASSWORD=pw-two"
-        _rotate_by_stage_move(sm, "shared/token", "tok-two")
+        rotate_by_stage_move(sm, "shared/token", "tok-two")
         assert sup.wait_line("env TOKEN", count=3, timeout=30) == "env TOKEN=tok-two"
         assert sup.proc.poll() is None
         for value in ("pw-one", "pw-two", "tok-one", "tok-two"):
             assert value not in sup.stderr()
-    finally:
-        sup.close()

@@ -6,29 +6,21 @@ second layer restarts the command with the new value."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 from tests.conftest import base_env, run_agent
 from tests.support.fault_proxy import FaultProxy
+from tests.support.logs import one_event
 from tests.support.moto_server import MotoServer
-from tests.support.supervised import SIGNAL_ECHO, launch, wait_until
-from tests.support.supervised import rotating_agent_argv as agent_argv
+from tests.support.supervised import Fleet, checking_every_second, wait_until
 
 CANARY = "smlayer-canary-4c1e"
 VALUE_READS = ("secretsmanager:GetSecretValue", "secretsmanager:BatchGetSecretValue")
 
 
 def _cost(stderr: str) -> dict[str, Any]:
-    found = [
-        event
-        for line in stderr.splitlines()
-        if line.startswith("{")
-        if (event := json.loads(line)).get("event") == "one change check costs"
-    ]
-    assert len(found) == 1, stderr
-    return found[0]
+    return one_event(stderr, "one change check costs")
 
 
 def _sent(proxy: FaultProxy) -> dict[str, int]:
@@ -64,43 +56,27 @@ def test_layered_secrets_manager_checks_cost_what_check_predicts_and_a_rotation_
     # Versions only, each layer listed under its own name filter.
     assert predicted == {"secretsmanager:ListSecrets": 2}, predicted
 
-    with FaultProxy(moto.url) as proxy:
-        env.update(
-            AWS_ENDPOINT_URL=proxy.url,
-            SECRETS_AGENT_LOG_LEVEL="debug",
-            SECRETS_AGENT_WATCH_INTERVAL="1",  # through the short-interval wrapper
+    with FaultProxy(moto.url) as proxy, Fleet(tmp_path) as fleet:
+        reported = ("DB_HOST", "DB_PASSWORD", "SMTP_HOST", "X")
+        sup = fleet.start(checking_every_second(env, proxy.url), *reported)
+        assert "env DB_PASSWORD=" + CANARY + "-1" in sup.lines()  # the later layer wins
+        assert "env DB_HOST=db.common" in sup.lines()
+        assert "env X=<unset>" in sup.lines()  # app/production is not under app/prod
+        proxy.reset_counters()  # the first check comes at least 0.85 s after the start
+        wait_until(lambda: len(sup.events("secrets checked")) >= 3, timeout=60, what="3 checks")
+        sent = _sent(proxy)
+        done = len(sup.events("secrets checked"))
+        # Each unchanged check sends exactly what check predicted, and reads no value.
+        assert {op: n * done for op, n in predicted.items()} == sent, (done, sent)
+        assert not any(sent.get(op) for op in VALUE_READS), sent
+
+        # A new version in the second layer restarts the command with the new value.
+        sm.put_secret_value(
+            SecretId="app/prod/db", SecretString=json.dumps({"password": CANARY + "-2"})
         )
-        out = tmp_path / "echo.log"
-        command = [sys.executable, str(SIGNAL_ECHO), "--out", str(out)]
-        for name in ("DB_HOST", "DB_PASSWORD", "SMTP_HOST", "X"):
-            command += ["--env", name]
-        sup = launch(tmp_path, agent_argv(command), pid1=False, env=env, out=out)
-        try:
-            sup.wait_line("ready", timeout=30)
-            assert "env DB_PASSWORD=" + CANARY + "-1" in sup.lines()  # the later layer wins
-            assert "env DB_HOST=db.common" in sup.lines()
-            assert "env X=<unset>" in sup.lines()  # app/production is not under app/prod
-            proxy.reset_counters()  # the first check comes at least 0.85 s after the start
-
-            def checks() -> int:
-                return sup.stderr().count('"event":"secrets checked"')
-
-            wait_until(lambda: checks() >= 3, timeout=60, what="three checks")
-            sent = _sent(proxy)
-            done = checks()
-            # Each unchanged check sends exactly what check predicted, and reads no value.
-            assert {op: n * done for op, n in predicted.items()} == sent, (done, sent)
-            assert not any(sent.get(op) for op in VALUE_READS), sent
-
-            # A new version in the second layer restarts the command with the new value.
-            sm.put_secret_value(
-                SecretId="app/prod/db", SecretString=json.dumps({"password": CANARY + "-2"})
-            )
-            line = sup.wait_line("env DB_PASSWORD", count=2, timeout=30)
-            assert line == "env DB_PASSWORD=" + CANARY + "-2"
-            assert sup.lines().count("env DB_HOST=db.common") == 2
-            assert sup.lines().count("env SMTP_HOST=smtp.common") == 2
-            assert CANARY not in sup.stderr()
-        finally:
-            sup.close()
+        line = sup.wait_line("env DB_PASSWORD", count=2, timeout=30)
+        assert line == "env DB_PASSWORD=" + CANARY + "-2"
+        assert sup.lines().count("env DB_HOST=db.common") == 2
+        assert sup.lines().count("env SMTP_HOST=smtp.common") == 2
+        assert CANARY not in sup.stderr()
     assert CANARY not in run.stderr

@@ -8,7 +8,6 @@ each after exactly its own offset.
 from __future__ import annotations
 
 import itertools
-import json
 import sys
 from collections.abc import Iterator
 from datetime import datetime
@@ -44,16 +43,6 @@ def test_offsets_of_a_fleet_are_distinct_and_cover_the_window() -> None:
     many = [offset(f"ip-10-0-{i // 256}-{i % 256}", SPREAD) for i in range(5000)]
     counts = [sum(1 for o in many if k <= o * 10 / SPREAD < k + 1) for k in range(10)]
     assert all(400 <= c <= 600 for c in counts), counts
-
-
-def _events(sup: Supervised, name: str) -> list[dict[str, Any]]:
-    out = []
-    for line in sup.stderr().splitlines():
-        if line.startswith("{"):
-            event = json.loads(line)
-            if event.get("event") == name:
-                out.append(event)
-    return out
 
 
 def _at(event: dict[str, Any]) -> float:
@@ -94,7 +83,7 @@ def test_twenty_supervisors_restart_each_at_its_own_offset(
         for sup in fleet:
             sup.wait_line("ready", timeout=120)
     for sup, arn in zip(fleet, ARNS, strict=True):
-        (start,) = _events(sup, "restarts staggered")
+        (start,) = sup.events("restarts staggered")
         assert start["offset_from"] == "task ARN" and start["identity"] == arn
         assert start["restart_delay"] == round(offset(arn, SPREAD), 3)
 
@@ -105,7 +94,7 @@ def test_twenty_supervisors_restart_each_at_its_own_offset(
     # Restarted, and the new command has written its environment (it may start slowly while
     # twenty agents check every second on two CPUs).
     while not all(
-        len(_events(s, "command restarted")) == 1 and s.lines()[-1:] == ["env API_TOKEN=tok-2"]
+        len(s.events("command restarted")) == 1 and s.lines()[-1:] == ["env API_TOKEN=tok-2"]
         for s in fleet
     ):
         assert time.monotonic() < deadline, [s.stderr()[-2000:] for s in fleet][:2]
@@ -113,8 +102,8 @@ def test_twenty_supervisors_restart_each_at_its_own_offset(
     restarts = []
     for sup, arn in zip(fleet, ARNS, strict=True):
         assert sup.lines()[-1] == "env API_TOKEN=tok-2", sup.lines()
-        (changed,) = _events(sup, "secrets changed")
-        (stopping,) = _events(sup, "stopping command")
+        (changed,) = sup.events("secrets changed")
+        (stopping,) = sup.events("stopping command")
         # Each waited its own offset after it found the change (never less, by construction).
         assert _at(stopping) - _at(changed) >= offset(arn, SPREAD) - 0.01
         restarts.append(_at(stopping))

@@ -57,7 +57,7 @@ def impl(request: pytest.FixtureRequest) -> str:
 def pid1(request: pytest.FixtureRequest, can_unshare: bool) -> bool:
     if request.param == "pid1" and not can_unshare:
         pytest.skip("unshare --pid is not permitted here")
-    return request.param == "pid1"
+    return bool(request.param == "pid1")
 
 
 @pytest.fixture
@@ -118,8 +118,7 @@ def test_orphaned_grandchild_is_reaped(run) -> None:  # type: ignore[no-untyped-
     wait_until(no_zombie, timeout=5, what=f"zombie children of {supervisor} to be reaped")
     # Only the command itself is left.
     assert len(children(supervisor)) == 1
-    sup.kill(signal.SIGTERM)
-    assert sup.wait() == 0
+    assert sup.terminate() == 0
 
 
 def test_command_starts_with_empty_mask_and_default_dispositions(impl: str, pid1: bool) -> None:
@@ -151,8 +150,7 @@ def test_signal_echo_reports_a_clean_start(run) -> None:  # type: ignore[no-unty
         assert not ignored & (1 << (getattr(signal, name) - 1)), name
     # The command runs in its own process group, as under tini.
     assert sup.field(ready, "pgid") == sup.field(ready, "pid")
-    sup.kill(signal.SIGTERM)
-    assert sup.wait() == 0
+    assert sup.terminate() == 0
 
 
 @pytest.mark.parametrize(
@@ -177,18 +175,6 @@ def test_command_that_cannot_start(impl: str, command: list[str], code: int) -> 
 # -- restarts and stops on changed secrets, with a watcher driven by a file ------------------
 
 FILE_WATCH = ROOT / "tests" / "support" / "bin" / "supervise_file_watch.py"
-
-
-def events(sup: Supervised) -> list[dict[str, object]]:
-    out = []
-    for line in sup.stderr().splitlines():
-        if line.startswith("{"):
-            out.append(json.loads(line))
-    return out
-
-
-def named(sup: Supervised, event: str) -> list[dict[str, object]]:
-    return [e for e in events(sup) if e.get("event") == event]
 
 
 @pytest.fixture
@@ -238,44 +224,41 @@ def test_change_restarts_the_command_with_the_new_environment(watched) -> None: 
     )
     # The stopped command's exit status (7) did not end the agent.
     assert sup.proc.poll() is None
-    wait_until(lambda: named(sup, "command restarted"), timeout=5, what="restart log")
-    restarted = named(sup, "command restarted")[0]
+    wait_until(lambda: sup.events("command restarted"), timeout=5, what="restart log")
+    restarted = sup.events("command restarted")[0]
     assert restarted["changed"] == ["TOKEN"]
     assert "v2" not in sup.stderr() and "v1" not in sup.stderr()
-    sup.kill(signal.SIGTERM)
-    assert sup.wait() == 7
+    assert sup.terminate() == 7
 
 
 def test_same_values_do_not_restart(watched) -> None:  # type: ignore[no-untyped-def]
     sup, watch = watched()
     watch.write_text(json.dumps({"TOKEN": "v1"}))
     wait_until(
-        lambda: any(e.get("same_values") for e in named(sup, "secrets checked")),
+        lambda: any(e.get("same_values") for e in sup.events("secrets checked")),
         timeout=5,
         what="a check that finds the same values",
     )
     assert len([x for x in sup.lines() if x.startswith("ready")]) == 1
-    assert not named(sup, "command restarted")
-    sup.kill(signal.SIGTERM)
-    assert sup.wait() == 0
+    assert not sup.events("command restarted")
+    assert sup.terminate() == 0
 
 
 def test_failed_check_keeps_the_command_and_retries(watched) -> None:  # type: ignore[no-untyped-def]
     sup, watch = watched()
     watch.write_text(json.dumps({"broken": True, "TOKEN": "v2"}))
     wait_until(
-        lambda: len(named(sup, "secrets check failed; command kept")) >= 2,
+        lambda: len(sup.events("secrets check failed; command kept")) >= 2,
         timeout=5,
         what="two failed checks",
     )
-    failure = named(sup, "secrets check failed; command kept")[0]
+    failure = sup.events("secrets check failed; command kept")[0]
     assert "same name" in str(failure["error"])
     assert len([x for x in sup.lines() if x.startswith("ready")]) == 1
     assert "signal SIGTERM" not in sup.lines()
     watch.write_text(json.dumps({"TOKEN": "v3"}))
     assert sup.wait_line("env TOKEN", count=2) == "env TOKEN=v3"
-    sup.kill(signal.SIGTERM)
-    assert sup.wait() == 0
+    assert sup.terminate() == 0
 
 
 def test_stop_timeout_escalates_to_sigkill(watched) -> None:  # type: ignore[no-untyped-def]
@@ -286,7 +269,7 @@ def test_stop_timeout_escalates_to_sigkill(watched) -> None:  # type: ignore[no-
     watch.write_text(json.dumps({"TOKEN": "v2"}))
     sup.wait_line("signal SIGTERM")
     assert sup.wait_line("env TOKEN", count=2, timeout=10) == "env TOKEN=v2"
-    assert named(sup, "stop timeout expired")
+    assert sup.events("stop timeout expired")
     wait_until(lambda: proc_stat(worker) is None, timeout=5, what="the old descendant to die")
     # Clean up the new command and its own descendant the same way.
     os.killpg(int(sup.field(sup.wait_line("ready", count=2), "pid")), signal.SIGKILL)
@@ -305,8 +288,7 @@ def test_stop_signal_during_a_restart_stops_everything(watched) -> None:  # type
     sup, watch = watched("--code", "7", "--linger", "1.0")
     watch.write_text(json.dumps({"TOKEN": "v2"}))
     sup.wait_line("signal SIGTERM")  # the restart's stop has begun; the command lingers 1 s
-    sup.kill(signal.SIGTERM)
-    assert sup.wait() == 7
+    assert sup.terminate() == 7
     assert len([x for x in sup.lines() if x.startswith("ready")]) == 1
 
 

@@ -10,7 +10,6 @@ against a moto server; supervise mode through the tests' short-interval wrapper.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ import pytest
 
 from tests.conftest import AgentRun, base_env, error_lines, restricted_credentials, run_agent
 from tests.support.moto_server import MotoServer
-from tests.support.supervised import SIGNAL_ECHO, launch, rotating_agent_argv, wait_until
+from tests.support.supervised import Fleet, wait_until
 
 ACCOUNT = "123456789012"
 
@@ -41,8 +40,13 @@ def refused(run: AgentRun, code: int, *words: str) -> str:
 
 def seed(boto_client: Any, **parameters: str) -> None:
     ssm = boto_client("ssm")
-    for name, value in parameters.items():
+    for name, value in (parameters or {"/myapp/prod/database_url": "postgres://db"}).items():
         ssm.put_parameter(Name=name, Value=value, Type="SecureString")
+
+
+def myapp(moto: MotoServer, **settings: str) -> dict[str, str]:
+    """The agent on the moto server, ``PARAMETER_STORE_PREFIX=/myapp/prod``, and ``settings``."""
+    return base_env(moto.url) | {"PARAMETER_STORE_PREFIX": "/myapp/prod"} | settings
 
 
 # -- SECRETS_AGENT_REQUIRE: a required variable missing or empty is 66, in every mode ------
@@ -51,11 +55,8 @@ def seed(boto_client: Any, **parameters: str) -> None:
 def test_a_required_variable_that_nothing_loads_is_66_naming_it_and_the_prefix(
     tmp_path: Path, moto: MotoServer, boto_client: Any
 ) -> None:
-    seed(boto_client, **{"/myapp/prod/database_url": "postgres://db"})
-    env = base_env(moto.url) | {
-        "PARAMETER_STORE_PREFIX": "/myapp/prod",
-        "SECRETS_AGENT_REQUIRE": "SECRET_KEY_BASE,DATABASE_URL",
-    }
+    seed(boto_client)  # DATABASE_URL only
+    env = myapp(moto, SECRETS_AGENT_REQUIRE="SECRET_KEY_BASE,DATABASE_URL")
     line = refused(run_agent(tmp_path, env), 66, "SECRET_KEY_BASE", "/myapp/prod")
     assert "DATABASE_URL" not in line.split("after")[0]
     for args in (["check"], ["env"]):
@@ -85,11 +86,8 @@ def test_a_prefix_one_level_too_broad_fails_closed_with_require(
 def test_a_required_variable_may_come_from_any_source_but_not_empty(
     tmp_path: Path, moto: MotoServer, boto_client: Any
 ) -> None:
-    seed(boto_client, **{"/myapp/prod/database_url": "postgres://db"})
-    env = base_env(moto.url) | {
-        "PARAMETER_STORE_PREFIX": "/myapp/prod",
-        "SECRETS_AGENT_REQUIRE": "SECRET_KEY_BASE",
-    }
+    seed(boto_client)  # DATABASE_URL only
+    env = myapp(moto, SECRETS_AGENT_REQUIRE="SECRET_KEY_BASE")
     run = run_agent(tmp_path, env | {"SECRET_KEY_BASE": "from-the-task-definition"})
     assert run.returncode == 0, run.stderr
     assert run.child_env is not None
@@ -106,10 +104,7 @@ def test_check_marks_required_variables_and_json_has_the_flag(
         boto_client,
         **{"/myapp/prod/secret_key_base": "k", "/myapp/prod/database_url": "postgres://db"},
     )
-    env = base_env(moto.url) | {
-        "PARAMETER_STORE_PREFIX": "/myapp/prod",
-        "SECRETS_AGENT_REQUIRE": "SECRET_KEY_BASE",
-    }
+    env = myapp(moto, SECRETS_AGENT_REQUIRE="SECRET_KEY_BASE")
     run = run_agent(tmp_path, env, ["check"])
     assert run.returncode == 0, run.stderr
     rows = {line.split()[0]: line.split() for line in run.stdout.splitlines()}
@@ -131,11 +126,8 @@ def test_check_marks_required_variables_and_json_has_the_flag(
 def test_check_json_exit_code_is_a_real_starts(
     tmp_path: Path, moto: MotoServer, boto_client: Any
 ) -> None:
-    seed(boto_client, **{"/myapp/prod/database_url": "postgres://db"})
-    env = base_env(moto.url) | {
-        "PARAMETER_STORE_PREFIX": "/myapp/prod",
-        "SECRETS_AGENT_REQUIRE": "SECRET_KEY_BASE",
-    }
+    seed(boto_client)  # DATABASE_URL only
+    env = myapp(moto, SECRETS_AGENT_REQUIRE="SECRET_KEY_BASE")
     start = run_agent(tmp_path, env)
     check = run_agent(tmp_path, env, ["check", "--format", "json"])
     assert start.returncode == check.returncode == 66
@@ -154,12 +146,8 @@ def test_check_json_exit_code_is_a_real_starts(
 def test_supervise_mode_refuses_to_start_without_a_required_variable(
     tmp_path: Path, moto: MotoServer, boto_client: Any
 ) -> None:
-    seed(boto_client, **{"/myapp/prod/database_url": "postgres://db"})
-    env = base_env(moto.url) | {
-        "PARAMETER_STORE_PREFIX": "/myapp/prod",
-        "SECRETS_AGENT_REQUIRE": "SECRET_KEY_BASE",
-        "SECRETS_AGENT_WATCH_INTERVAL": "60",
-    }
+    seed(boto_client)  # DATABASE_URL only
+    env = myapp(moto, SECRETS_AGENT_REQUIRE="SECRET_KEY_BASE", SECRETS_AGENT_WATCH_INTERVAL="60")
     refused(run_agent(tmp_path, env), 66, "SECRET_KEY_BASE")
 
 
@@ -175,31 +163,18 @@ def test_a_supervise_restart_that_would_empty_a_required_variable_keeps_the_comm
         "SECRETS_AGENT_STOP_TIMEOUT": "3",
         "SECRETS_AGENT_LOG_FORMAT": "json",
     }
-    out = tmp_path / "echo.log"
-    command = [sys.executable, str(SIGNAL_ECHO), "--out", str(out), "--code", "3"]
-    command += ["--env", "WEB_SECRET_KEY_BASE"]  # secret web, key SECRET_KEY_BASE
-    sup = launch(tmp_path, rotating_agent_argv(command), pid1=False, env=env, out=out)
-    try:
-        try:
-            sup.wait_line("ready", timeout=30)
-        except AssertionError:
-            raise AssertionError(sup.stderr()) from None
+    with Fleet(tmp_path) as fleet:
+        sup = fleet.start(env, "WEB_SECRET_KEY_BASE")  # secret web, key SECRET_KEY_BASE
         assert sup.wait_line("env WEB_", timeout=30) == "env WEB_SECRET_KEY_BASE=one"
         sm.put_secret_value(SecretId="myapp/prod/web", SecretString='{"SECRET_KEY_BASE": ""}')
 
         def refusals() -> list[dict[str, Any]]:
-            return [
-                json.loads(line)
-                for line in sup.stderr().splitlines()
-                if line.startswith("{") and "command kept" in line
-            ]
+            return [e for e in sup.events() if "command kept" in json.dumps(e)]
 
         wait_until(lambda: len(refusals()) >= 2, timeout=30, what="two refused checks")
         assert "WEB_SECRET_KEY_BASE" in refusals()[0]["error"]
         assert len([line for line in sup.lines() if line.startswith("ready")]) == 1
         assert sup.proc.poll() is None
-    finally:
-        sup.close()
 
 
 # -- a misspelt or unknown setting name is 78 naming the setting it was meant to be --------
@@ -227,10 +202,7 @@ def test_an_unknown_agent_setting_is_78_naming_the_closest(
     tmp_path: Path, moto: MotoServer, boto_client: Any
 ) -> None:
     seed(boto_client, **{"/myapp/prod/secret_key_base": "k"})
-    env = base_env(moto.url) | {
-        "PARAMETER_STORE_PREFIX": "/myapp/prod",
-        "SECRETS_AGENT_WATCH_INTERVL": "300",
-    }
+    env = myapp(moto, SECRETS_AGENT_WATCH_INTERVL="300")
     refused(
         run_agent(tmp_path, env), 78, "SECRETS_AGENT_WATCH_INTERVL", "SECRETS_AGENT_WATCH_INTERVAL"
     )
@@ -271,7 +243,7 @@ def test_a_variable_unlike_any_setting_still_takes_the_fast_path(tmp_path: Path)
 def test_a_supervise_or_metrics_setting_without_its_mode_is_78(
     tmp_path: Path, moto: MotoServer, extra: dict[str, str], variable: str, why: str
 ) -> None:
-    env = base_env(moto.url) | {"PARAMETER_STORE_PREFIX": "/myapp/prod"} | extra
+    env = myapp(moto, **extra)
     refused(run_agent(tmp_path, env), 78, variable, "cannot take effect", why)
 
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Self
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+
+from tests.support.local_http import LocalServer
 
 
-class TaskMetadataServer:
+class TaskMetadataServer(LocalServer):
     def __init__(self) -> None:
         self._tasks: dict[str, bytes] = {}
         self._lock = threading.Lock()
@@ -44,14 +45,7 @@ class TaskMetadataServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        self._listen(Handler)
 
     def add(self, task: Mapping[str, Any]) -> str:
         """Serve ``task`` as ``/task`` of a new endpoint; return that endpoint's URI."""
@@ -59,26 +53,6 @@ class TaskMetadataServer:
             key = f"task{len(self._tasks)}"
             self._tasks[key] = json.dumps(dict(task)).encode()
         return f"{self.url}/v4/{key}"
-
-    def start(self) -> Self:
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def task_document(

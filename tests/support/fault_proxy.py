@@ -49,9 +49,10 @@ import urllib.parse
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Self
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+
+from tests.support.local_http import LocalServer
 
 KINDS = ("throttle", "500", "reset", "truncate", "slow", "garbled", "empty")
 # Hop-by-hop headers, and the ones the proxy writes itself.
@@ -103,7 +104,7 @@ class _Counters:
     faults_by_target: Counter[str] = field(default_factory=Counter)
 
 
-class FaultProxy:
+class FaultProxy(LocalServer):
     """A threaded HTTP proxy on 127.0.0.1 that forwards to ``upstream`` or injects a fault."""
 
     def __init__(self, upstream: str, plan: FaultPlan | None = None, *, port: int = 0) -> None:
@@ -119,43 +120,13 @@ class FaultProxy:
         self._lock = threading.Lock()
         self._counters = _Counters()
         self._stopping = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), _make_handler(self))
-        self._server.daemon_threads = True
+        self._listen(_make_handler(self), port)
         self._server.request_queue_size = 128
-        self._thread: threading.Thread | None = None
 
     # -- life cycle -------------------------------------------------------------------
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> Self:
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
     def stop(self) -> None:
         self._stopping.set()
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(5)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        super().stop()
 
     # -- plan and counters ------------------------------------------------------------
     def set_plan(self, plan: FaultPlan) -> None:
@@ -181,6 +152,15 @@ class FaultProxy:
                 "by_target": dict(c.by_target),
                 "faults_by_target": dict(c.faults_by_target),
             }
+
+    def operations(self) -> dict[str, int]:
+        """Requests passed on, by operation name (``AmazonSSM.GetParametersByPath`` -> its
+        name)."""
+        out: dict[str, int] = {}
+        for target, count in self.stats()["by_target"].items():
+            name = str(target).rpartition(".")[2]
+            out[name] = out.get(name, 0) + int(count)
+        return out
 
     def _decide(self, target: str) -> str | None:
         """Count one request and return the fault to inject, or None to forward it."""

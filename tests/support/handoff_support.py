@@ -3,7 +3,6 @@ read the agent's JSON log events, wait for them."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import time
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import base_env
+from tests.support.logs import events
 from tests.support.moto_server import free_port
 from tests.support.rails_app import CONFIG_RU, descendants, require_rails
 from tests.support.supervised import SHORT_INTERVAL_ENTRYPOINT, wait_until
@@ -81,16 +81,9 @@ class ListeningRails:
         return self.log_path.read_text(errors="replace")
 
     def events(self, name: str | None = None) -> list[dict[str, Any]]:
-        out = []
-        for line in self.text().splitlines():
-            if line.startswith("{"):
-                try:
-                    event = json.loads(line)
-                except ValueError:
-                    continue
-                if name is None or str(event.get("event", "")).startswith(name):
-                    out.append(event)
-        return out
+        """The agent's events so far, those whose name starts with ``name`` when given (puma's
+        output shares the log, and the last line may be half written)."""
+        return events(self.text(), name, prefix=True, tolerant=True)
 
     def wait_event(self, name: str, *, count: int = 1, timeout: float = 180) -> dict[str, Any]:
         def seen() -> bool:

@@ -56,7 +56,9 @@ def postgres() -> Iterator[Postgres]:
         shutil.chown(directory, user=user)
     data = os.path.join(directory, "data")
     port = free_port()
-    run = {"capture_output": True, "text": True, "timeout": 120, "user": user, "check": False}
+    run: dict[str, Any] = {
+        "capture_output": True, "text": True, "timeout": 120, "user": user, "check": False
+    }
     try:
         done = subprocess.run(
             [f"{bindir}/initdb", "-D", data, "-U", "postgres", "--auth-local=trust",

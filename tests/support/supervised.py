@@ -11,8 +11,10 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tests.conftest import ENTRYPOINT, base_env
+from tests.support.logs import events
 
 ROOT = Path(__file__).resolve().parents[2]
 SIGNAL_ECHO = ROOT / "tests" / "support" / "bin" / "signal_echo.py"
@@ -133,8 +135,17 @@ class Supervised:
     def wait(self, timeout: float = 15) -> int:
         return self.proc.wait(timeout=timeout)
 
+    def terminate(self) -> int:
+        """SIGTERM to the supervisor; its exit status."""
+        self.kill(signal.SIGTERM)
+        return self.wait()
+
     def stderr(self) -> str:
         return self.stderr_path.read_text(encoding="utf-8", errors="replace")
+
+    def events(self, name: str | None = None) -> list[dict[str, Any]]:
+        """The agent's JSON log events so far (those named ``name`` when given)."""
+        return events(self.stderr(), name)
 
     def close(self) -> None:
         """Stop the supervisor, and make sure no command it started outlives the test."""
@@ -216,3 +227,19 @@ class Fleet:
     def close(self) -> None:
         for sup in self.started:
             sup.close()
+
+    def __enter__(self) -> Fleet:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def checking_every_second(env: Mapping[str, str], endpoint: str) -> dict[str, str]:
+    """``env`` against ``endpoint``, for an agent of a ``Fleet`` (the short-interval wrapper):
+    a check every second, each logged (debug)."""
+    return dict(env) | {
+        "AWS_ENDPOINT_URL": endpoint,
+        "SECRETS_AGENT_LOG_LEVEL": "debug",
+        "SECRETS_AGENT_WATCH_INTERVAL": "1",
+    }

@@ -18,8 +18,6 @@ import os
 import secrets
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REGION
+from tests.conftest import AWS_TEST_ENV
 from tests.support.image_support import (
     AGENT_TAG,
     NO_PYTHON_PACKAGES,
@@ -35,6 +33,7 @@ from tests.support.image_support import (
     build_base,
     build_recipe,
     docker,
+    http_get,
     image_bytes,
     recipe_context,
     require_docker,
@@ -94,10 +93,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
 
 def aws_env(moto: MotoServer, **extra: str) -> dict[str, str]:
     return {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_EC2_METADATA_DISABLED": "true",
+        **AWS_TEST_ENV,
         "AWS_ENDPOINT_URL": moto.url,
         **extra,
     }
@@ -230,12 +226,7 @@ class Server:
         docker(*args, image, *command, "-b", "127.0.0.1", "-p", str(self.port))
 
     def get(self, path: str) -> tuple[int, str]:
-        url = f"http://127.0.0.1:{self.port}{path}"
-        try:
-            with urllib.request.urlopen(url, timeout=10) as resp:
-                return resp.status, resp.read().decode()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read().decode()
+        return http_get(self.port, path)
 
     def wait_ready(self, timeout: float = 120) -> int:
         deadline = time.monotonic() + timeout

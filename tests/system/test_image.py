@@ -15,16 +15,14 @@ import os
 import signal
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import REGION
-from tests.support.image_support import Images, build_images, docker
+from tests.conftest import AWS_TEST_ENV
+from tests.support.image_support import Images, build_images, docker, http_get
 from tests.support.moto_server import MotoServer, free_port
 
 PREFIX = "/kptboard/prod"
@@ -78,12 +76,7 @@ class Container:
         docker(*args, image, *prefix, *(arg.format(port=self.port) for arg in server))
 
     def get(self, path: str) -> tuple[int, str]:
-        url = f"http://127.0.0.1:{self.port}{path}"
-        try:
-            with urllib.request.urlopen(url, timeout=10) as resp:
-                return resp.status, resp.read().decode()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read().decode()
+        return http_get(self.port, path)
 
     def wait_ready(self, timeout: float = 120) -> tuple[int, float]:
         """The first HTTP status of /health and the seconds from `docker run` to it."""
@@ -141,10 +134,7 @@ class Container:
 def task_env(moto: MotoServer, **extra: str) -> dict[str, str]:
     """What a task definition would set, pointed at the moto server instead of AWS."""
     return {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_EC2_METADATA_DISABLED": "true",
+        **AWS_TEST_ENV,
         "AWS_ENDPOINT_URL": moto.url,
         "PARAMETER_STORE_PREFIX": PREFIX,
         "SECRETS_AGENT_LOG_FORMAT": "json",

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REGION, ROOT
+from tests.conftest import AWS_TEST_ENV, ROOT
 from tests.support.moto_server import MotoServer
 
 INSTALLED = os.environ.get("SECRETS_AGENT_INSTALLED_BIN", "")
@@ -46,12 +46,7 @@ def clean_env(moto: MotoServer | None = None, **extra: str) -> dict[str, str]:
         "PATH": "/usr/bin:/bin",
         "LANG": "C.UTF-8",
         "HOME": os.environ.get("HOME", "/root"),
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "AWS_CONFIG_FILE": "/dev/null",
-        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+        **AWS_TEST_ENV,
     }
     if moto is not None:
         env["AWS_ENDPOINT_URL"] = moto.url

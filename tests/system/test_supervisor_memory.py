@@ -17,17 +17,7 @@ import pytest
 
 from tests.conftest import base_env
 from tests.support.moto_server import MotoServer
-from tests.support.supervised import Fleet, Supervised, children, wait_until
-
-
-def events(sup: Supervised, name: str) -> list[dict[str, Any]]:
-    out = []
-    for line in sup.stderr().splitlines():
-        if line.startswith("{"):
-            event = json.loads(line)
-            if event.get("event") == name:
-                out.append(event)
-    return out
+from tests.support.supervised import Fleet, children, wait_until
 
 
 def mapped_files(pid: int) -> set[str]:
@@ -61,14 +51,13 @@ def seeded(moto: MotoServer, boto_client: Any) -> dict[str, str]:
     boto_client("secretsmanager").create_secret(
         Name="mem/prod/db", SecretString=json.dumps({"password": "pw-secret"})
     )
-    env = base_env(moto.url)
-    env.update(
-        PARAMETER_STORE_PREFIX="/mem/prod",
-        SECRETS_MANAGER_PREFIX="mem/prod",
-        SECRETS_AGENT_WATCH_INTERVAL="1",
-        SECRETS_AGENT_LOG_LEVEL="debug",
-        SECRETS_AGENT_LOG_FORMAT="json",
-    )
+    env = base_env(moto.url) | {
+        "PARAMETER_STORE_PREFIX": "/mem/prod",
+        "SECRETS_MANAGER_PREFIX": "mem/prod",
+        "SECRETS_AGENT_WATCH_INTERVAL": "1",
+        "SECRETS_AGENT_LOG_LEVEL": "debug",
+        "SECRETS_AGENT_LOG_FORMAT": "json",
+    }
     return env
 
 
@@ -77,17 +66,17 @@ def test_the_supervising_process_never_loads_the_aws_sdk(
 ) -> None:
     sup = fleet.start(seeded, "VALUE_0")
     assert "env VALUE_0=v0-secret" in sup.lines()
-    wait_until(lambda: len(events(sup, "secrets checked")) >= 2, timeout=30, what="two checks")
-    (supervising,) = events(sup, "supervising")
+    wait_until(lambda: len(sup.events("secrets checked")) >= 2, timeout=30, what="two checks")
+    (supervising,) = sup.events("supervising")
     assert supervising["aws_sdk_loaded"] is False
     # botocore's HTTP stack (urllib3) loads the ssl module: its extension is never mapped here.
     assert not [f for f in mapped_files(sup.pid) if "_ssl" in f or "botocore" in f]
     # Each check was a process of its own, reaped and not logged as an orphan.
-    checks = [e for e in events(sup, "check process") if e["kind"] == "check"]
+    checks = [e for e in sup.events("check process") if e["kind"] == "check"]
     assert len(checks) >= 2
     assert {e["status"] for e in checks} == {0}
     assert len({e["pid"] for e in checks}) == len(checks)
-    assert not {e["pid"] for e in checks} & {e["pid"] for e in events(sup, "orphan reaped")}
+    assert not {e["pid"] for e in checks} & {e["pid"] for e in sup.events("orphan reaped")}
     assert "v0-secret" not in sup.stderr()
 
 
@@ -112,7 +101,7 @@ def test_a_check_process_that_hangs_is_killed_and_the_command_kept(
     wait_until(
         lambda: any(
             "its process was killed" in e["error"]
-            for e in events(sup, "secrets check failed; command kept")
+            for e in sup.events("secrets check failed; command kept")
         ),
         timeout=30,
         what="the hung check to fail",
@@ -120,9 +109,9 @@ def test_a_check_process_that_hangs_is_killed_and_the_command_kept(
     assert stopped[0] not in children(sup.pid)  # killed and reaped
     # The command still runs, unrestarted, and later checks work again.
     assert sup.proc.poll() is None
-    checked = len(events(sup, "secrets checked"))
+    checked = len(sup.events("secrets checked"))
     wait_until(
-        lambda: len(events(sup, "secrets checked")) > checked,
+        lambda: len(sup.events("secrets checked")) > checked,
         timeout=30,
         what="a later check that succeeds",
     )

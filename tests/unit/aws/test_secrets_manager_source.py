@@ -28,6 +28,7 @@ from secrets_agent.core.errors import (
 from secrets_agent.core.model import Item
 from secrets_agent.core.references import SecretRef, parse_reference
 from secrets_agent.output.logs import Logger
+from tests.support.rotation import rotate_by_stage_move
 
 REGION = "us-east-1"
 CANARY = "canary-Zq9-value"
@@ -203,17 +204,9 @@ def test_binary_secret_that_is_not_utf8_is_65_without_its_bytes(aws: Any, log: L
 
 def test_rotation_by_stage_move_reads_awscurrent(aws: Any, log: Logger) -> None:
     """moto's batch read returns the old version after a stage move; the source corrects it."""
-    first = aws.create_secret(Name="kptboard/prod/token", SecretString="old")["VersionId"]
+    aws.create_secret(Name="kptboard/prod/token", SecretString="old")
     aws.create_secret(Name="kptboard/prod/other", SecretString="x")
-    new = aws.put_secret_value(
-        SecretId="kptboard/prod/token", SecretString="new", VersionStages=["AWSPENDING"]
-    )["VersionId"]
-    aws.update_secret_version_stage(
-        SecretId="kptboard/prod/token",
-        VersionStage="AWSCURRENT",
-        MoveToVersionId=new,
-        RemoveFromVersionId=first,
-    )
+    new = rotate_by_stage_move(aws, "kptboard/prod/token", "new")
     calls = Calls(aws)
     items = _by_key(sm.load_prefix(aws, "kptboard/prod", log=log))
     assert items["token"].value.reveal() == "new"

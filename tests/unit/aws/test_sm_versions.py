@@ -18,9 +18,11 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from secrets_agent.aws.clients import Clients
 from secrets_agent.aws.sm_versions import secrets_manager_unchanged, version_check_calls
 from secrets_agent.core.errors import ServiceError
 from secrets_agent.core.plan import Plan
+from secrets_agent.output.logs import Logger
 from secrets_agent.policy import needs as iam
 from tests.conftest import base_env
 from tests.support.fault_proxy import FaultProxy
@@ -32,14 +34,6 @@ from tests.support.supervised import rotating_agent_argv as agent_argv
 VALUE_READS = ("GetSecretValue", "BatchGetSecretValue")
 
 
-def _reads(proxy: FaultProxy) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for target, count in proxy.stats()["by_target"].items():
-        name = str(target).rpartition(".")[2]
-        out[name] = out.get(name, 0) + int(count)
-    return out
-
-
 def test_checks_read_versions_only_and_a_moved_version_restarts(
     moto: MotoServer, boto_client: Any, tmp_path: Path
 ) -> None:
@@ -48,15 +42,14 @@ def test_checks_read_versions_only_and_a_moved_version_restarts(
     sm.create_secret(Name="shared/smtp", SecretString=json.dumps({"password": "smtp-1"}))
     pinned = sm.create_secret(Name="shared/pinned", SecretString="pin-1")["VersionId"]
     with FaultProxy(moto.url) as proxy:
-        env = base_env(proxy.url)
-        env.update(
-            SECRETS_MANAGER_PREFIX="app/prod",
-            SMTP_PASSWORD="secretsmanager:shared/smtp:password",
-            PINNED=f"secretsmanager:shared/pinned:::{pinned}",
-            SECRETS_AGENT_WATCH_INTERVAL="1",
-            SECRETS_AGENT_LOG_LEVEL="debug",
-            SECRETS_AGENT_LOG_FORMAT="json",
-        )
+        env = base_env(proxy.url) | {
+            "SECRETS_MANAGER_PREFIX": "app/prod",
+            "SMTP_PASSWORD": "secretsmanager:shared/smtp:password",
+            "PINNED": f"secretsmanager:shared/pinned:::{pinned}",
+            "SECRETS_AGENT_WATCH_INTERVAL": "1",
+            "SECRETS_AGENT_LOG_LEVEL": "debug",
+            "SECRETS_AGENT_LOG_FORMAT": "json",
+        }
         out = tmp_path / "echo.log"
         command = [sys.executable, str(SIGNAL_ECHO), "--out", str(out)]
         for name in ("DB_PASSWORD", "SMTP_PASSWORD", "PINNED"):
@@ -64,13 +57,13 @@ def test_checks_read_versions_only_and_a_moved_version_restarts(
         sup = launch(tmp_path, agent_argv(command), pid1=False, env=env, out=out)
         try:
             sup.wait_line("ready", timeout=30)
-            start = _reads(proxy)
+            start = proxy.operations()
 
-            def checks() -> int:
+            def checked() -> int:
                 return sup.stderr().count('"event":"secrets checked"')
 
-            wait_until(lambda: checks() >= 3, timeout=60, what="three checks")
-            idle = _reads(proxy)
+            wait_until(lambda: checked() >= 3, timeout=60, what="three checks")
+            idle = proxy.operations()
             for name in VALUE_READS:
                 assert idle.get(name, 0) == start.get(name, 0), (start, idle)
             assert idle.get("ListSecrets", 0) >= 3 and idle.get("DescribeSecret", 0) >= 3
@@ -115,13 +108,14 @@ def test_checks_read_versions_only_and_a_moved_version_restarts(
 # ------------------------------------------------------------ the version check's pages (Stubber)
 
 
-class _Clients:
-    """One stubbed client for every region (handed in; ``Clients.get``'s shape)."""
+class _Clients(Clients):
+    """One stubbed client for every region (handed in in place of the clients ``get`` makes)."""
 
     def __init__(self, client: Any) -> None:
+        super().__init__(environ={}, timeout=5, log=Logger(level="error", fmt="json"))
         self.client = client
 
-    def get(self, service: str, region: str | None = None) -> Any:
+    def get(self, service: str, region: str | None = None, *, attempts: int | None = None) -> Any:
         return self.client
 
 

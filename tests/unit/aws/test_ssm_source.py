@@ -254,7 +254,7 @@ class FakeStore:
             if value is None:
                 invalid.append(query)
                 continue
-            extra = {"Selector": ":" + selector} if selector else {}
+            extra: dict[str, Any] = {"Selector": ":" + selector} if selector else {}
             found.append(param(name, value, **extra))
         parsed = {
             "Parameters": found,
@@ -417,10 +417,11 @@ def test_arn_reference_of_another_account_is_refused(client: Any) -> None:
 def _client_error(code: str, status: int) -> Exception:
     from botocore.exceptions import ClientError
 
-    return ClientError(
+    error: Exception = ClientError(
         {"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}},
         "GetParameters",
     )
+    return error
 
 
 def _other_errors() -> list[tuple[str, Exception, int]]:

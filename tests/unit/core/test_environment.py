@@ -106,7 +106,7 @@ def test_merge_does_not_mutate_its_input() -> None:
 @pytest.mark.parametrize("where", ["loaded", "references"])
 def test_nul_in_a_value_is_a_data_error_naming_the_parameter(where: str) -> None:
     bad = rec("TOKEN", "abc\x00def", source_name="/app/token")
-    kwargs = {"loaded": [], "references": []}
+    kwargs: dict[str, list[Record]] = {"loaded": [], "references": []}
     kwargs[where] = [bad]
     with pytest.raises(DataError) as info:
         merge({}, override=False, **kwargs)

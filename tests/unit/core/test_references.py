@@ -14,9 +14,9 @@ from secrets_agent.core.references import (
     SecretRef,
     SsmRef,
     find_references,
-    looks_like_reference,
     parse_reference,
 )
+from secrets_agent.process.fastpath import looks_like_reference
 
 ACCOUNT = "123456789012"
 SM_ARN = f"arn:aws:secretsmanager:eu-west-1:{ACCOUNT}:secret:kptboard/prod/db-AbC1eF"

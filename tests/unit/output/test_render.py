@@ -85,30 +85,13 @@ def test_json_reveal_round_trips_any_value(values: dict[str, str]) -> None:
 
 def test_check_lists_name_source_source_name_version() -> None:
     recs = [
-        Record(
-            name="SECRET_KEY_BASE",
-            value=Secret("v1"),
-            source="ssm",
-            source_name="/kptboard/prod/secret_key_base",
-            version="12",
-        ),
-        Record(
-            name="DB_PASSWORD",
-            value=Secret("v2"),
-            source="secretsmanager",
-            source_name="kptboard/prod/db:password",
-            version="0f3c-uuid",
-        ),
-        Record(
-            name="RAILS_ENV",
-            value=Secret("production"),
-            source="environment",
-            source_name="RAILS_ENV",
-        ),
+        Record("SECRET_KEY_BASE", Secret("v1"), "ssm", "/kptboard/prod/secret_key_base", "12"),
+        Record("DB_PASSWORD", Secret("v2"), "secretsmanager", "kptboard/prod/db:password", "0f3c"),
+        Record("RAILS_ENV", Secret("production"), "environment", "RAILS_ENV"),
     ]
     lines = render_check(recs).splitlines()
     assert [line.split() for line in lines] == [
-        ["DB_PASSWORD", "secretsmanager", "kptboard/prod/db:password", "0f3c-uuid"],
+        ["DB_PASSWORD", "secretsmanager", "kptboard/prod/db:password", "0f3c"],
         ["RAILS_ENV", "environment", "RAILS_ENV", "-"],
         ["SECRET_KEY_BASE", "ssm", "/kptboard/prod/secret_key_base", "12"],
     ]

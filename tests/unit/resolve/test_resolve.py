@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from secrets_agent.aws.clients import Clients
 from secrets_agent.core.errors import AccessDeniedError, ServiceError
 from secrets_agent.core.model import Item, Secret
 from secrets_agent.core.plan import Plan
@@ -20,12 +21,9 @@ from secrets_agent.resolve import pipeline as resolve
 from secrets_agent.supervise import watch
 
 
-class _Clients:
-    calls = 0
-    retries = 0
-
-    def last_failure(self) -> tuple[str, str] | None:
-        return None
+def _clients() -> Clients:
+    """Real clients that are never asked for one: the sources are handed in."""
+    return Clients(environ={}, timeout=5, log=Logger(level="error", fmt="json"))
 
 
 def _fetched(value: str, version: str) -> resolve.Fetched:
@@ -60,7 +58,7 @@ def test_a_check_that_outlives_the_timeout_does_not_swallow_the_change(
         plan,
         settings=settings,
         environ={},
-        clients=_Clients(),  # type: ignore[arg-type]
+        clients=_clients(),
         log=Logger(level="error", fmt="json"),
         fingerprint=_fetched("old", "1").fingerprint(),
     )
