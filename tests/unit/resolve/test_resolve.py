@@ -111,7 +111,7 @@ def test_fetch_fails_on_the_first_error_without_waiting_for_a_slow_source() -> N
     started = time.monotonic()
     try:
         with pytest.raises(AccessDeniedError):
-            resolve.fetch(plan, sources)  # type: ignore[arg-type]
+            resolve.fetch(plan, sources)
         assert time.monotonic() - started < 5  # not the 10 s the slow source would take
     finally:
         release.set()
@@ -123,7 +123,7 @@ def test_fetch_asks_each_source_for_each_of_its_layers_and_marks_the_items() -> 
 
     sources = _Sources(ssm=_Source(items), secrets_manager=_Source(lambda prefix: []))
     plan = Plan(ssm_prefixes=("/common", "/prod"), sm_prefixes=("app/prod",), refs={})
-    fetched = resolve.fetch(plan, sources)  # type: ignore[arg-type]
+    fetched = resolve.fetch(plan, sources)
     assert sorted(sources.ssm.loaded) == ["/common", "/prod"]
     assert sources.secrets_manager.loaded == ["app/prod"]
     assert sorted((i.layer, i.value.reveal()) for i in fetched.prefix_items) == [
