@@ -67,7 +67,7 @@ def bin_path(name: str) -> str:
 
 def test_the_installed_package_is_not_the_source_tree() -> None:
     python = bin_path("python")
-    proc = run([python, "-c", "import secrets_agent; print(agent.__file__)"], clean_env())
+    proc = run([python, "-c", "import secrets_agent; print(secrets_agent.__file__)"], clean_env())
     assert proc.returncode == 0, proc.stderr
     where = Path(proc.stdout.strip()).resolve()
     assert "site-packages" in where.parts and ROOT not in where.parents, where
@@ -116,7 +116,9 @@ def test_two_parameters_reach_the_command_and_check_names_them(
 
 
 def test_nothing_under_the_prefix_is_66_and_the_line_names_the_version(moto: MotoServer) -> None:
-    env = clean_env(moto, PARAMETER_STORE_PREFIX="/kptboard/none")
+    env = clean_env(
+        moto, PARAMETER_STORE_PREFIX="/myapp/none", SECRETS_AGENT_LOG_FORMAT="text"
+    )
     proc = run([bin_path("docker-entrypoint.py"), "env", "-0"], env)
     assert proc.returncode == 66, proc.stderr
     assert proc.stdout == ""  # the command never ran
