@@ -45,11 +45,11 @@ def test_bench_harness_runs_with_one_parameter(moto: MotoServer, tmp_path: Path)
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
-    for approach in ("floor", "botocore", "secrets_agent", "plain_boto3", "go", "shell"):
+    for approach in ("floor", "botocore", "agent", "plain_boto3", "go", "shell"):
         for count in ("0", "1"):
             [[wall, rss_kib, cpu]] = result["samples"][approach][count]
             assert 0 < wall < 60 and rss_kib > 1000 and cpu >= 0
-    assert set(result["idle"]) == {"floor", "secrets_agent", "plain_boto3"}
+    assert set(result["idle"]) == {"floor", "agent", "plain_boto3"}
     assert all(v["VmRSS"] > 1000 for v in result["idle"].values())
     found = result["versions"]
     venv = ROOT / ".venv-bench" / "runtime"
