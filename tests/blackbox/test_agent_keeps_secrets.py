@@ -452,8 +452,13 @@ def c_locale_env(moto: MotoServer | None) -> dict[str, str]:
 def command_sees(env: dict[str, str]) -> str:
     """What a shell started by the agent sees of LC_CTYPE and TOKEN (not a Python program:
     it would coerce its own locale)."""
+    return through_entrypoint(["sh", "-c", 'echo "${LC_CTYPE-unset} ${TOKEN-unset}"'], env).strip()
+
+
+def through_entrypoint(command: list[str], env: dict[str, str]) -> str:
+    """The stdout of ``command`` started through the real entrypoint, which must succeed."""
     proc = subprocess.run(
-        [sys.executable, str(ENTRYPOINT), "sh", "-c", 'echo "${LC_CTYPE-unset} ${TOKEN-unset}"'],
+        [sys.executable, str(ENTRYPOINT), *command],
         env=env,
         capture_output=True,
         text=True,
@@ -461,7 +466,7 @@ def command_sees(env: dict[str, str]) -> str:
         timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
-    return proc.stdout.strip()
+    return proc.stdout
 
 
 @pytest.mark.parametrize("mode", ["exec", "supervise", "nothing-to-resolve"])
@@ -489,16 +494,7 @@ def test_ruby_keeps_its_default_encoding_under_the_agent(
     env = c_locale_env(moto) | {"PARAMETER_STORE_PREFIX": "/app"}
     ruby = ["ruby", "-e", "print Encoding.default_external"]
     alone = subprocess.run(ruby, env=env, capture_output=True, text=True, check=True).stdout
-    proc = subprocess.run(
-        [sys.executable, str(ENTRYPOINT), *ruby],
-        env=env,
-        capture_output=True,
-        text=True,
-        cwd=str(ROOT),
-        timeout=60,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout == alone == "US-ASCII"
+    assert through_entrypoint(ruby, env) == alone == "US-ASCII"
 
 
 def test_a_relayed_line_is_escaped_and_capped_like_every_other() -> None:

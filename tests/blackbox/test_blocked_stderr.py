@@ -8,12 +8,10 @@ never reads it. The timeouts are generous bounds for a loaded machine, not measu
 
 from __future__ import annotations
 
-import fcntl
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,26 +20,6 @@ import pytest
 from tests.conftest import ENTRYPOINT, ROOT, base_env
 from tests.support.moto_server import MotoServer
 from tests.support.supervised import wait_until
-
-
-@pytest.fixture
-def full_pipe() -> Iterator[int]:
-    """The write end of a pipe whose buffer is full; the read end stays open, never read."""
-    read_end, write_end = os.pipe()
-    flags = fcntl.fcntl(write_end, fcntl.F_GETFL)
-    fcntl.fcntl(write_end, fcntl.F_SETFL, flags | os.O_NONBLOCK)
-    try:
-        while True:
-            os.write(write_end, b"x" * 4096)
-    except BlockingIOError:
-        pass
-    # Blocking again, as a log driver's pipe is: a writer waits for room.
-    fcntl.fcntl(write_end, fcntl.F_SETFL, flags)
-    try:
-        yield write_end
-    finally:
-        os.close(write_end)
-        os.close(read_end)
 
 
 def run_with_stderr(env: dict[str, str], command: list[str], stderr: int) -> subprocess.Popen[Any]:

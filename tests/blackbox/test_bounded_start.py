@@ -4,7 +4,6 @@ byte at a time, and a stderr that nobody reads in exec mode."""
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import signal
@@ -159,22 +158,6 @@ def test_a_slow_drip_metadata_endpoint_cannot_hold_the_start(
 
 
 # -- exec mode's log lines cannot hold the start on a full stderr -------------------------------
-@pytest.fixture
-def full_pipe() -> Iterator[int]:
-    read_end, write_end = os.pipe()
-    flags = fcntl.fcntl(write_end, fcntl.F_GETFL)
-    fcntl.fcntl(write_end, fcntl.F_SETFL, flags | os.O_NONBLOCK)
-    try:
-        while True:
-            os.write(write_end, b"x" * 4096)
-    except BlockingIOError:
-        pass
-    fcntl.fcntl(write_end, fcntl.F_SETFL, flags)
-    try:
-        yield write_end
-    finally:
-        os.close(write_end)
-        os.close(read_end)
 
 
 def test_exec_mode_starts_the_command_when_stderr_is_blocked(

@@ -24,6 +24,7 @@ import pytest
 
 from tests.conftest import ENTRYPOINT, ROOT, base_env, error_line
 from tests.support.moto_server import MotoServer
+from tests.support.seed import json_secret
 from tests.support.supervised import (
     SHORT_INTERVAL_ENTRYPOINT,
     SIGNAL_ECHO,
@@ -133,10 +134,7 @@ def test_ssm_reference_new_version_restarts(agent: Any, boto_client: Any) -> Non
 
 def test_secrets_manager_new_current_version_restarts(agent: Any, boto_client: Any) -> None:
     sm = boto_client("secretsmanager")
-    sm.create_secret(
-        Name="kptboard/prod/database",
-        SecretString=json.dumps({"username": "app", "password": "pw-one"}),
-    )
+    json_secret(sm, "kptboard/prod/database", {"username": "app", "password": "pw-one"})
     sup = agent(
         {"SECRETS_MANAGER_PREFIX": "kptboard/prod"}, "DATABASE_PASSWORD", "DATABASE_USERNAME"
     )
@@ -325,10 +323,7 @@ def test_a_secret_or_key_that_disappears_keeps_the_command(
     agent: Any, boto_client: Any, how: str
 ) -> None:
     sm = boto_client("secretsmanager")
-    sm.create_secret(
-        Name="kptboard/prod/database",
-        SecretString=json.dumps({"username": "app", "password": "pw-one"}),
-    )
+    json_secret(sm, "kptboard/prod/database", {"username": "app", "password": "pw-one"})
     sm.create_secret(Name="kptboard/prod/api_token", SecretString="tok-one")
     sup = agent(
         {"SECRETS_MANAGER_PREFIX": "kptboard/prod"},

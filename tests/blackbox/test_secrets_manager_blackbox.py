@@ -20,6 +20,7 @@ from tests.conftest import (
 from tests.support.logs import events
 from tests.support.moto_server import MotoServer
 from tests.support.rotation import rotate_by_stage_move
+from tests.support.seed import json_secret
 
 CANARY = "sm-canary-7Qx"
 
@@ -39,10 +40,8 @@ def test_prefix_loads_json_and_plain_secrets(
     tmp_path: Path, moto: MotoServer, boto_client: Any
 ) -> None:
     sm = boto_client("secretsmanager")
-    sm.create_secret(
-        Name="kptboard/prod/database",
-        SecretString=json.dumps({"username": "app", "password": "p'w\n$x", "port": 5432}),
-    )
+    database = {"username": "app", "password": "p'w\n$x", "port": 5432}
+    json_secret(sm, "kptboard/prod/database", database)
     sm.create_secret(Name="kptboard/prod/secret_key_base", SecretString=" skb= \n")
     sm.create_secret(Name="kptboard/prod/feature.flags", SecretString='["a", "b"]')
     sm.create_secret(Name="kptboard/production/leak", SecretString="no")

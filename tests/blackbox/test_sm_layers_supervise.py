@@ -13,6 +13,7 @@ from tests.conftest import base_env, run_agent
 from tests.support.fault_proxy import FaultProxy
 from tests.support.logs import one_event
 from tests.support.moto_server import MotoServer
+from tests.support.seed import json_secret
 from tests.support.supervised import Fleet, checking_every_second, wait_until
 
 CANARY = "smlayer-canary-4c1e"
@@ -37,10 +38,7 @@ def test_layered_secrets_manager_checks_cost_what_check_predicts_and_a_rotation_
     moto: MotoServer, boto_client: Any, tmp_path: Path
 ) -> None:
     sm = boto_client("secretsmanager")
-    sm.create_secret(
-        Name="app/common/db",
-        SecretString=json.dumps({"host": "db.common", "password": CANARY + "-common"}),
-    )
+    json_secret(sm, "app/common/db", {"host": "db.common", "password": CANARY + "-common"})
     sm.create_secret(Name="app/common/smtp", SecretString=json.dumps({"host": "smtp.common"}))
     sm.create_secret(Name="app/prod/db", SecretString=json.dumps({"password": CANARY + "-1"}))
     sm.create_secret(Name="app/production/leak", SecretString=json.dumps({"x": "no"}))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,3 +17,8 @@ def put_all(ssm: Any, parameters: Mapping[str, str], type_: str = "SecureString"
     """Put (or overwrite) each parameter, in order."""
     for name, value in parameters.items():
         put(ssm, name, value, type_)
+
+
+def json_secret(sm: Any, name: str, value: Mapping[str, object]) -> str:
+    """Create a Secrets Manager secret whose value is ``value`` as JSON; its ARN."""
+    return str(sm.create_secret(Name=name, SecretString=json.dumps(value))["ARN"])
