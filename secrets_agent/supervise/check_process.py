@@ -49,23 +49,23 @@ def main() -> None:
 
 
 def _child_start(request: dict[str, Any], log: Logger) -> dict[str, Any]:
-    from secrets_agent.cli import _resolve
+    from secrets_agent.run import resolve
 
-    _, result, _ = _resolve(request["environ"], request["settings"], log, emf=request["emf"])
+    _, result, _ = resolve(request["environ"], request["settings"], log, emf=request["emf"])
     if result is None:
         return {"env": None, "fingerprint": {}}
     return {"env": result.env, "fingerprint": result.fingerprint}
 
 
 def _child_check(request: dict[str, Any], log: Logger) -> dict[str, Any]:
-    from secrets_agent.aws.clients import Clients
     from secrets_agent.core.plan import make_plan
+    from secrets_agent.run import make_clients
     from secrets_agent.supervise.watch import ResolveWatcher
 
     settings: Settings = request["settings"]
     environ: dict[str, str] = request["environ"]
     plan = make_plan(settings, environ)
-    clients = Clients(environ=environ, timeout=settings.timeout, log=log)
+    clients = make_clients(environ, settings, log)
     watcher = ResolveWatcher(
         plan,
         settings=settings,
