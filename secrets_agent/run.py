@@ -189,13 +189,25 @@ def exec_mode(command: list[str]) -> int:
             if settings.on_change == "redeploy":
                 from secrets_agent.supervise.redeploy import start_redeploy
 
-                watcher = start_redeploy(
+                redeploy = start_redeploy(
                     resolve_watcher,
                     settings=settings,
                     environ=environ,
                     env=env,
                     clients=clients,
                     log=log,
+                )
+                return _supervise(
+                    command,
+                    env,
+                    settings,
+                    environ,
+                    redeploy,
+                    log,
+                    prepare=prepare,
+                    emf=emf,
+                    stretch=redeploy.stretch,
+                    spread_first=True,
                 )
             elif files:
                 # Redeploy mode never rewrites files (nothing restarts): only restart and exit.
@@ -231,7 +243,7 @@ def _supervise_isolated(
     import time
 
     from secrets_agent.core.plan import make_plan
-    from secrets_agent.supervise.isolated import IsolatedWatcher, run_child
+    from secrets_agent.supervise.isolated import IsolatedWatcher, claim, kill_running, run_child
     from secrets_agent.supervise.supervisor import Watcher
 
     started = time.monotonic()
@@ -274,7 +286,18 @@ def _supervise_isolated(
         prepare = preparer(files, log=log)
         if watcher is not None:
             watcher = FilesWatcher(watcher, files)
-    return _supervise(command, env, settings, environ, watcher, log, prepare=prepare, emf=emf)
+    return _supervise(
+        command,
+        env,
+        settings,
+        environ,
+        watcher,
+        log,
+        prepare=prepare,
+        emf=emf,
+        on_reaped=claim,
+        on_stop=kill_running,
+    )
 
 
 def _supervise(
@@ -287,16 +310,18 @@ def _supervise(
     *,
     prepare: Any,
     emf: Emf | None,
+    **hooks: Any,
 ) -> int:
-    """Supervise ``command`` with the settings' interval, stop timeout and restart spread."""
-    from secrets_agent.supervise.supervisor import supervise
+    """Supervise ``command`` with the settings' interval, stop timeout and restart spread;
+    ``hooks``: the ``Supervisor``'s process hooks and pacing."""
+    from secrets_agent.supervise.supervisor import Supervisor
 
-    run: Callable[..., int] = supervise
+    make: Callable[..., Supervisor] = Supervisor
     if settings.listen:
         from secrets_agent.supervise.handoff import listening
 
-        run = listening(settings)
-    return run(
+        make = listening(settings)
+    return make(
         command,
         env,
         interval=settings.watch_interval,
@@ -308,7 +333,8 @@ def _supervise(
         prepare=prepare,
         emf=emf,
         restart_delay=_restart_delay(settings, environ, log) if watcher is not None else 0.0,
-    )
+        **hooks,
+    ).run()
 
 
 def _restart_delay(settings: Settings, environ: Mapping[str, str], log: Logger) -> float:

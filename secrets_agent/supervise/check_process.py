@@ -74,8 +74,12 @@ def _child_check(request: dict[str, Any], log: Logger) -> dict[str, Any]:
         log=log,
         fingerprint=request["fingerprint"],
     )
-    env = watcher.poll()
-    if env is None:
+    change = watcher.poll()
+    if change is None or change.env is None:
         return {"env": None}
     watcher.commit()
-    return {"env": dict(env), "fingerprint": watcher.fingerprint, "changes": watcher.last_changes}
+    return {
+        "env": dict(change.env),
+        "fingerprint": watcher.fingerprint,
+        "changes": list(change.changes),
+    }

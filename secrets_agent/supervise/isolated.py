@@ -13,7 +13,7 @@ pipe and are written through the supervisor's own stderr (queued, never blocking
 
 A child that outlives ``SECRETS_AGENT_TIMEOUT`` (plus ``MARGIN``) is killed: a failed check
 (69). The supervisor reaps every child; it hands a check process's status here (:func:`claim`)
-instead of logging it as an orphan.
+instead of logging it as an orphan (the supervisor's ``on_reaped`` hook).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from secrets_agent.core.settings import Settings
     from secrets_agent.output.logs import Logger
     from secrets_agent.output.metrics import Emf
+    from secrets_agent.supervise.supervisor import Change
 
 #: Seconds a check process may take beyond SECRETS_AGENT_TIMEOUT (its own bound) before the
 #: supervisor kills it: the interpreter's start and the answer's transfer.
@@ -452,13 +453,14 @@ class IsolatedWatcher:
         self._log = log
         self._fingerprint = fingerprint
         self._pending: Fingerprint | None = None
-        self.last_changes: list[str] = []
 
     @property
     def fingerprint(self) -> Fingerprint:
         return self._fingerprint
 
-    def poll(self) -> Mapping[str, str] | None:
+    def poll(self) -> Change | None:
+        from secrets_agent.supervise.supervisor import Change
+
         self._pending = None
         answer = run_child(
             "check",
@@ -472,8 +474,7 @@ class IsolatedWatcher:
         if env is None:
             return None
         self._pending = answer["fingerprint"]
-        self.last_changes = list(answer["changes"])
-        return env
+        return Change(env=env, changes=tuple(answer["changes"]))
 
     def commit(self) -> None:
         if self._pending is not None:
