@@ -161,9 +161,9 @@ def exec_mode(command: list[str]) -> int:
             "or exit (the agent holds the sockets across restarts)",
             hint="set SECRETS_AGENT_WATCH_INTERVAL, or unset SECRETS_AGENT_LISTEN",
         )
-    if settings.supervise and settings.on_change != "redeploy":
+    if settings.supervise:
         return _supervise_isolated(command, environ, settings, log, files, emf)
-    plan, result, clients = resolve(environ, settings, log, emf=emf)
+    _, result, _ = resolve(environ, settings, log, emf=emf)
     env = result.env if result is not None else environ
     prepare = None
     if files:
@@ -171,50 +171,6 @@ def exec_mode(command: list[str]) -> int:
 
         split_env(env, files)  # 66 before anything starts
         prepare = preparer(files, log=log)
-    if settings.supervise:
-        from secrets_agent.supervise.supervisor import Watcher
-        from secrets_agent.supervise.watch import ResolveWatcher
-
-        watcher: Watcher | None = None
-        if result is not None and clients is not None:
-            resolve_watcher = ResolveWatcher(
-                plan,
-                settings=settings,
-                environ=environ,
-                clients=clients,
-                log=log,
-                fingerprint=result.fingerprint,
-            )
-            watcher = resolve_watcher
-            if settings.on_change == "redeploy":
-                from secrets_agent.supervise.redeploy import start_redeploy
-
-                redeploy = start_redeploy(
-                    resolve_watcher,
-                    settings=settings,
-                    environ=environ,
-                    env=env,
-                    clients=clients,
-                    log=log,
-                )
-                return _supervise(
-                    command,
-                    env,
-                    settings,
-                    environ,
-                    redeploy,
-                    log,
-                    prepare=prepare,
-                    emf=emf,
-                    stretch=redeploy.stretch,
-                    spread_first=True,
-                )
-            elif files:
-                # Redeploy mode never rewrites files (nothing restarts): only restart and exit.
-                from secrets_agent.process.secret_files import FilesWatcher
-
-                watcher = FilesWatcher(resolve_watcher, files)
-        return _supervise(command, env, settings, environ, watcher, log, prepare=prepare, emf=emf)
     from secrets_agent.process.execute import exec_command
 
     if prepare is not None:
@@ -237,9 +193,10 @@ def _supervise_isolated(
     files: tuple[Target, ...],
     emf: Emf | None,
 ) -> int:
-    """Supervise mode (restart, exit): the AWS SDK never loads in this process; the first
-    resolution and every check run in a process of their own
-    (``secrets_agent.supervise.isolated``)."""
+    """Supervise mode (restart, exit, redeploy): the AWS SDK never loads in this process; the
+    first resolution and every check run in a process of their own
+    (``secrets_agent.supervise.isolated``). Redeploy mode's ECS state (the service, when the
+    values were resolved, the pacing) stays here as plain data, and its checks ask ECS."""
     import time
 
     from secrets_agent.core.plan import make_plan
@@ -255,6 +212,7 @@ def _supervise_isolated(
         raise
     env: dict[str, str] = environ
     watcher: Watcher | None = None
+    hooks: dict[str, Any] = {"on_reaped": claim, "on_stop": kill_running}
     if plan.empty:
         from secrets_agent.core.plan import check_required
 
@@ -275,8 +233,22 @@ def _supervise_isolated(
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
         env = answer["env"] if answer["env"] is not None else environ
+        redeploy = None
+        if "redeploy" in answer:
+            # Taken after the resolution ended: a later time can only make a task ask once
+            # more, never skip a deployment (secrets_agent.supervise.redeploy).
+            redeploy = {
+                "service": answer["redeploy"]["service"],
+                "resolved_at": time.time(),
+                "names": sorted(env),
+            }
+            hooks.update(stretch=answer["redeploy"]["stretch"], spread_first=True)
         watcher = IsolatedWatcher(
-            settings=settings, environ=environ, log=log, fingerprint=answer["fingerprint"]
+            settings=settings,
+            environ=environ,
+            log=log,
+            fingerprint=answer["fingerprint"],
+            redeploy=redeploy,
         )
     prepare = None
     if files:
@@ -284,7 +256,8 @@ def _supervise_isolated(
 
         split_env(env, files)  # 66 before anything starts
         prepare = preparer(files, log=log)
-        if watcher is not None:
+        if watcher is not None and settings.on_change != "redeploy":
+            # Redeploy mode never rewrites files (nothing restarts): only restart and exit.
             watcher = FilesWatcher(watcher, files)
     return _supervise(
         command,
@@ -295,8 +268,7 @@ def _supervise_isolated(
         log,
         prepare=prepare,
         emf=emf,
-        on_reaped=claim,
-        on_stop=kill_running,
+        **hooks,
     )
 
 

@@ -129,6 +129,7 @@ class RedeployWatcher:
         log: Logger,
         timeout: float,
         env: Mapping[str, str],
+        resolved_at: float | None = None,
     ) -> None:
         self._inner = inner
         self._env = dict(env)  # the command's environment, which redeploy mode never changes
@@ -139,7 +140,7 @@ class RedeployWatcher:
         self._log = log
         self._timeout = timeout
         # When the command's values were resolved, at the latest: they are never re-read here.
-        self.resolved_at = time.time()
+        self.resolved_at = time.time() if resolved_at is None else resolved_at
         self._rng = random.Random()  # noqa: S311 - spreading calls, not cryptography
         # UpdateService's own client (no SDK retries), made now: made at the first ask, its
         # creation would widen the gap between the last look and the ask, in which another
@@ -214,17 +215,12 @@ class RedeployWatcher:
         )
 
 
-def start_redeploy(
-    inner: ResolveWatcher,
-    *,
-    settings: Settings,
-    environ: Mapping[str, str],
-    env: Mapping[str, str],
-    clients: Clients,
-    log: Logger,
-) -> RedeployWatcher:
-    """Find the service and read it once, before the command starts: a missing setting or
-    service is 78 now, not at the first rotation; a denied call is 77."""
+def find_at_start(
+    *, settings: Settings, environ: Mapping[str, str], clients: Clients, log: Logger
+) -> tuple[Service, ServiceState]:
+    """The service and its state, read before the command starts (a missing setting or
+    service is 78 now, not at the first rotation; a denied call is 77);
+    logs where a change will go."""
     from secrets_agent.aws.ecs_service import find_service
 
     def find() -> tuple[Service, ServiceState]:
@@ -242,12 +238,4 @@ def start_redeploy(
         running=state.running,
         check_every=round(settings.watch_interval * stretch(state.running), 3),
     )
-    return RedeployWatcher(
-        inner,
-        service=service,
-        state=state,
-        clients=clients,
-        log=log,
-        timeout=settings.timeout,
-        env=env,
-    )
+    return service, state
