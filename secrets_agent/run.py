@@ -8,10 +8,11 @@ Heavy imports (botocore, the Encryption SDK) happen only on paths that need them
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import FrameType
 from typing import IO, TYPE_CHECKING, Any, cast
 
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from secrets_agent.output.metrics import Emf
     from secrets_agent.process.secret_files import Target
     from secrets_agent.resolve.pipeline import Resolution
+    from secrets_agent.supervise.supervisor import Watcher
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
 
@@ -85,6 +87,37 @@ def file_targets(settings: Settings) -> tuple[Target, ...]:
     return targets_here(settings.files)
 
 
+def _make_plan(
+    environ: Mapping[str, str], settings: Settings, log: Logger, emf: Emf | None, started: float
+) -> Plan:
+    """The plan; with nothing to resolve, the required variables checked (66 when missing)."""
+    import time
+
+    from secrets_agent.core.plan import check_required, make_plan
+
+    try:
+        plan = make_plan(settings, environ)
+    except AgentError as error:
+        if emf is not None:
+            emf.failed(log, error, clients=None, seconds=time.monotonic() - started)
+        raise
+    if plan.empty:
+        check_required(environ, settings, plan.refs)
+        log.debug("nothing to resolve")
+    return plan
+
+
+@contextlib.contextmanager
+def _stoppable() -> Iterator[None]:
+    """A stop signal raises ``Stopped`` (the resolution ends at once) while this lasts."""
+    previous = {s: signal.signal(s, _on_stop) for s in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 def resolve(
     environ: Mapping[str, str], settings: Settings, log: Logger, *, emf: Emf | None = None
 ) -> tuple[Plan, Resolution | None, Clients | None]:
@@ -95,42 +128,28 @@ def resolve(
     """
     import time
 
-    from secrets_agent.core.plan import make_plan
-
     started = time.monotonic()
-    try:
-        plan = make_plan(settings, environ)
-    except AgentError as error:
-        if emf is not None:
-            emf.failed(log, error, clients=None, seconds=time.monotonic() - started)
-        raise
+    plan = _make_plan(environ, settings, log, emf, started)
     if plan.empty:
-        from secrets_agent.core.plan import check_required
-
-        check_required(environ, settings, plan.refs)
-        log.debug("nothing to resolve")
         return plan, None, None
     from secrets_agent.resolve.pipeline import log_resolution, run_bounded
     from secrets_agent.resolve.pipeline import resolve as resolve_plan
 
     clients = make_clients(environ, settings, log)
-    previous = {s: signal.signal(s, _on_stop) for s in STOP_SIGNALS}
     try:
-        result: Resolution = run_bounded(
-            lambda: resolve_plan(
-                plan, settings=settings, environ=environ, clients=clients, log=log
-            ),
-            timeout=settings.timeout,
-            what="resolving secrets",
-            clients=clients,
-        )
+        with _stoppable():
+            result: Resolution = run_bounded(
+                lambda: resolve_plan(
+                    plan, settings=settings, environ=environ, clients=clients, log=log
+                ),
+                timeout=settings.timeout,
+                what="resolving secrets",
+                clients=clients,
+            )
     except AgentError as error:
         if emf is not None:
             emf.failed(log, error, clients=clients, seconds=time.monotonic() - started)
         raise
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
     log_resolution(result, log=log, emf=emf)
     return plan, result, clients
 
@@ -195,32 +214,17 @@ def _supervise_isolated(
 ) -> int:
     """Supervise mode (restart, exit, redeploy): the AWS SDK never loads in this process; the
     first resolution and every check run in a process of their own
-    (``secrets_agent.supervise.isolated``). Redeploy mode's ECS state (the service, when the
-    values were resolved, the pacing) stays here as plain data, and its checks ask ECS."""
+    (``secrets_agent.supervise.isolated``)."""
     import time
 
-    from secrets_agent.core.plan import make_plan
-    from secrets_agent.supervise.isolated import IsolatedWatcher, claim, kill_running, run_child
-    from secrets_agent.supervise.supervisor import Watcher
+    from secrets_agent.supervise.isolated import claim, kill_running, run_child
 
-    started = time.monotonic()
-    try:
-        plan = make_plan(settings, environ)
-    except AgentError as error:
-        if emf is not None:
-            emf.failed(log, error, clients=None, seconds=time.monotonic() - started)
-        raise
+    plan = _make_plan(environ, settings, log, emf, time.monotonic())
     env: dict[str, str] = environ
     watcher: Watcher | None = None
     hooks: dict[str, Any] = {"on_reaped": claim, "on_stop": kill_running}
-    if plan.empty:
-        from secrets_agent.core.plan import check_required
-
-        check_required(environ, settings, plan.refs)
-        log.debug("nothing to resolve")
-    else:
-        previous = {s: signal.signal(s, _on_stop) for s in STOP_SIGNALS}
-        try:
+    if not plan.empty:
+        with _stoppable():
             answer = run_child(
                 "start",
                 settings=settings,
@@ -229,27 +233,8 @@ def _supervise_isolated(
                 emf=emf,
                 what="resolving secrets",
             )
-        finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
         env = answer["env"] if answer["env"] is not None else environ
-        redeploy = None
-        if "redeploy" in answer:
-            # Taken after the resolution ended: a later time can only make a task ask once
-            # more, never skip a deployment (secrets_agent.supervise.redeploy).
-            redeploy = {
-                "service": answer["redeploy"]["service"],
-                "resolved_at": time.time(),
-                "names": sorted(env),
-            }
-            hooks.update(stretch=answer["redeploy"]["stretch"], spread_first=True)
-        watcher = IsolatedWatcher(
-            settings=settings,
-            environ=environ,
-            log=log,
-            fingerprint=answer["fingerprint"],
-            redeploy=redeploy,
-        )
+        watcher = _isolated_watcher(answer, env, environ, settings, log, hooks)
     prepare = None
     if files:
         from secrets_agent.process.secret_files import FilesWatcher, preparer, split_env
@@ -260,15 +245,41 @@ def _supervise_isolated(
             # Redeploy mode never rewrites files (nothing restarts): only restart and exit.
             watcher = FilesWatcher(watcher, files)
     return _supervise(
-        command,
-        env,
-        settings,
-        environ,
-        watcher,
-        log,
-        prepare=prepare,
-        emf=emf,
-        **hooks,
+        command, env, settings, environ, watcher, log, prepare=prepare, emf=emf, **hooks
+    )
+
+
+def _isolated_watcher(
+    answer: dict[str, Any],
+    env: Mapping[str, str],
+    environ: Mapping[str, str],
+    settings: Settings,
+    log: Logger,
+    hooks: dict[str, Any],
+) -> Watcher:
+    """The watcher for the first resolution's answer. Redeploy mode's ECS state (the service,
+    when the values were resolved, the pacing, in ``hooks``) stays here as plain data, and
+    its checks ask ECS."""
+    import time
+
+    from secrets_agent.supervise.isolated import IsolatedWatcher
+
+    redeploy = None
+    if "redeploy" in answer:
+        # Taken after the resolution ended: a later time can only make a task ask once
+        # more, never skip a deployment (secrets_agent.supervise.redeploy).
+        redeploy = {
+            "service": answer["redeploy"]["service"],
+            "resolved_at": time.time(),
+            "names": sorted(env),
+        }
+        hooks.update(stretch=answer["redeploy"]["stretch"], spread_first=True)
+    return IsolatedWatcher(
+        settings=settings,
+        environ=environ,
+        log=log,
+        fingerprint=answer["fingerprint"],
+        redeploy=redeploy,
     )
 
 

@@ -23,7 +23,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from secrets_agent import __version__
@@ -197,8 +197,6 @@ def run_child(
     Raises the child's ``AgentError`` as a :class:`RelayedError`, and ``ServiceError`` (69)
     when it outlives the timeout or ends without an answer.
     """
-    import select
-
     request = encode_request(
         kind=kind,
         settings=settings,
@@ -210,52 +208,8 @@ def run_child(
         redeploy=redeploy,
     )
     started = time.monotonic()
-    deadline = started + settings.timeout + MARGIN
     child, out_fd, err_fd = _spawn(request, hidden=[name for name, _ in settings.files])
-    answer = bytearray()
-    partial = b""
-    killed = False
-    try:
-        poller = select.poll()
-        open_fds = {out_fd, err_fd}
-        for fd in open_fds:
-            poller.register(fd, select.POLLIN)
-        while open_fds:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                os.kill(child.pid, signal.SIGKILL)
-                killed = True
-                break
-            for fd, _ in poller.poll(left * 1000):
-                data = os.read(fd, 65536)
-                if not data:
-                    poller.unregister(fd)
-                    open_fds.discard(fd)
-                elif fd == out_fd:
-                    answer += data
-                    if len(answer) > MAX_ANSWER:
-                        os.kill(child.pid, signal.SIGKILL)
-                        open_fds.clear()
-                        break
-                else:
-                    lines = (partial + data).split(b"\n")
-                    partial = lines.pop()
-                    for line in lines:
-                        _relay(log, line)
-        if partial:
-            _relay(log, partial)
-    except BaseException:
-        # A stop signal during the first resolution: nothing may outlive the agent.
-        try:
-            os.kill(child.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        _wait(child)
-        raise
-    finally:
-        os.close(out_fd)
-        os.close(err_fd)
-    _wait(child)
+    answer, killed = _pump(child, out_fd, err_fd, log, deadline=started + settings.timeout + MARGIN)
     log.debug(
         "check process",
         pid=child.pid,
@@ -270,8 +224,89 @@ def run_child(
             "(its process was killed)",
             hint="check that AWS is reachable and not throttling, or raise SECRETS_AGENT_TIMEOUT",
         )
+    return _decode(answer, child, what)
+
+
+def _pump(
+    child: _Child, out_fd: int, err_fd: int, log: Logger, *, deadline: float
+) -> tuple[bytes, bool]:
+    """Read the child's answer and relay its log lines until both pipes close or ``deadline``
+    passes; reap it. (the answer, whether it was killed for the deadline)."""
+    answer = bytearray()
+    relay = _LineRelay(log)
+    killed = False
     try:
-        result = decode_answer(bytes(answer))
+        killed = _read_until(child, {out_fd: answer.extend, err_fd: relay.feed}, deadline, answer)
+        relay.flush()
+    except BaseException:
+        # A stop signal during the first resolution: nothing may outlive the agent.
+        try:
+            os.kill(child.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        _wait(child)
+        raise
+    finally:
+        os.close(out_fd)
+        os.close(err_fd)
+    _wait(child)
+    return bytes(answer), killed
+
+
+def _read_until(
+    child: _Child,
+    sinks: dict[int, Callable[[bytes], object]],
+    deadline: float,
+    answer: bytearray,
+) -> bool:
+    """Feed each pipe's data to its sink until all close; True when the deadline killed it.
+    An answer over ``MAX_ANSWER`` kills the child too (its answer is then refused)."""
+    import select
+
+    poller = select.poll()
+    for fd in sinks:
+        poller.register(fd, select.POLLIN)
+    open_fds = set(sinks)
+    while open_fds:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            os.kill(child.pid, signal.SIGKILL)
+            return True
+        for fd, _ in poller.poll(left * 1000):
+            data = os.read(fd, 65536)
+            if not data:
+                poller.unregister(fd)
+                open_fds.discard(fd)
+                continue
+            sinks[fd](data)
+            if len(answer) > MAX_ANSWER:
+                os.kill(child.pid, signal.SIGKILL)
+                return False
+    return False
+
+
+class _LineRelay:
+    """The child's stderr, written line by line through the supervisor's log stream."""
+
+    def __init__(self, log: Logger) -> None:
+        self._log = log
+        self._partial = b""
+
+    def feed(self, data: bytes) -> None:
+        lines = (self._partial + data).split(b"\n")
+        self._partial = lines.pop()
+        for line in lines:
+            _relay(self._log, line)
+
+    def flush(self) -> None:
+        if self._partial:
+            _relay(self._log, self._partial)
+
+
+def _decode(answer: bytes, child: _Child, what: str) -> dict[str, Any]:
+    """The child's answer; its error raised as a :class:`RelayedError`."""
+    try:
+        result = decode_answer(answer)
     except (ValueError, RecursionError):  # no answer, a partial one: the child died
         raise ServiceError(
             f"{what} failed: its process ended without an answer (wait status {child.status})",
