@@ -1,5 +1,5 @@
 """Turn the samples of ``bench/run.py`` into tables, target checks, results.md/json, the chart,
-and the generated tables of README.md and docs/performance.md (between their bench markers).
+and the generated tables of docs/performance.md (between its bench markers).
 
 ``python bench/report.py --chart results.json chart.png`` draws the chart (run by the benchmark
 in its tools venv, where matplotlib is); everything else needs only the standard library.
@@ -18,7 +18,7 @@ from typing import Any
 LABELS = {
     "floor": "python3 -c pass",
     "botocore": "python3 + import botocore",
-    "secrets_agent": "secrets_agent",
+    "agent": "agent",
     "plain_boto3": "plain boto3 script",
     "go": "Go anchor (aws-sdk-go)",
     "shell": "old shell entrypoint",
@@ -55,14 +55,14 @@ def runs(result: dict[str, Any], approach: str, count: int) -> int:
 def ratio(result: dict[str, Any], approach: str, count: int, *, cpu: bool = False) -> float | None:
     """The agent's median over ``approach``'s, at ``count`` (wall time, or CPU time)."""
     f = median_cpu_ms if cpu else median_ms
-    a, b = f(result, "secrets_agent", count), f(result, approach, count)
+    a, b = f(result, "agent", count), f(result, approach, count)
     return a / b if a and b else None
 
 
 def paired_ratio(result: dict[str, Any], approach: str, count: int) -> float | None:
     """The median of the per-round ratios agent / ``approach``: each pair ran back to back,
     so a burst of load on the machine tends to hit both."""
-    a = result["samples"].get("secrets_agent", {}).get(str(count), [])
+    a = result["samples"].get("agent", {}).get(str(count), [])
     b = result["samples"].get(approach, {}).get(str(count), [])
     if not a or len(a) != len(b):
         return None
@@ -103,7 +103,7 @@ def table(result: dict[str, Any]) -> list[str]:
             if ms is None:
                 continue
             rss = median_rss_mib(result, approach, count) or 0.0
-            name = f"**{LABELS[approach]}**" if approach == "secrets_agent" else LABELS[approach]
+            name = f"**{LABELS[approach]}**" if approach == "agent" else LABELS[approach]
             lines.append(
                 f"| {count_label(count)} | {name} | {ms:.0f} | "
                 f"{fmt_ratio(ratio(result, approach, count))} | "
@@ -114,8 +114,8 @@ def table(result: dict[str, Any]) -> list[str]:
 
 
 def summary_table(result: dict[str, Any]) -> list[str]:
-    """One row per count, for the README: median ms, and the agent's two ratios."""
-    cols = [a for a in ("secrets_agent", "plain_boto3", "go", "floor", "botocore", "shell")]
+    """One row per count, for the summary: median ms, and the agent's two ratios."""
+    cols = [a for a in ("agent", "plain_boto3", "go", "floor", "botocore", "shell")]
     cols = [a for a in cols if a in result["approaches"]]
     head = "| parameters | " + " | ".join(LABELS[a] for a in cols)
     head += " | agent / plain boto3 | agent / Go |"
@@ -170,8 +170,8 @@ def targets(result: dict[str, Any]) -> list[str]:
                 f"<= {TARGET_PLAIN}x",
                 TARGET_PLAIN,
             )
-    a10, a200 = median_ms(result, "secrets_agent", 10), median_ms(result, "secrets_agent", 200)
-    c10, c200 = median_cpu_ms(result, "secrets_agent", 10), median_cpu_ms(result, "secrets_agent",
+    a10, a200 = median_ms(result, "agent", 10), median_ms(result, "agent", 200)
+    c10, c200 = median_cpu_ms(result, "agent", 10), median_cpu_ms(result, "agent",
     200)
     if a10 and a200 and c10 and c200:
         r = a200 / a10
@@ -202,8 +202,8 @@ def anchor_lines(result: dict[str, Any]) -> list[str]:
         "|---:|---:|---:|---:|---:|---:|",
     ]
     for count in result["counts"]:
-        a, g, b = (median_ms(result, x, count) for x in ("secrets_agent", "go", "botocore"))
-        ac, gc, bc = (median_cpu_ms(result, x, count) for x in ("secrets_agent", "go", "botocore"))
+        a, g, b = (median_ms(result, x, count) for x in ("agent", "go", "botocore"))
+        ac, gc, bc = (median_cpu_ms(result, x, count) for x in ("agent", "go", "botocore"))
         if a is None or g is None or ac is None or gc is None:
             continue
         floor = "-" if b is None or bc is None else f"{b:.0f} ({bc:.0f})"
@@ -221,11 +221,11 @@ def idle_lines(result: dict[str, Any]) -> list[str]:
         return []
     names = {
         "floor": "bare interpreter (`python3 -c` + pause)",
-        "secrets_agent": "agent, supervise mode, idle after loading its parameters",
+        "agent": "agent, supervise mode, idle after loading its parameters",
         "plain_boto3": "plain boto3 script, holding after loading its parameters",
     }
     lines = ["| process | VmRSS MiB | VmHWM MiB |", "|---|---:|---:|"]
-    for key in ("secrets_agent", "plain_boto3", "floor"):
+    for key in ("agent", "plain_boto3", "floor"):
         if key in idle:
             v = idle[key]
             lines.append(f"| {names[key]} | {v['VmRSS'] / 1024:.1f} | {v['VmHWM'] / 1024:.1f} |")
@@ -369,8 +369,9 @@ def replace_between(text: str, name: str, body: list[str]) -> str:
 
 
 def update_docs(result: dict[str, Any], root: Path) -> None:
-    readme = root / "README.md"
-    text = readme.read_text(encoding="utf-8")
+    # The summary (the README's table once) and the full results share docs/performance.md.
+    summary_doc = root / "docs" / "performance.md"
+    text = summary_doc.read_text(encoding="utf-8")
     body = [
         *summary_table(result),
         "",
@@ -378,7 +379,7 @@ def update_docs(result: dict[str, Any], root: Path) -> None:
         "",
         f"Run of {result['versions']['date']}: {busy_line(result)}.",
     ]
-    readme.write_text(replace_between(text, "summary", body), encoding="utf-8")
+    summary_doc.write_text(replace_between(text, "summary", body), encoding="utf-8")
     perf = root / "docs" / "performance.md"
     text = perf.read_text(encoding="utf-8")
     body = [

@@ -16,7 +16,7 @@ approach once at every count, in a rotating order), with the same child command
 ``ru_maxrss`` of the child as GNU ``time`` reports it. Each approach is first run once,
 untimed, with a checker as its child, to prove that it exported exactly the expected variables.
 
-    python3 bench/run.py            # full run: bench/results.*, chart.png, README and docs tables
+    python3 bench/run.py            # full run: bench/results.*, chart.png, docs/performance.md
     python3 bench/run.py --counts 0,1 --runs 1 --no-chart --out /tmp/x   # smoke
 """
 
@@ -46,7 +46,7 @@ ROOT = BENCH.parent
 ENTRYPOINT = ROOT / "docker" / "docker-entrypoint.py"
 RUNTIME_LOCK = ROOT / "requirements" / "runtime.lock"
 BENCH_LOCK = ROOT / "requirements" / "bench.lock"
-APPROACHES = ("floor", "botocore", "secrets_agent", "plain_boto3", "go", "shell")
+APPROACHES = ("floor", "botocore", "agent", "plain_boto3", "go", "shell")
 CHILD = ["/bin/true"]
 # Runs of the shell approach per count: at about 0.5 s per secret, 200 secrets take ~100 s.
 DEFAULT_SHELL_RUNS = {0: 5, 1: 5, 10: 3, 50: 1, 200: 1}
@@ -311,7 +311,7 @@ def command(
         return [py, "-c", "pass"], env
     if approach == "botocore":
         return [py, "-c", "import botocore.session"], env
-    if approach == "secrets_agent":
+    if approach == "agent":
         return [str(setup.entrypoint), *child], env
     if approach == "plain_boto3":
         return [py, str(BENCH / "plain_boto3.py"), *child], env
@@ -419,7 +419,7 @@ def idle_rss(setup: Setup, approach: str, count: int, env: dict[str, str]) -> di
         cenv = {**env, "PATH": setup.path}
     else:
         argv, cenv = command(setup, approach, count, env, ready)
-    if approach == "secrets_agent":
+    if approach == "agent":
         cenv["SECRETS_AGENT_WATCH_INTERVAL"] = "3600"
     if approach == "plain_boto3":
         cenv["BENCH_HOLD"] = "1"
@@ -512,7 +512,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         type=Path,
         default=BENCH,
         help="directory for results.md/json, chart.png; the default also rewrites the tables"
-        " in README.md and docs/performance.md",
+        " in docs/performance.md",
     )
     p.add_argument("--no-chart", action="store_true")
     p.add_argument("--no-idle", action="store_true", help="skip the supervise-mode memory probe")
@@ -572,7 +572,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         samples = measure(args, setup, env, errlog)
         idle: dict[str, dict[str, int]] = {}
         if not args.no_idle:
-            for approach in ("floor", "secrets_agent", "plain_boto3"):
+            for approach in ("floor", "agent", "plain_boto3"):
                 if approach in args.approaches:
                     count = 10 if 10 in args.counts else max(args.counts)
                     idle[approach] = idle_rss(setup, approach, count, env)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Demo: a local moto server stands in for AWS. Stores SecureStrings the way the old blog
-# named them (kptboard-rails.secret.key.base) and in a path (/kptboard/prod/...), then runs
+# Demo: a local moto server stands in for AWS. Stores SecureStrings the way the old entrypoint script
+# named them (myapp-rails.secret.key.base) and in a path (/myapp/prod/...), then runs
 # the real entrypoint with a command that prints the names it received and a hash of each value.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,11 +32,11 @@ $py - <<'PY'
 import os, botocore.session
 ssm = botocore.session.get_session().create_client("ssm")
 for name, value in {
-    "kptboard-rails.secret.key.base": "demo-secret-key-base-0123456789abcdef",
-    "kptboard-rails.database.url": "postgres://kptboard:demo@db/kptboard",
-    "/kptboard/prod/secret_key_base": "demo-secret-key-base-from-a-path",
-    "/kptboard/prod/smtp/password": "demo-smtp-password",
-    "/kptboard/production/not_loaded": "demo-not-under-the-prefix",
+    "myapp-rails.secret.key.base": "demo-secret-key-base-0123456789abcdef",
+    "myapp-rails.database.url": "postgres://myapp:demo@db/myapp",
+    "/myapp/prod/secret_key_base": "demo-secret-key-base-from-a-path",
+    "/myapp/prod/smtp/password": "demo-smtp-password",
+    "/myapp/production/not_loaded": "demo-not-under-the-prefix",
 }.items():
     ssm.put_parameter(Name=name, Value=value, Type="SecureString", Overwrite=True)
 PY
@@ -46,16 +46,16 @@ for k in ("SECRET_KEY_BASE", "DATABASE_URL", "SMTP_PASSWORD", "NOT_LOADED"):
     v = os.environ.get(k)
     print(f"  {k:16} " + ("(not set)" if v is None else "sha256:" + hashlib.sha256(v.encode()).hexdigest()[:16]))'
 
-echo "== name-prefix mode: PARAMETER_STORE_PREFIX=kptboard-rails (the old blog's names)"
-PARAMETER_STORE_PREFIX=kptboard-rails SECRETS_AGENT_LOG_FORMAT=text \
+echo "== name-prefix mode: PARAMETER_STORE_PREFIX=myapp-rails (the old script's names)"
+PARAMETER_STORE_PREFIX=myapp-rails SECRETS_AGENT_LOG_FORMAT=text \
   $py docker/docker-entrypoint.py $py -c "$show"
-echo "== path mode: PARAMETER_STORE_PREFIX=/kptboard/prod"
-PARAMETER_STORE_PREFIX=/kptboard/prod SECRETS_AGENT_LOG_FORMAT=text \
+echo "== path mode: PARAMETER_STORE_PREFIX=/myapp/prod"
+PARAMETER_STORE_PREFIX=/myapp/prod SECRETS_AGENT_LOG_FORMAT=text \
   $py docker/docker-entrypoint.py $py -c "$show"
 echo "== check (names, sources, versions; never values)"
-PARAMETER_STORE_PREFIX=/kptboard/prod SECRETS_AGENT_LOG_LEVEL=warning $py -m secrets_agent check
+PARAMETER_STORE_PREFIX=/myapp/prod SECRETS_AGENT_LOG_LEVEL=warning $py -m secrets_agent check
 echo "== a wrong prefix fails closed (exit 66) and the command never runs"
 set +e
-PARAMETER_STORE_PREFIX=kptboard SECRETS_AGENT_LOG_FORMAT=text \
+PARAMETER_STORE_PREFIX=myapp SECRETS_AGENT_LOG_FORMAT=text \
   $py docker/docker-entrypoint.py echo "this never prints"
 echo "  exit code: $?"

@@ -44,9 +44,9 @@ elif _name.startswith("docker-entrypoint"):
 
         print(f"secrets-agent {__version__}")
         sys.exit(0)
-    from secrets_agent.process.fastpath import exec_if_nothing_to_do
+    from secrets_agent.process.fastpath import exec_if_nothing_to_do, strip_separator
 
-    exec_if_nothing_to_do(_args[1:] if _args[:1] == ["--"] else _args)
+    exec_if_nothing_to_do(strip_separator(_args))
 
     from secrets_agent.cli import entrypoint_exec
 

@@ -14,7 +14,7 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if os.path.isfile(os.path.join(_ROOT, "secrets_agent", "cli.py")):
     sys.path.insert(0, _ROOT)
 
-from secrets_agent.process.fastpath import exec_if_nothing_to_do  # noqa: E402
+from secrets_agent.process.fastpath import exec_if_nothing_to_do, strip_separator  # noqa: E402
 
 _command = sys.argv[1:]
 if _command == ["--version"]:
@@ -22,7 +22,7 @@ if _command == ["--version"]:
 
     print(f"secrets-agent {__version__}")
     sys.exit(0)
-exec_if_nothing_to_do(_command[1:] if _command[:1] == ["--"] else _command)
+exec_if_nothing_to_do(strip_separator(_command))
 
 from secrets_agent.cli import entrypoint_exec  # noqa: E402
 

@@ -16,7 +16,12 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from secrets_agent import __version__
 from secrets_agent.core.errors import AgentError, DataError, OutputError, UsageError
 from secrets_agent.core.printable import MAX_LINE, capped, printable
-from secrets_agent.process.fastpath import exec_if_nothing_to_do, needs_agent, undo_locale_coercion
+from secrets_agent.process.fastpath import (
+    exec_if_nothing_to_do,
+    needs_agent,
+    strip_separator,
+    undo_locale_coercion,
+)
 from secrets_agent.run import Stopped
 
 if TYPE_CHECKING:
@@ -120,8 +125,7 @@ def _stdout(text: str) -> None:
 
 def entrypoint_exec(command: Sequence[str]) -> NoReturn:
     """``docker-entrypoint.py CMD...``: the fast path first, else ``exec -- CMD...``."""
-    if command and command[0] == "--":
-        command = command[1:]
+    command = strip_separator(command)
     exec_if_nothing_to_do(command)  # returns when there is work, or when the exec failed
     if command and not needs_agent(os.environ):
         from secrets_agent.process.execute import exec_command
@@ -236,12 +240,9 @@ def main(argv: Sequence[str]) -> int:
         if args.subcommand == "encrypt" and sys.stdin is None:
             raise UsageError("stdin is closed", hint="pipe the plaintext to encrypt on stdin")
         if args.subcommand == "exec":
-            command = list(args.command)
-            if command and command[0] == "--":
-                command = command[1:]
             from secrets_agent.run import exec_mode
 
-            return exec_mode(command)
+            return exec_mode(strip_separator(args.command))
         if args.subcommand == "env":
             from secrets_agent.run import env_text
 
@@ -320,6 +321,7 @@ def _cmd_iam(args: Any) -> int:
 
 def _cmd_encrypt(*, key_id: str, name: str) -> int:
     from secrets_agent.aws import envelope
+    from secrets_agent.core.aws_names import kms_region
     from secrets_agent.core.naming import check_settable
     from secrets_agent.run import make_clients, setup
 
@@ -329,7 +331,7 @@ def _cmd_encrypt(*, key_id: str, name: str) -> int:
     clients = make_clients(environ, settings, log)
     # A key ARN names its region; a key id or an alias is looked up in the configured one
     # (78 when there is none, before anything is read).
-    region = envelope.region_of_key(key_id) or clients.default_region()
+    region = kms_region(key_id) or clients.default_region()
     if sys.stdin.isatty():
         import getpass
 
@@ -355,7 +357,7 @@ def _cmd_encrypt(*, key_id: str, name: str) -> int:
             hint="pipe the value in (printf '%s' \"$VALUE\" | secrets-agent encrypt ...); "
             "a variable meant to be empty needs no encryption",
         )
-    from secrets_agent.resolve.pipeline import run_bounded
+    from secrets_agent.aws.bounded import run_bounded
 
     # Bounded as resolution is: botocore's read timeout ends a silent endpoint, not one that
     # answers a byte at a time, and its retries add up to several read timeouts.

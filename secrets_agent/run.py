@@ -132,15 +132,26 @@ def resolve(
     plan = _make_plan(environ, settings, log, emf, started)
     if plan.empty:
         return plan, None, None
-    from secrets_agent.resolve.pipeline import log_resolution, run_bounded
+    from dataclasses import replace
+
+    from secrets_agent.aws.bounded import run_bounded
+    from secrets_agent.aws.sources import AwsSources, decrypter
+    from secrets_agent.output.metrics import log_resolution
     from secrets_agent.resolve.pipeline import resolve as resolve_plan
 
     clients = make_clients(environ, settings, log)
+    # The sources and the decrypt function the pipeline is given: built here, with the clients.
+    sources = AwsSources(clients, log)
+    decrypt = decrypter(clients, log, key_arns=settings.kms_key_arns, timeout=settings.timeout)
     try:
         with _stoppable():
             result: Resolution = run_bounded(
-                lambda: resolve_plan(
-                    plan, settings=settings, environ=environ, clients=clients, log=log
+                lambda: replace(
+                    resolve_plan(
+                        plan, settings=settings, environ=environ, sources=sources, decrypt=decrypt
+                    ),
+                    calls=clients.calls,
+                    retries=clients.retries,
                 ),
                 timeout=settings.timeout,
                 what="resolving secrets",

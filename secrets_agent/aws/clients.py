@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from secrets_agent.aws.errors import attempt_failure, endpoint_host
+from secrets_agent.core import aws_names
 from secrets_agent.core.errors import ConfigError, ServiceError
 from secrets_agent.output.logs import Logger
 
@@ -75,7 +76,7 @@ class Clients:
         return max(0, self.attempts - self.calls)
 
     def default_region(self) -> str:
-        region = self._environ.get("AWS_REGION") or self._environ.get("AWS_DEFAULT_REGION")
+        region = aws_names.region_of(self._environ)
         if not region:
             region = self.session().get_config_variable("region")
         if not region:

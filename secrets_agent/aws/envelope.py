@@ -21,6 +21,7 @@ from dataclasses import replace
 from typing import Any
 
 from secrets_agent.aws import errors
+from secrets_agent.core.aws_names import kms_region
 from secrets_agent.core.errors import (
     AccessDeniedError,
     AgentError,
@@ -32,19 +33,15 @@ from secrets_agent.core.errors import (
 from secrets_agent.core.fanout import map_all
 from secrets_agent.core.model import Record, Secret
 from secrets_agent.output.logs import Logger
+from secrets_agent.process.fastpath import AESDK_PREFIX, is_aesdk
 
-PREFIX = "aesdk:"
+PREFIX = AESDK_PREFIX  # the fast path's, under the name this module's readers use
 CONTEXT_KEY = "secrets-agent:name"
 KEYS_VARIABLE = "SECRETS_AGENT_KMS_KEY_ARNS"
-MAX_WORKERS = 8
 # Bounds for the KMS clients the SDK creates; the caller's deadline may lower them.
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 10.0
 MAX_ATTEMPTS = 3
-
-def is_encrypted(value: str) -> bool:
-    return value.startswith(PREFIX)
-
 
 def decrypt_records(
     records: Sequence[Record],
@@ -59,7 +56,7 @@ def decrypt_records(
     A decrypted record keeps its name, source, source name and version and has
     ``encrypted=True``. All or nothing: the first failure (in record order) is raised.
     """
-    pending = [i for i, r in enumerate(records) if is_encrypted(r.value.reveal())]
+    pending = [i for i, r in enumerate(records) if is_aesdk(r.value.reveal())]
     if not pending:
         return list(records)
     if not key_arns:
@@ -71,7 +68,7 @@ def decrypt_records(
     started = time.monotonic()
     decryptor = _Decryptor(key_arns=key_arns, botocore_session=botocore_session, timeout=timeout)
     results: list[Record | AgentError]
-    results = map_all(lambda i: decryptor.run(records[i], log), pending, max_workers=MAX_WORKERS)
+    results = map_all(lambda i: decryptor.run(records[i], log), pending)
     out = list(records)
     for index, result in zip(pending, results, strict=True):
         if isinstance(result, AgentError):
@@ -84,14 +81,6 @@ def decrypt_records(
         ms=round((time.monotonic() - started) * 1000),
     )
     return out
-
-
-def region_of_key(key_id: str) -> str | None:
-    """The region of a key or alias ARN (``arn:PARTITION:kms:REGION:...``); None otherwise."""
-    parts = key_id.split(":")
-    if len(parts) >= 6 and parts[0] == "arn" and parts[2] == "kms" and parts[3]:
-        return parts[3]
-    return None
 
 
 def encrypt_value(
@@ -119,7 +108,7 @@ def encrypt_value(
         raise DataError(f"the plaintext for {name} is empty", hint="pipe the value in on stdin")
     sdk = _load_sdk()
     session_region = botocore_session.get_config_variable("region")
-    if region and region_of_key(key_id) is None and not session_region:
+    if region and kms_region(key_id) is None and not session_region:
         # A key id or alias is looked up in the session's region (AWS_REGION is boto3's).
         botocore_session.set_config_variable("region", region)
     provider = _provider(sdk, key_ids=[key_id], botocore_session=botocore_session, timeout=timeout)
@@ -135,7 +124,7 @@ def encrypt_value(
             subject=f"encrypting {name}",
             key=key_id,
             encrypting=True,
-            region=region_of_key(key_id) or region,
+            region=kms_region(key_id) or region,
         ) from exc
     return PREFIX + base64.b64encode(message).decode("ascii")
 

@@ -20,7 +20,6 @@ that the failure, if any, names the one secret at fault.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -41,9 +40,6 @@ if TYPE_CHECKING:
 CURRENT = "AWSCURRENT"
 BATCH = 20
 LIST_PAGE = 100
-WORKERS = 8
-# Characters a secret name may hold; the ListSecrets/BatchGetSecretValue filter accepts them all.
-_PREFIX = re.compile(rf"[{aws_names.SM_NAME_CHARS}]{{1,{aws_names.SM_NAME_MAX - 1}}}\Z")
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -60,7 +56,7 @@ def filter_value(prefix: str) -> str:
 
 
 def _parallel(fn: Callable[[T], R], args: Sequence[T]) -> list[R]:
-    return map_all(fn, args, max_workers=WORKERS)
+    return map_all(fn, args)
 
 
 def _get(
@@ -113,16 +109,6 @@ def _pages(
         return page
 
     return pages(call, kwargs, what=f"{action} on {subject}")
-
-
-def _check_prefix(prefix: str) -> None:
-    from secrets_agent.core.errors import ConfigError
-
-    if not _PREFIX.match(prefix):
-        raise ConfigError(
-            f"SECRETS_MANAGER_PREFIX {prefix!r} cannot start a secret name",
-            hint="use letters, digits and /_+=.@- only, as in kptboard/prod",
-        )
 
 
 def _batch_entries(client: Any, prefix: str, *, log: Logger) -> tuple[list[Mapping[str, Any]], int]:
@@ -199,7 +185,7 @@ def _name_of(secret_id: str) -> str:
     """A secret name from a name or an ARN (``...:secret:NAME-XXXXXX``)."""
     if secret_id.startswith("arn:") and ":secret:" in secret_id:
         name = secret_id.split(":secret:", 1)[1]
-        return re.sub(r"-[A-Za-z0-9]{6}\Z", "", name)
+        return aws_names.SECRET_ARN_SUFFIX.sub("", name)
     return secret_id
 
 
@@ -208,7 +194,6 @@ def load_prefix(client: Any, prefix: str, *, log: Logger) -> list[Item]:
     import time
 
     started = time.monotonic()
-    _check_prefix(prefix)
     try:
         entries, calls = _batch_entries(client, prefix, log=log)
         path = "BatchGetSecretValue"
@@ -247,7 +232,6 @@ def load_prefix(client: Any, prefix: str, *, log: Logger) -> list[Item]:
                     value=Secret(value),
                     version=None if version is None else str(version),
                     key=item_key,
-                    modified=_timestamp(entry.get("CreatedDate")),
                 )
             )
     if not items:
@@ -320,12 +304,5 @@ def resolve_refs(
                 source_name=source_name,
                 value=Secret(text),
                 version=None if version is None else str(version),
-                modified=_timestamp(response.get("CreatedDate")),
             )
     return out
-
-
-def _timestamp(value: object) -> float | None:
-    """A version's CreatedDate (a datetime from botocore) as seconds since the epoch."""
-    stamp = getattr(value, "timestamp", None)
-    return float(stamp()) if callable(stamp) else None

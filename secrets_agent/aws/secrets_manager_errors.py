@@ -23,6 +23,7 @@ from secrets_agent.aws.errors import (
     map_aws_error,
     status_of,
 )
+from secrets_agent.core import aws_names
 from secrets_agent.core.errors import AccessDeniedError, AgentError, NotFoundError, ServiceError
 
 BATCH_HINT = (
@@ -79,7 +80,8 @@ def secret_arn_pattern(secret_id: str, client: Any = None) -> str:
     meta = getattr(client, "meta", None)
     region = getattr(meta, "region_name", None) or "REGION"
     partition = getattr(meta, "partition", None) or "aws"
-    return f"arn:{partition}:secretsmanager:{region}:ACCOUNT:secret:{secret_id}-??????"
+    suffix = aws_names.SECRET_ARN_SUFFIX_WILDCARD
+    return f"arn:{partition}:secretsmanager:{region}:ACCOUNT:secret:{secret_id}{suffix}"
 
 
 def _worded(

@@ -23,9 +23,11 @@ from secrets_agent.aws.secrets_manager_errors import map_error
 from secrets_agent.core.naming import key_under_secret_prefix
 from secrets_agent.core.plan import Plan
 from secrets_agent.core.references import SecretRef
-
-Fingerprint = Mapping[str, tuple[str | None, str]]
-_SM = "secretsmanager:"
+from secrets_agent.resolve.fingerprint import (
+    Fingerprint,
+    secrets_manager_prefix_versions,
+    secrets_manager_reference_version,
+)
 
 
 def _current(stages: Mapping[str, Any], stage: str) -> str | None:
@@ -33,16 +35,6 @@ def _current(stages: Mapping[str, Any], stage: str) -> str | None:
         if isinstance(labels, list) and stage in labels:
             return str(version)
     return None
-
-
-def _prefix_versions(fingerprint: Fingerprint) -> dict[str, str | None]:
-    """secret name -> version, from a fingerprint's prefix entries (``secretsmanager:NAME``
-    or ``secretsmanager:NAME:KEY``; a secret name holds no ``:``)."""
-    out: dict[str, str | None] = {}
-    for key, (version, _) in fingerprint.items():
-        if key.startswith(_SM) and " (variable " not in key:
-            out[key[len(_SM) :].split(":", 1)[0]] = version
-    return out
 
 
 def _ref_groups(refs: Mapping[str, SecretRef]) -> dict[tuple[str | None, str, str], list[str]]:
@@ -54,14 +46,6 @@ def _ref_groups(refs: Mapping[str, SecretRef]) -> dict[tuple[str | None, str, st
             continue  # a version id names one immutable version
         groups.setdefault((ref.region or None, ref.secret_id, ref.stage or CURRENT), []).append(var)
     return groups
-
-
-def _ref_version(fingerprint: Fingerprint, var: str) -> str | None:
-    suffix = f" (variable {var})"
-    for key, (version, _) in fingerprint.items():
-        if key.startswith(_SM) and key.endswith(suffix):
-            return version
-    return None
 
 
 def _listed(client: Any, prefix: str) -> dict[str, str | None]:
@@ -99,7 +83,7 @@ def secrets_manager_unchanged(plan: Plan, clients: Clients, fingerprint: Fingerp
         listed: dict[str, str | None] = {}
         for prefix in plan.sm_prefixes:
             listed.update(_listed(client, prefix))
-        if listed != _prefix_versions(fingerprint):
+        if listed != secrets_manager_prefix_versions(fingerprint):
             return False
     sm_refs = {v: r for v, r in plan.refs.items() if isinstance(r, SecretRef)}
     for (region, secret_id, stage), variables in _ref_groups(sm_refs).items():
@@ -111,7 +95,7 @@ def secrets_manager_unchanged(plan: Plan, clients: Clients, fingerprint: Fingerp
                 exc, action="secretsmanager:DescribeSecret", subject=f"secret {secret_id!r}"
             ) from exc
         now = _current(described.get("VersionIdsToStages") or {}, stage)
-        if any(_ref_version(fingerprint, var) != now for var in variables):
+        if any(secrets_manager_reference_version(fingerprint, var) != now for var in variables):
             return False
     return True
 
@@ -130,7 +114,7 @@ def version_check_calls(plan: Plan, fingerprint: Fingerprint) -> dict[str, int]:
     pages of each prefix (layer), at least one each, and the DescribeSecret calls."""
     calls: dict[str, int] = {}
     if plan.sm_prefixes:
-        names = _prefix_versions(fingerprint)
+        names = secrets_manager_prefix_versions(fingerprint)
         pages_listed = 0
         for prefix in plan.sm_prefixes:
             under = sum(key_under_secret_prefix(prefix, name) is not None for name in names)

@@ -1,13 +1,14 @@
 """SSM Parameter Store and Secrets Manager as ``secrets_agent.core.sources.Source``s, over shared
-clients."""
+clients, and the Encryption SDK as the pipeline's decrypt function: what the caller hands to
+``secrets_agent.resolve.pipeline``."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from secrets_agent.aws.clients import Clients
-from secrets_agent.core.model import Item
+from secrets_agent.core.model import Item, Record
 from secrets_agent.core.references import SecretRef, SsmRef
 from secrets_agent.output.logs import Logger
 
@@ -73,3 +74,23 @@ class AwsSources:
     def __init__(self, clients: Clients, log: Logger) -> None:
         self.ssm = SsmSource(clients, log)
         self.secrets_manager = SecretsManagerSource(clients, log)
+
+
+def decrypter(
+    clients: Clients, log: Logger, *, key_arns: Sequence[str], timeout: float | None = None
+) -> Callable[[Sequence[Record]], list[Record]]:
+    """The pipeline's decrypt function (``secrets_agent.core.sources.Decrypt``): the Encryption
+    SDK over ``clients``' botocore session, both brought in only when a value is decrypted."""
+
+    def decrypt(records: Sequence[Record]) -> list[Record]:
+        from secrets_agent.aws import envelope
+
+        return envelope.decrypt_records(
+            records,
+            key_arns=key_arns,
+            botocore_session=clients.session(),
+            log=log,
+            timeout=timeout,
+        )
+
+    return decrypt

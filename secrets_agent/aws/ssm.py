@@ -32,14 +32,7 @@ def _item(param: Mapping[str, Any], *, key: str | None) -> Item:
         value=Secret(value),
         version=None if version is None else str(version),
         key=key,
-        modified=_timestamp(param.get("LastModifiedDate")),
     )
-
-
-def _timestamp(value: object) -> float | None:
-    """An AWS date (botocore parses it into a datetime) as seconds since the epoch."""
-    stamp = getattr(value, "timestamp", None)
-    return float(stamp()) if callable(stamp) else None
 
 
 def _pages(client: Any, operation: str, kwargs: dict[str, Any], *, resource: str) -> Iterator[Any]:

@@ -5,6 +5,7 @@ share (what a policy grants and what a load reads agree because both ask this mo
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 # Characters of a name, as regex class bodies (AWS's documented sets).
 SSM_NAME_CHARS = r"A-Za-z0-9_.\-/"
@@ -21,14 +22,40 @@ SSM_SELECTOR = re.compile(r"[A-Za-z0-9_.\-]{1,100}\Z")  # a version or label aft
 SM_NAME = re.compile(rf"[{SM_NAME_CHARS}]{{1,{SM_NAME_MAX}}}\Z")
 
 REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+\Z")
+#: An ECS cluster, service or task definition family name (letters, digits, hyphens and
+#: underscores, 1-255).
+ECS_NAME = re.compile(r"[A-Za-z0-9_-]{1,255}\Z")
+
+
+def region_of(environ: Mapping[str, str]) -> str | None:
+    """The region the environment names, as the AWS SDKs read it: ``AWS_REGION``, else
+    ``AWS_DEFAULT_REGION`` (an empty one counts as unset); None when neither is set."""
+    return environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or None
+
 KMS_KEY_ARN = re.compile(
     r"arn:(?P<partition>aws(-[a-z]+)*):kms:(?P<region>[a-z]{2}(-[a-z]+)+-\d+):"
     r"(?P<account>\d{12}):(?P<kind>key|alias)/(?P<id>.+)\Z"
 )
+
+
+def kms_region(key_id: str) -> str | None:
+    """The region of a key or alias ARN (``arn:PARTITION:kms:REGION:...``); None otherwise
+    (a key id or an alias name)."""
+    parts = key_id.split(":")
+    if len(parts) >= 6 and parts[0] == "arn" and parts[2] == "kms" and parts[3]:
+        return parts[3]
+    return None
+
+
 #: The KMS key ARNs SECRETS_AGENT_KMS_KEY_ARNS accepts: keys, never aliases.
 KMS_KEY_ONLY_ARN = re.compile(
     r"arn:aws(-[a-z]+)*:kms:[a-z]{2}(-[a-z]+)+-\d+:\d{12}:key/[A-Za-z0-9-]+\Z"
 )
+
+#: The six random characters AWS appends to every secret's ARN (``...:secret:NAME-a1B2c3``),
+#: and the IAM wildcard that matches them.
+SECRET_ARN_SUFFIX = re.compile(r"-[A-Za-z0-9]{6}\Z")
+SECRET_ARN_SUFFIX_WILDCARD = "-??????"  # noqa: S105 - an IAM pattern, not a password
 
 # ---------------------------------------------------------------------- the boundary rule
 #: A prefix that already ends in one of these is its own boundary.

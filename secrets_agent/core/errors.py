@@ -80,7 +80,7 @@ class ServiceError(AgentError):
 
 class UnreachableError(ServiceError):
     """69 because AWS gave no usable answer in time (the network, a timeout, throttling, a 5xx):
-    ``secrets_agent.resolve.pipeline.run_bounded`` adds the endpoint host and the last attempt's
+    ``secrets_agent.aws.bounded.run_bounded`` adds the endpoint host and the last attempt's
     failure."""
 
 

@@ -9,7 +9,8 @@ from typing import TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
-#: Threads for one fan-out: far below botocore's 20 pooled connections per client.
+#: Threads for one fan-out: far below botocore's 20 pooled connections per client. The one
+#: home of the worker count: the Secrets Manager reads and the aesdk: decrypts use it.
 MAX_WORKERS = 8
 
 

@@ -49,8 +49,7 @@ class Item:
 
     ``key`` is what follows the prefix (for a prefix load) or ``None`` (for a reference,
     whose variable name is already known). ``source_name`` is the parameter or secret name,
-    plus ``:json_key`` for one key of a JSON secret. ``modified`` is when the source says this
-    version was written (seconds since the epoch), when it says so.
+    plus ``:json_key`` for one key of a JSON secret.
     """
 
     source: SourceKind
@@ -60,7 +59,6 @@ class Item:
     key: str | None = None
     #: The prefix (of a comma-separated list) the item was loaded under; None for a reference.
     layer: str | None = None
-    modified: float | None = None
 
 
 @dataclass(frozen=True)

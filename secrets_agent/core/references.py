@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from secrets_agent.core import aws_names
 from secrets_agent.core.errors import DataError
-from secrets_agent.process.fastpath import looks_like_reference
+from secrets_agent.process.fastpath import AESDK_PREFIX, is_aesdk, looks_like_reference
 
 _SSM_NAME = aws_names.SSM_NAME
 _SSM_SELECTOR = aws_names.SSM_SELECTOR
@@ -104,8 +104,8 @@ def parse_reference(value: str) -> Ref | None:
                 "write secretsmanager:NAME[:JSON_KEY[:STAGE[:VERSION_ID]]]",
             )
         return _secret_fields(parts[0], parts[1:])
-    if value.startswith("aesdk:"):
-        body = value[len("aesdk:") :]
+    if is_aesdk(value):
+        body = value[len(AESDK_PREFIX) :]
         if not body or not _B64.match(body):
             raise _bad("an aesdk: value is not base64", "produce it with secrets-agent encrypt")
         return AesdkRef(ciphertext=body)

@@ -40,8 +40,6 @@ MAX_WATCH_INTERVAL = 86400.0
 ALLOW_ENTRY = re.compile(r"[A-Za-z0-9_*]+\Z")
 #: A CloudWatch namespace: 1-255 of these characters, and never AWS's own ``AWS/``.
 METRICS_NAMESPACE = re.compile(r"[A-Za-z0-9.\-_/#: ]{1,255}\Z")
-#: An ECS cluster or service name (ECS allows letters, digits, hyphens and underscores, 1-255).
-ECS_NAME = re.compile(r"[A-Za-z0-9_-]{1,255}\Z")
 #: The longest SECRETS_AGENT_RESTART_SPREAD, in seconds (a day).
 MAX_RESTART_SPREAD = 86400.0
 #: One entry of SECRETS_AGENT_REQUIRE: a variable name.
@@ -293,7 +291,7 @@ def _require(value: str) -> tuple[str, ...]:
 
 
 def _ecs_name(value: str) -> str:
-    if not ECS_NAME.match(value.strip()):
+    if not aws_names.ECS_NAME.match(value.strip()):
         raise _Invalid("an ECS name holds 1-255 letters, digits, hyphens and underscores")
     return value.strip()
 

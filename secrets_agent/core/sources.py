@@ -1,16 +1,17 @@
-"""The one small protocol every place the agent reads secrets from implements.
+"""The one small protocol every place the agent reads secrets from implements, and the decrypt
+function the pipeline is handed.
 
-``resolve.fetch`` asks a source to ``load`` a prefix and to ``read`` references; it never
-dispatches by hand. The AWS sources (``secrets_agent.aws.sources``) are the real ones; tests pass
-fakes.
+``secrets_agent.resolve.pipeline.fetch`` asks a source to ``load`` a prefix and to ``read``
+references; it never dispatches by hand. The AWS sources (``secrets_agent.aws.sources``) and
+decrypt function (``secrets_agent.aws.sources.decrypter``) are the real ones; tests pass fakes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
-from secrets_agent.core.model import Item
+from secrets_agent.core.model import Item, Record
 from secrets_agent.core.references import SecretRef, SsmRef
 
 
@@ -30,3 +31,7 @@ class Sources(Protocol):
 
     @property
     def secrets_manager(self) -> Source: ...
+
+
+#: Records in, the same records out with every ``aesdk:`` value decrypted; all or nothing.
+Decrypt = Callable[[Sequence[Record]], list[Record]]

@@ -13,21 +13,31 @@ metric names are fixed, and the values are counts and seconds.
 
 from __future__ import annotations
 
-import json
-import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from secrets_agent import __version__
+from secrets_agent.core import aws_names
 from secrets_agent.core.errors import ConfigError
 
 if TYPE_CHECKING:
-    from secrets_agent.aws.clients import Clients
     from secrets_agent.core.errors import AgentError
     from secrets_agent.core.settings import Settings
     from secrets_agent.output.logs import Level, Logger
+    from secrets_agent.resolve.pipeline import Resolution
+
+
+class Counted(Protocol):
+    """What a failure's metrics read of the AWS clients (``secrets_agent.aws.clients.Clients``)."""
+
+    @property
+    def calls(self) -> int: ...
+
+    @property
+    def retries(self) -> int: ...
+
 
 #: The units CloudWatch accepts for a metric (``MetricDatum.Unit``).
 UNITS = frozenset(
@@ -55,7 +65,6 @@ METRICS: dict[str, str] = {
 }
 DIMENSION = "TaskFamily"
 METADATA_TIMEOUT = 1.0
-_FAMILY = re.compile(r"[A-Za-z0-9_-]{1,255}\Z")  # what ECS allows in a task definition family
 
 
 @dataclass(frozen=True)
@@ -95,7 +104,7 @@ class Emf:
         log.always(level, event, **fields, **self.fields(values))
 
     def failed(
-        self, log: Logger, error: AgentError, *, clients: Clients | None, seconds: float
+        self, log: Logger, error: AgentError, *, clients: Counted | None, seconds: float
     ) -> None:
         """The metric line of a resolution that failed (before the one error line)."""
         calls = clients.calls if clients is not None else 0
@@ -132,24 +141,22 @@ def task_family(
 ) -> str | None:
     """The ECS task definition family from the task metadata endpoint (v4), or None.
 
-    One GET of ``$ECS_CONTAINER_METADATA_URI_V4/task``, the whole exchange bounded by
+    One GET (``secrets_agent.aws.ecs_service.task_metadata``), the whole exchange bounded by
     ``METADATA_TIMEOUT`` (and ``timeout``, SECRETS_AGENT_TIMEOUT), never through a proxy.
     Anything but a family name ECS could have given is ignored.
     """
     base = environ.get("ECS_CONTAINER_METADATA_URI_V4")
     if not base or not base.startswith(("http://", "https://")):
         return None
-    from secrets_agent.aws.bounded_get import get
+    from secrets_agent.aws.ecs_service import task_metadata
 
-    try:  # bounded as a whole: a slow-drip answer cannot hold the start
-        body = get(
-            base.rstrip("/") + "/task", timeout=min(METADATA_TIMEOUT, timeout), max_bytes=1 << 20
-        )
-        family = json.loads(body).get("Family")
+    try:
+        task = task_metadata(environ, timeout=min(METADATA_TIMEOUT, timeout))
+        family = task.get("Family") if task is not None else None
     except Exception as exc:  # noqa: BLE001 - no dimension is better than no command
         log.debug("task metadata not read; metrics without a dimension", error=type(exc).__name__)
         return None
-    if not isinstance(family, str) or not _FAMILY.match(family):
+    if not isinstance(family, str) or not aws_names.ECS_NAME.match(family):
         log.debug("task metadata has no usable Family; metrics without a dimension")
         return None
     return family
@@ -162,3 +169,52 @@ def from_settings(settings: Settings, environ: Mapping[str, str], *, log: Logger
     family = task_family(environ, log=log, timeout=settings.timeout)
     dimensions = ((DIMENSION, family),) if family else ()
     return Emf(namespace=settings.metrics_namespace, dimensions=dimensions)
+
+
+def log_resolution(result: Resolution, *, log: Logger, emf: Emf | None = None) -> None:
+    if result.overrides:
+        # Layered prefixes: a later prefix giving a variable again is on purpose; say which.
+        log.info(
+            "variables overridden by a later prefix",
+            names=sorted({o.name for o in result.overrides}),
+            overrides={o.name: o.describe() for o in result.overrides},
+        )
+    for record in result.kept:
+        log.info(
+            "variable kept from the environment",
+            name=record.name,
+            hint="set SECRETS_AGENT_OVERRIDE=true to replace it with the loaded value",
+        )
+    for record in result.applied:
+        log.debug(
+            "variable set",
+            name=record.name,
+            source=record.source,
+            source_name=record.source_name,
+            version=record.version,
+            encrypted=record.encrypted,
+        )
+    by_source: dict[str, int] = {}
+    for record in result.applied:
+        by_source[record.source] = by_source.get(record.source, 0) + 1
+    summary: dict[str, object] = {
+        "count": len(result.applied),
+        "kept": len(result.kept),
+        "sources": by_source,
+        "names": sorted(r.name for r in result.applied),
+        "calls": result.calls,
+        "retries": result.retries,
+        "seconds": round(result.seconds, 3),
+        "version": __version__,
+    }
+    if emf is None:
+        log.info("secrets resolved", **summary)
+        return
+    metrics = {
+        "SecretsResolved": len(result.applied),
+        "ResolutionSeconds": round(result.seconds, 3),
+        "AwsCalls": result.calls,
+        "Retries": result.retries,
+        "ResolutionFailures": 0,
+    }
+    emf.write(log, "info", "secrets resolved", metrics, **summary)

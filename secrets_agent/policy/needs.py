@@ -14,10 +14,9 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from secrets_agent.core import aws_names
+from secrets_agent.core.aws_names import ECS_NAME, KMS_KEY_ONLY_ARN, region_of
 from secrets_agent.core.errors import ConfigError, NotFoundError
 from secrets_agent.core.references import SsmRef
-from secrets_agent.core.settings import ECS_NAME
 from secrets_agent.policy.statements import (
     ACCOUNT_PLACEHOLDER,
     KEY_ARN,
@@ -57,9 +56,6 @@ DESCRIBE_NOTE = (
 )
 
 _ACCOUNT = re.compile(r"\d{12}\Z")
-# What a prefix may hold; anything else (``*``, ``?``, ``$``) would widen or break a pattern.
-_SSM_PREFIX = aws_names.SSM_NAME
-_SECRET_PREFIX = aws_names.SM_NAME
 
 
 # ----------------------------------------------------------------------------- configuration
@@ -76,7 +72,7 @@ def _region(value: str | None, *, what: str) -> str:
 
 def _check_service_key(arn: str, regions: set[str]) -> str:
     match = KEY_ARN.match(arn)
-    if match is None or match["kind"] == "alias" or not re.fullmatch(r"[A-Za-z0-9-]+", match["id"]):
+    if match is None or not KMS_KEY_ONLY_ARN.match(arn):
         hint = "give the key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID)"
         if match is not None and match["id"].startswith("aws/"):
             hint = "AWS managed keys (aws/ssm, aws/secretsmanager) need no statement: leave it out"
@@ -151,7 +147,7 @@ def needs_from_environment(
     settings = load_settings(environ)
     plan = make_plan(settings, environ)
     region = _region(
-        environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION"),
+        region_of(environ),
         what="AWS_REGION / AWS_DEFAULT_REGION",
     )
     if account_id is not None and not _ACCOUNT.match(account_id):
@@ -179,18 +175,11 @@ def needs_from_environment(
             secrets.append((where, ref.secret_id))
             if settings.supervise and not ref.version_id:
                 described.append((where, ref.secret_id))  # a check asks for its version
-    # Layered prefixes: each prefix of a comma-separated list is granted on its own.
+    # Layered prefixes: each prefix of a comma-separated list is granted on its own. The
+    # settings refused a prefix with characters no name can hold (a wildcard would widen the
+    # policy) before this runs.
     ssm_prefixes = plan.ssm_prefixes
     sm_prefixes = plan.sm_prefixes
-    for var, values, pattern in (
-        ("PARAMETER_STORE_PREFIX", ssm_prefixes, _SSM_PREFIX),
-        ("SECRETS_MANAGER_PREFIX", sm_prefixes, _SECRET_PREFIX),
-    ):
-        if any(not pattern.match(value) for value in values):
-            raise ConfigError(
-                f"{var} holds characters no parameter or secret name can hold",
-                hint=f"fix {var}; a wildcard in it would widen the policy",
-            )
     any_prefix = bool(ssm_prefixes or sm_prefixes)
     if aesdk_vars and not settings.kms_key_arns:
         raise ConfigError(

@@ -7,7 +7,6 @@ source's own boundary rule, so a grant never reaches past a prefix.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -27,7 +26,6 @@ TF_ACCOUNT = "${data.aws_caller_identity.secrets_agent.account_id}"
 REGION_PATTERN = aws_names.REGION
 KEY_ARN = aws_names.KMS_KEY_ARN
 partition_of = aws_names.partition_of
-_SECRET_SUFFIX = re.compile(r"-[A-Za-z0-9]{6}\Z")
 
 
 @dataclass(frozen=True)
@@ -121,8 +119,10 @@ def secret_prefix_pattern(where: Where, prefix: str) -> str:
 def secret_pattern(where: Where, secret_id: str) -> str:
     """A full ARN as it is; a name gets the six-character suffix every secret ARN ends in."""
     if secret_id.startswith("arn:"):
-        return secret_id if _SECRET_SUFFIX.search(secret_id) else secret_id + "-??????"
-    return where.arn("secretsmanager", f"secret:{secret_id}-??????")
+        if aws_names.SECRET_ARN_SUFFIX.search(secret_id):
+            return secret_id
+        return secret_id + aws_names.SECRET_ARN_SUFFIX_WILDCARD
+    return where.arn("secretsmanager", f"secret:{secret_id}{aws_names.SECRET_ARN_SUFFIX_WILDCARD}")
 
 
 def _many(value: str | tuple[str, ...] | None) -> tuple[str, ...]:
@@ -133,11 +133,6 @@ def _many(value: str | tuple[str, ...] | None) -> tuple[str, ...]:
 
 def _unique(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted(set(values)))
-
-
-def _key_region(arn: str) -> str:
-    match = KEY_ARN.match(arn)
-    return match["region"] if match else ""
 
 
 # ----------------------------------------------------------------------------- statements
@@ -223,7 +218,7 @@ def _service_key_statements(
         ("secretsmanager", "kms:EncryptionContext:SecretARN", sm_scopes, "DecryptSecrets"),
     ):
         for region in sorted({r for r, _ in scopes}):
-            region_keys = _unique(k for k in keys if _key_region(k) == region)
+            region_keys = _unique(k for k in keys if aws_names.kms_region(k) == region)
             if not region_keys:
                 continue
             suffix = "" if len({r for r, _ in scopes}) == 1 else region.title().replace("-", "")

@@ -4,24 +4,13 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
 import sys
 from collections.abc import Mapping, Sequence
 from typing import NoReturn
 
 from secrets_agent.core.errors import AgentError, CommandNotExecutableError, CommandNotFoundError
 from secrets_agent.process.execsize import check_exec_size
-
-# CPython ignores these at start-up; an ignored disposition survives execve, so reset them.
-_RESET = ("SIGPIPE", "SIGXFSZ", "SIGXFZ")
-
-
-def restore_signals() -> None:
-    for name in _RESET:
-        signum = getattr(signal, name, None)
-        if signum is not None:
-            signal.signal(signum, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+from secrets_agent.process.fastpath import execvpe, restore_signals
 
 
 def flush_std_streams() -> None:
@@ -52,7 +41,7 @@ def exec_command(argv: Sequence[str], env: Mapping[str, str]) -> NoReturn:
     restore_signals()
     flush_std_streams()
     try:
-        os.execvpe(argv[0], list(argv), dict(env))
+        execvpe(list(argv), dict(env))
     except FileNotFoundError as exc:
         raise CommandNotFoundError(
             f"{argv[0]!r} was not found", hint="check the command and PATH"

@@ -12,10 +12,14 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (3 ms)
 if TYPE_CHECKING:
     import signal as _signal  # the typed face of the same C module
     from collections.abc import Mapping, Sequence
+    from typing import NoReturn
 else:
     import _signal  # imported by the interpreter already; `signal` adds enum (2.6 ms)
 
-_REFERENCE_STARTS = ("ssm:", "secretsmanager:", "aesdk:")
+#: An Encryption SDK value: the one home of this prefix (the references parse it, the pipeline
+#: decrypts what starts with it, ``secrets_agent.aws.envelope`` writes and reads it).
+AESDK_PREFIX = "aesdk:"
+_REFERENCE_STARTS = ("ssm:", "secretsmanager:", AESDK_PREFIX)
 #: The two prefix settings: a variable within two edits of one (or the same but for case) is a
 #: typo that would otherwise mean "no prefix" and start the command with nothing loaded.
 PREFIX_VARIABLES = ("PARAMETER_STORE_PREFIX", "SECRETS_MANAGER_PREFIX")
@@ -23,7 +27,12 @@ PREFIX_VARIABLES = ("PARAMETER_STORE_PREFIX", "SECRETS_MANAGER_PREFIX")
 NAMESPACE = "SECRETS_AGENT_"
 _ARN_SERVICES = ("ssm", "secretsmanager")
 # CPython ignores these at start-up; an ignored disposition survives execve, so reset them.
-_RESET = ("SIGPIPE", "SIGXFSZ", "SIGXFZ")
+_RESET = ("SIGPIPE", "SIGXFSZ")
+
+
+def is_aesdk(value: str) -> bool:
+    """Is ``value`` an ``aesdk:`` value (to decrypt)?"""
+    return value.startswith(AESDK_PREFIX)
 
 
 def looks_like_reference(value: str) -> bool:
@@ -134,8 +143,10 @@ def undo_locale_coercion() -> None:
 
 
 def restore_signals() -> None:
-    """What ``secrets_agent.process.execute.restore_signals`` does, through ``_signal`` (``signal``
-    is 2.6 ms)."""
+    """Before ``execve``: the signals CPython ignores back to their default, and an empty mask.
+
+    The one home of this rule (``secrets_agent.process.execute`` imports it), through ``_signal``
+    (``signal`` is 2.6 ms)."""
     for name in _RESET:
         signum = getattr(_signal, name, None)
         if signum is not None:
@@ -143,9 +154,11 @@ def restore_signals() -> None:
     _signal.pthread_sigmask(_signal.SIG_SETMASK, ())
 
 
-def _execvpe(argv: "list[str]", env: "Mapping[str, str]") -> None:
+def execvpe(argv: "list[str]", env: "Mapping[str, str]") -> "NoReturn":
     """``os.execvpe`` without ``os.get_exec_path`` (which imports ``warnings``): the same
-    ``PATH`` search, the same error kept when every candidate fails."""
+    ``PATH`` search, the same error kept when every candidate fails (the first that is not a
+    missing file, else the last). The one home of the exec's PATH search:
+    ``secrets_agent.process.execute`` imports it."""
     file = argv[0]
     if "/" in file:
         os.execve(file, argv, env)
@@ -161,10 +174,14 @@ def _execvpe(argv: "list[str]", env: "Mapping[str, str]") -> None:
             last = exc
             if saved is None:
                 saved = exc
-    if saved is not None:
-        raise saved
-    if last is not None:
-        raise last
+    # PATH splits into one directory at least, so ``last`` is set.
+    raise saved or last or FileNotFoundError(2, "No such file or directory", file)
+
+
+def strip_separator(command: "Sequence[str]") -> "list[str]":
+    """The command without one leading ``--`` (``exec -- CMD``, ``docker-entrypoint.py -- CMD``):
+    the one home of this rule, for the entrypoints and the cli."""
+    return list(command[1:]) if command[:1] == ["--"] else list(command)
 
 
 def exec_if_nothing_to_do(command: "Sequence[str]") -> None:
@@ -178,6 +195,6 @@ def exec_if_nothing_to_do(command: "Sequence[str]") -> None:
         return
     restore_signals()
     try:
-        _execvpe(list(command), os.environ)
+        execvpe(list(command), os.environ)
     except (OSError, ValueError):
         return

@@ -2,30 +2,28 @@
 
 ``fetch`` and ``finalize`` are separate so that supervise mode can compare what the services
 return (by version and value digest) without decrypting or rebuilding anything.
+
+AWS-free: the sources (``secrets_agent.core.sources``) and the decrypt function are handed in
+by the caller (the AWS ones are ``secrets_agent.aws.sources`` and ``secrets_agent.aws.envelope``).
 """
 
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
 
-from secrets_agent import __version__
-from secrets_agent.aws.clients import Clients, Deadline
 from secrets_agent.core.environment import merge
-from secrets_agent.core.errors import AgentError, DataError, ServiceError, UnreachableError
 from secrets_agent.core.fanout import run_all
 from secrets_agent.core.layers import Override, records_from_layers
 from secrets_agent.core.model import Item, Record, Secret
 from secrets_agent.core.plan import Plan, check_required
 from secrets_agent.core.references import AesdkRef, SecretRef, SsmRef
 from secrets_agent.core.settings import Settings
-from secrets_agent.core.sources import Source, Sources
-from secrets_agent.output.logs import Logger
-
-if TYPE_CHECKING:
-    from secrets_agent.output.metrics import Emf
+from secrets_agent.core.sources import Decrypt, Source, Sources
+from secrets_agent.process.fastpath import AESDK_PREFIX, is_aesdk
+from secrets_agent.resolve.fingerprint import fingerprint_of
 
 
 @dataclass(frozen=True)
@@ -34,28 +32,8 @@ class Fetched:
     ref_items: Mapping[str, Item]
 
     def fingerprint(self) -> dict[str, tuple[str | None, str]]:
-        """source_name -> (version, value digest), for change detection.
-
-        A reference's entry names its variable too: one parameter or secret read twice (by a
-        prefix and a pinned reference, or latest and pinned) gives two entries, not one that
-        hides the other's changes.
-        """
-        out: dict[str, tuple[str | None, str]] = {}
-        for item in self.prefix_items:
-            out[f"{item.source}:{item.source_name}"] = (item.version, item.value.fingerprint())
-        for var, item in self.ref_items.items():
-            key = f"{item.source}:{item.source_name} (variable {var})"
-            out[key] = (item.version, item.value.fingerprint())
-        return out
-
-    def modified_times(self) -> dict[str, float | None]:
-        """The fingerprint's keys -> when the source says that version was written."""
-        out: dict[str, float | None] = {}
-        for item in self.prefix_items:
-            out[f"{item.source}:{item.source_name}"] = item.modified
-        for var, item in self.ref_items.items():
-            out[f"{item.source}:{item.source_name} (variable {var})"] = item.modified
-        return out
+        """key -> (version, value digest), for change detection (``fingerprint.py``'s keys)."""
+        return fingerprint_of(self.prefix_items, self.ref_items)
 
 
 @dataclass(frozen=True)
@@ -70,18 +48,12 @@ class Resolution:
     overrides: tuple[Override, ...] = ()
 
 
-def fetch(
-    plan: Plan, clients: Clients, *, log: Logger, sources: Sources | None = None
-) -> Fetched:
+def fetch(plan: Plan, sources: Sources) -> Fetched:
     """Ask every source for its part, all concurrently; fail on the first error.
 
     One task per layer of each prefix setting (its items carry their layer), one per source
-    for references. ``sources`` defaults to the AWS ones over ``clients``.
+    for references.
     """
-    if sources is None:
-        from secrets_agent.aws.sources import AwsSources
-
-        sources = AwsSources(clients, log)
     tasks: list[Callable[[], list[Item] | dict[str, Item]]] = []
     for source, prefixes in (
         (sources.ssm, plan.ssm_prefixes),
@@ -101,7 +73,7 @@ def fetch(
             ref_items[var] = Item(
                 source="aesdk",
                 source_name=var,
-                value=Secret("aesdk:" + ref.ciphertext),
+                value=Secret(AESDK_PREFIX + ref.ciphertext),
                 version=None,
             )
     # One thread per task; a source may fan out itself.
@@ -123,8 +95,7 @@ def finalize(
     *,
     settings: Settings,
     environ: Mapping[str, str],
-    clients: Clients,
-    log: Logger,
+    decrypt: Decrypt,
 ) -> Resolution:
     """Name, check, decrypt and merge; all or nothing."""
     layers = records_from_layers(
@@ -146,17 +117,9 @@ def finalize(
         )
         for var, item in sorted(fetched.ref_items.items())
     ]
-    if any(r.value.reveal().startswith("aesdk:") for r in (*loaded, *references)):
-        from secrets_agent.aws import envelope
-
+    if any(is_aesdk(r.value.reveal()) for r in (*loaded, *references)):
         # One call, so that every aesdk: value decrypts concurrently.
-        decrypted = envelope.decrypt_records(
-            [*loaded, *references],
-            key_arns=settings.kms_key_arns,
-            botocore_session=clients.session(),
-            log=log,
-            timeout=settings.timeout,
-        )
+        decrypted = decrypt([*loaded, *references])
         loaded, references = decrypted[: len(loaded)], decrypted[len(loaded) :]
     merged = merge(environ, loaded=loaded, references=references, override=settings.override)
     check_required(merged.env, settings, plan.refs)  # 66: in supervise mode, the old command stays
@@ -174,138 +137,17 @@ def resolve(
     *,
     settings: Settings,
     environ: Mapping[str, str],
-    clients: Clients,
-    log: Logger,
+    sources: Sources,
+    decrypt: Decrypt,
 ) -> Resolution:
-    deadline = Deadline(settings.timeout)
-    fetched = fetch(plan, clients, log=log)
-    result = finalize(plan, fetched, settings=settings, environ=environ, clients=clients, log=log)
-    return Resolution(
-        env=result.env,
-        applied=result.applied,
-        kept=result.kept,
-        calls=clients.calls,
-        retries=clients.retries,
-        seconds=deadline.elapsed(),
-        fingerprint=result.fingerprint,
-        overrides=result.overrides,
-    )
-
-
-def log_resolution(result: Resolution, *, log: Logger, emf: Emf | None = None) -> None:
-    if result.overrides:
-        # Layered prefixes: a later prefix giving a variable again is on purpose; say which.
-        log.info(
-            "variables overridden by a later prefix",
-            names=sorted({o.name for o in result.overrides}),
-            overrides={o.name: o.describe() for o in result.overrides},
-        )
-    for record in result.kept:
-        log.info(
-            "variable kept from the environment",
-            name=record.name,
-            hint="set SECRETS_AGENT_OVERRIDE=true to replace it with the loaded value",
-        )
-    for record in result.applied:
-        log.debug(
-            "variable set",
-            name=record.name,
-            source=record.source,
-            source_name=record.source_name,
-            version=record.version,
-            encrypted=record.encrypted,
-        )
-    by_source: dict[str, int] = {}
-    for record in result.applied:
-        by_source[record.source] = by_source.get(record.source, 0) + 1
-    summary: dict[str, object] = {
-        "count": len(result.applied),
-        "kept": len(result.kept),
-        "sources": by_source,
-        "names": sorted(r.name for r in result.applied),
-        "calls": result.calls,
-        "retries": result.retries,
-        "seconds": round(result.seconds, 3),
-        "version": __version__,
-    }
-    if emf is None:
-        log.info("secrets resolved", **summary)
-        return
-    metrics = {
-        "SecretsResolved": len(result.applied),
-        "ResolutionSeconds": round(result.seconds, 3),
-        "AwsCalls": result.calls,
-        "Retries": result.retries,
-        "ResolutionFailures": 0,
-    }
-    emf.write(log, "info", "secrets resolved", metrics, **summary)
-
-
-def run_bounded(fn: Callable[[], Any], *, timeout: float, what: str, clients: Clients) -> Any:
-    """Run ``fn`` in a daemon thread; a ServiceError (69) if it outlives ``timeout``.
-
-    The calling (main) thread keeps handling signals while it waits.
-    """
-    import threading
-
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["value"] = fn()
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller below
-            box["error"] = exc
-
-    thread = threading.Thread(target=target, name="secrets-agent-resolve", daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if thread.is_alive():
-        raise _with_endpoint(
-            UnreachableError(
-                f"{what} took longer than SECRETS_AGENT_TIMEOUT={timeout:g}s "
-                f"({clients.calls} AWS calls, {clients.retries} retries)",
-                hint="check that AWS is reachable and not throttling, "
-                "or raise SECRETS_AGENT_TIMEOUT",
-            ),
-            clients,
-        )
-    if "error" in box:
-        error = box["error"]
-        if isinstance(error, UnreachableError):
-            raise _with_endpoint(error, clients)
-        if isinstance(error, AgentError):
-            raise error
-        raise ServiceError(f"{what} failed ({type(error).__name__})") from error
-    return box.get("value")
-
-
-def _with_endpoint(error: UnreachableError, clients: Clients) -> UnreachableError:
-    """The 69 line with the endpoint host and what went wrong with the last attempt there
-    (refused, timed out, TLS, DNS, throttled, HTTP 5xx), and where to look."""
-    from secrets_agent.aws.errors import NETWORK_HINT, THROTTLED
-
-    found = clients.last_failure()
-    if found is None:
-        return error
-    host, failure = found
-    if failure == THROTTLED:
-        hint = (
-            "AWS throttled the calls: raise SECRETS_AGENT_TIMEOUT, start fewer tasks at once, "
-            "or ask for a higher quota"
-        )
-    elif failure.startswith("HTTP "):
-        hint = "check the service health and SECRETS_AGENT_TIMEOUT, then retry"
-    else:
-        hint = f"{NETWORK_HINT}; or raise SECRETS_AGENT_TIMEOUT if AWS is only slow"
-    return UnreachableError(
-        f"{error.message}; last error: {failure} from {host}",
-        hint=hint,
-        details={"endpoint": host, "error": failure},
-    )
+    """``fetch`` then ``finalize``, timed (the caller adds the AWS calls and retries it counts)."""
+    started = time.monotonic()
+    fetched = fetch(plan, sources)
+    result = finalize(plan, fetched, settings=settings, environ=environ, decrypt=decrypt)
+    return replace(result, seconds=time.monotonic() - started)
 
 
 __all__ = [
-    "DataError",
     "Fetched",
     "Resolution",
     "fetch",

@@ -43,18 +43,17 @@ import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
+from secrets_agent.aws.bounded import run_bounded
 from secrets_agent.aws.clients import Clients
 from secrets_agent.aws.ecs_service import Service, ServiceState, describe, force_new_deployment
 from secrets_agent.core.errors import AgentError, DataError, ServiceError
 from secrets_agent.core.settings import Settings
 from secrets_agent.output.logs import Logger
-from secrets_agent.resolve.pipeline import run_bounded
 from secrets_agent.supervise.supervisor import Change
 from secrets_agent.supervise.watch import ResolveWatcher
 
 #: A task stretches its interval by the service's running task count, at most this many times.
 MAX_STRETCH = 100
-JITTER = 0.15
 #: Before asking, a task that found no newer deployment waits a random part of this many
 #: seconds and looks again: tasks that found one change at the same moment then mostly see the
 #: first one's deployment instead of each asking (bench/redeploy_race.py measures it).

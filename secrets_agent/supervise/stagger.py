@@ -15,9 +15,22 @@ from __future__ import annotations
 import hashlib
 import socket
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from secrets_agent.core.errors import AgentError
 from secrets_agent.output.logs import Logger
+
+if TYPE_CHECKING:
+    import random
+
+#: Checks are spread over ``interval x [1 - JITTER, 1 + JITTER]``, so that tasks started
+#: together do not ask AWS in step.
+JITTER = 0.15
+
+
+def jittered(span: float, rng: random.Random) -> float:
+    """``span`` give or take ``JITTER`` of it: the one home of the checks' jitter."""
+    return span * rng.uniform(1 - JITTER, 1 + JITTER)
 
 
 def offset(identity: str, spread: float) -> float:

@@ -53,6 +53,7 @@ from secrets_agent.process.spawn import (
     set_subreaper,
     spawn_command,
 )
+from secrets_agent.supervise.stagger import jittered
 
 if TYPE_CHECKING:
     from secrets_agent.output.metrics import Emf
@@ -68,7 +69,6 @@ FORWARDED: tuple[signal.Signals, ...] = (
 )
 STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
 WAITED = frozenset({*FORWARDED, signal.SIGCHLD})
-JITTER = 0.15
 _SAFETY_WAKE = 5.0
 
 
@@ -280,7 +280,7 @@ class Supervisor:
             # Tasks of one deployment start together: a random phase spreads their checks.
             self.spread_first = False
             return span * self.rng.uniform(0.0, 1.0)
-        return span * self.rng.uniform(1 - JITTER, 1 + JITTER)
+        return jittered(span, self.rng)
 
     def on_signal(self, sig: signal.Signals) -> None:
         if sig == signal.SIGCHLD:

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from secrets_agent.aws.bounded import run_bounded
 from secrets_agent.aws.clients import Clients
+from secrets_agent.aws.sources import AwsSources, decrypter
 from secrets_agent.core.plan import Plan
 from secrets_agent.core.references import SecretRef
 from secrets_agent.core.settings import Settings
 from secrets_agent.output.logs import Logger
 from secrets_agent.resolve import pipeline as resolve
-from secrets_agent.resolve.pipeline import Fetched, run_bounded
+from secrets_agent.resolve.fingerprint import is_secrets_manager
+from secrets_agent.resolve.pipeline import Fetched
 from secrets_agent.supervise.supervisor import Change
 
 
@@ -40,6 +43,10 @@ class ResolveWatcher:
         self._environ = dict(environ)
         self._clients = clients
         self._log = log
+        self._sources = AwsSources(clients, log)
+        self._decrypt = decrypter(
+            clients, log, key_arns=settings.kms_key_arns, timeout=settings.timeout
+        )
         self._fingerprint = fingerprint
         self._pending: dict[str, tuple[str | None, str]] | None = None
 
@@ -61,12 +68,12 @@ class ResolveWatcher:
         plan = self._plan
         if plan.sm_prefixes or any(isinstance(r, SecretRef) for r in plan.refs.values()):
             if secrets_manager_unchanged(plan, self._clients, self._fingerprint):
-                rest = resolve.fetch(without_secrets_manager(plan), self._clients, log=self._log)
+                rest = resolve.fetch(without_secrets_manager(plan), self._sources)
                 old = self._fingerprint
-                kept = {k: v for k, v in old.items() if k.startswith("secretsmanager:")}
+                kept = {k: v for k, v in old.items() if is_secrets_manager(k)}
                 if {**kept, **rest.fingerprint()} == old:
                     return None
-        return resolve.fetch(plan, self._clients, log=self._log)
+        return resolve.fetch(plan, self._sources)
 
     def poll(self) -> Change | None:
         self._pending = None
@@ -88,8 +95,7 @@ class ResolveWatcher:
                 fetched,
                 settings=self._settings,
                 environ=self._environ,
-                clients=self._clients,
-                log=self._log,
+                decrypt=self._decrypt,
             )
             return new, result.env, changes
 

@@ -247,14 +247,17 @@ def test_69_connection_refused_names_the_host(tmp_path: Path) -> None:
 
 
 def test_69_dns_failure_names_the_host(tmp_path: Path) -> None:
-    event = unreachable(tmp_path, "http://nonexistent.invalid")
+    # Room for every attempt to fail on its own (a loaded machine is slow to start Python), so
+    # that the last failure is the DNS one, not the overall deadline.
+    event = unreachable(tmp_path, "http://nonexistent.invalid", SECRETS_AGENT_TIMEOUT="15")
     assert event["endpoint"] == "nonexistent.invalid" and event["error"] == "DNS"
     assert_network_hint(event)
 
 
 def test_69_tls_failure_names_the_host(tmp_path: Path, moto: MotoServer) -> None:
     port = moto.url.rsplit(":", 1)[1]
-    event = unreachable(tmp_path, f"https://127.0.0.1:{port}")  # moto speaks plain HTTP
+    # moto speaks plain HTTP; room for every attempt to fail on its own, as above.
+    event = unreachable(tmp_path, f"https://127.0.0.1:{port}", SECRETS_AGENT_TIMEOUT="15")
     assert event["endpoint"] == f"127.0.0.1:{port}" and event["error"] == "TLS"
     assert_network_hint(event)
 

@@ -62,9 +62,15 @@ def test_summary_and_error_lines_say_the_version(
     summary = [json.loads(line) for line in run.stderr.splitlines()]
     assert [e["version"] for e in summary if e["event"] == "secrets resolved"] == [__version__]
 
+    # JSON mode: the error event carries it as a field; text mode: the one line ends with it.
     failed = run_agent(tmp_path, env | {"PARAMETER_STORE_PREFIX": "/none"})
     assert failed.returncode == 66
-    assert failed.stderr.splitlines()[-1].endswith(f"(secrets-agent {__version__})")
+    assert json.loads(failed.stderr.splitlines()[-1])["version"] == __version__
+    text = run_agent(
+        tmp_path, env | {"PARAMETER_STORE_PREFIX": "/none", "SECRETS_AGENT_LOG_FORMAT": "text"}
+    )
+    assert text.returncode == 66
+    assert text.stderr.splitlines()[-1].endswith(f"(secrets-agent {__version__})")
 
 
 def test_every_emf_document_carries_the_version_as_a_property() -> None:

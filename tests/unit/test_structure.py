@@ -1,4 +1,5 @@
-"""The shape of secrets_agent/: no import loop, and a pure core that never reaches AWS.
+"""The shape of secrets_agent/: no import loop, and a pure core and a pipeline that never reach
+AWS.
 
 Read from the source with ``ast`` (every import, at module level or inside a function), so a
 lazy import counts as much as a top-level one: a loop through a function body is still a loop.
@@ -15,8 +16,9 @@ from tests.conftest import ROOT
 
 AGENT = ROOT / "secrets_agent"
 # Pure, by folder: every module of core/ (and the fast path, which imports nothing). They
-# decide; the AWS wing fetches.
-PURE_FOLDERS = ("core",)
+# decide; the AWS wing fetches. The pipeline (resolve/) is handed its sources and decrypt
+# function, so it never reaches AWS either.
+PURE_FOLDERS = ("core", "resolve")
 PURE_EXTRA = ("secrets_agent.process.fastpath",)
 AWS_LIBRARIES = ("botocore", "boto3", "aws_encryption_sdk", "urllib3")
 
@@ -129,14 +131,13 @@ def test_only_the_aws_wing_imports_an_aws_library() -> None:
 
 def test_core_imports_nothing_outside_core() -> None:
     """The pure rules sit at the bottom: core/ never imports another wing (the fast path, which
-    imports nothing at all, holds the str-only reference and setting-name tests they share)."""
+    imports nothing at all, holds the str-only reference and setting-name tests they share; the
+    package itself holds only ``__version__``)."""
     upward = {
         name: sorted(
             m
             for m in edges
-            if not m.startswith("secrets_agent.core")
-            and m not in PURE_EXTRA
-            and m != "secrets_agent"  # the package itself holds only __version__
+            if not m.startswith("secrets_agent.core") and m not in (*PURE_EXTRA, "secrets_agent")
         )
         for name, edges in graph().items()
         if name.startswith("secrets_agent.core.")

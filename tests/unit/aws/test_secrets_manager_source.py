@@ -252,9 +252,12 @@ def test_many_secrets_page_by_twenty(aws: Any, log: Logger) -> None:
     assert calls.by_op == {"BatchGetSecretValue": 3}
 
 
-def test_invalid_prefix_is_a_configuration_error(aws: Any, log: Logger) -> None:
+def test_invalid_prefix_is_a_configuration_error() -> None:
+    """The settings refuse it, before any source sees it (the sources do not check again)."""
+    from secrets_agent.core.settings import load_settings
+
     with pytest.raises(ConfigError, match="SECRETS_MANAGER_PREFIX"):
-        sm.load_prefix(aws, "kpt board:prod", log=log)
+        load_settings({"SECRETS_MANAGER_PREFIX": "kpt board:prod"})
 
 
 def test_logs_name_secrets_and_versions_never_values(

@@ -107,16 +107,16 @@ def test_booleans(text: str, expected: bool | None) -> None:
         assert got.override is expected
 
 
-def test_every_setting_is_a_field_with_a_default_and_a_row_of_the_readme() -> None:
+def test_every_setting_is_a_field_with_a_default_and_a_row_of_the_settings_table() -> None:
     fields = set(settings.Settings.__dataclass_fields__)
     assert {s.field for s in settings.SETTINGS} == fields
     assert len(settings.VARIABLES) == len(set(settings.VARIABLES))
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    readme = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
     table = set(re.findall(r"^\| `([A-Z_]+)` \|", readme, flags=re.M))
     assert set(settings.VARIABLES) <= table
 
 
-#: The README's "takes effect only with" column for each ``needs`` of the table.
+#: docs/configuration.md's "takes effect only with" column for each ``needs`` of the table.
 NEEDS_IN_README = {
     "": "-",
     "supervise": "supervise mode",
@@ -130,8 +130,8 @@ NEEDS_IN_README = {
 }
 
 
-def test_the_readme_says_what_each_setting_takes_effect_with() -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+def test_the_settings_table_says_what_each_setting_takes_effect_with() -> None:
+    readme = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
     start = readme.index("| variable | meaning | default | takes effect only with |")
     table = readme[start : readme.index("\n\n", start)]
     column = {

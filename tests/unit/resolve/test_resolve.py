@@ -41,7 +41,7 @@ def test_a_check_that_outlives_the_timeout_does_not_swallow_the_change(
     slow = threading.Event()
     finished = threading.Event()
 
-    def fetch(plan: Any, clients: Any, *, log: Logger) -> resolve.Fetched:
+    def fetch(plan: Any, sources: Any) -> resolve.Fetched:
         if not slow.is_set():
             slow.set()
             time.sleep(0.6)  # longer than the 0.2 s timeout below
@@ -115,12 +115,7 @@ def test_fetch_fails_on_the_first_error_without_waiting_for_a_slow_source() -> N
     started = time.monotonic()
     try:
         with pytest.raises(AccessDeniedError):
-            resolve.fetch(
-                plan,
-                _Clients(),
-                log=Logger(level="error", fmt="json"),
-                sources=sources,  # type: ignore[arg-type]
-            )
+            resolve.fetch(plan, sources)  # type: ignore[arg-type]
         assert time.monotonic() - started < 5  # not the 10 s the slow source would take
     finally:
         release.set()
@@ -132,12 +127,7 @@ def test_fetch_asks_each_source_for_each_of_its_layers_and_marks_the_items() -> 
 
     sources = _Sources(ssm=_Source(items), secrets_manager=_Source(lambda prefix: []))
     plan = Plan(ssm_prefixes=("/common", "/prod"), sm_prefixes=("app/prod",), refs={})
-    fetched = resolve.fetch(
-        plan,
-        _Clients(),
-        log=Logger(level="error", fmt="json"),
-        sources=sources,  # type: ignore[arg-type]
-    )
+    fetched = resolve.fetch(plan, sources)  # type: ignore[arg-type]
     assert sorted(sources.ssm.loaded) == ["/common", "/prod"]
     assert sources.secrets_manager.loaded == ["app/prod"]
     assert sorted((i.layer, i.value.reveal()) for i in fetched.prefix_items) == [
