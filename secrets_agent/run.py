@@ -308,6 +308,7 @@ def _supervise(
 ) -> int:
     """Supervise ``command`` with the settings' interval, stop timeout and restart spread;
     ``hooks``: the ``Supervisor``'s process hooks and pacing."""
+    from secrets_agent.supervise.stagger import restart_delay_for
     from secrets_agent.supervise.supervisor import Supervisor
 
     make: Callable[..., Supervisor] = Supervisor
@@ -326,17 +327,9 @@ def _supervise(
         log=log,
         prepare=prepare,
         emf=emf,
-        restart_delay=_restart_delay(settings, environ, log) if watcher is not None else 0.0,
+        restart_delay=(restart_delay_for(settings, environ, log) if watcher is not None else 0.0),
         **hooks,
     ).run()
-
-
-def _restart_delay(settings: Settings, environ: Mapping[str, str], log: Logger) -> float:
-    if settings.on_change != "restart" or settings.restart_spread <= 0:
-        return 0.0
-    from secrets_agent.supervise.stagger import restart_delay
-
-    return restart_delay(environ, spread=settings.restart_spread, timeout=settings.timeout, log=log)
 
 
 def check_configured(environ: Mapping[str, str], settings: Settings, command: str) -> None:
@@ -380,15 +373,13 @@ def env_text(*, fmt: str, reveal: bool) -> str:
 
 def check_text(fmt: str) -> str:
     """``check``'s output (text or JSON); logs its cost."""
-    from secrets_agent.output.render import render_check, render_check_json
+    from secrets_agent.output.render import render_check_report
 
     environ = dict(os.environ)
     settings, log = setup(environ)
     check_configured(environ, settings, "check")
     files = file_targets(settings)
     plan, result, clients = resolve(environ, settings, log)
-    from secrets_agent.core.layers import layered
-
     records: Sequence[Record] = (*result.applied, *result.kept) if result is not None else ()
     if result is not None and clients is not None:
         from secrets_agent.supervise.check_cost import check_cost, log_check_cost
@@ -412,26 +403,5 @@ def check_text(fmt: str) -> str:
             addresses=list(settings.listen),
             ready_timeout=settings.ready_timeout,
         )
-    shown = {r.name for r in records}
-    # A required variable that the inherited environment provides gets a row too.
-    from secrets_agent.core.model import Record, Secret
-
-    records = (
-        *records,
-        *(
-            Record(name=name, value=Secret(environ[name]), source="environment", source_name=name)
-            for name in settings.require
-            if name not in shown
-        ),
-    )
     paths = {t.name: t.path for t in files}
-    if fmt == "json":
-        from secrets_agent.core.layers import split_prefixes
-
-        prefixes = {
-            "PARAMETER_STORE_PREFIX": split_prefixes(settings.parameter_store_prefix),
-            "SECRETS_MANAGER_PREFIX": split_prefixes(settings.secrets_manager_prefix),
-        }
-        return render_check_json(records, files=paths, required=settings.require, prefixes=prefixes)
-    layers = layered(settings.parameter_store_prefix, settings.secrets_manager_prefix)
-    return render_check(records, files=paths, layers=layers, required=settings.require)
+    return render_check_report(records, environ=environ, settings=settings, files=paths, fmt=fmt)
