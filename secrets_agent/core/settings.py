@@ -23,6 +23,7 @@ from secrets_agent.core.errors import ConfigError
 from secrets_agent.core.protected import VALID_NAME, is_protected
 from secrets_agent.process.fastpath import (
     NAMESPACE,
+    edit_distance,
     looks_like_reference,
     suspicious_name,
     within_two_edits,
@@ -448,19 +449,6 @@ SETTINGS: tuple[Setting, ...] = (
 VARIABLES = tuple(setting.variable for setting in SETTINGS)
 
 
-def _distance(word: str, target: str) -> int:
-    """Levenshtein distance (the slow path's, for naming the closest setting)."""
-    previous = list(range(len(target) + 1))
-    for i, char in enumerate(word, start=1):
-        current = [i]
-        for j, other in enumerate(target, start=1):
-            current.append(
-                min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char != other))
-            )
-        previous = current
-    return previous[-1]
-
-
 def name_problem(key: str) -> ConfigError | None:
     """Why the variable ``key`` (set, not a setting) is a mistake, or None.
 
@@ -471,7 +459,7 @@ def name_problem(key: str) -> ConfigError | None:
     if key in VARIABLES:
         return None
     upper = key.upper()
-    closest = min(VARIABLES, key=lambda variable: _distance(upper, variable))
+    closest = min(VARIABLES, key=lambda variable: edit_distance(upper, variable))
     near = upper == closest or within_two_edits(upper, closest)
     if upper.startswith(NAMESPACE) and not near:
         return ConfigError(

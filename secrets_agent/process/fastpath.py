@@ -67,6 +67,12 @@ def within_two_edits(word: str, target: str) -> bool:
         and target[2 * third :] not in word
     ):
         return False
+    return edit_distance(word, target, limit=2) <= 2
+
+
+def edit_distance(word: str, target: str, *, limit: int | None = None) -> int:
+    """The Levenshtein distance of ``word`` and ``target`` (insertions, deletions,
+    substitutions), in plain loops; past ``limit`` it stops and answers ``limit + 1``."""
     previous = list(range(len(target) + 1))
     for i, char in enumerate(word, start=1):
         current = [i]
@@ -74,10 +80,10 @@ def within_two_edits(word: str, target: str) -> bool:
             current.append(
                 min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char != other))
             )
-        if min(current) > 2:
-            return False
+        if limit is not None and min(current) > limit:
+            return limit + 1
         previous = current
-    return previous[-1] <= 2
+    return previous[-1]
 
 
 def suspicious_name(key: str) -> bool:
