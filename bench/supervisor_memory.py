@@ -5,7 +5,9 @@ one change check (wall time, CPU time, API calls), on a local moto server.
     python3 bench/supervisor_memory.py [--params 30] [--seconds 8] [--rounds 3]
 
 Scenarios, interleaved round by round: the agent supervising with an SSM path prefix loaded
-(checked every second), the same plus a Secrets Manager prefix, the agent as a plain init
+(checked every second) in restart, exit and redeploy modes (redeploy: an ECS service of one
+task on moto, named by SECRETS_AGENT_ECS_CLUSTER/SERVICE), the same plus a Secrets Manager
+prefix, the agent as a plain init
 (nothing loaded, no AWS SDK imported), and ``tini -s`` for reference. The command is
 ``sleep``. API calls are counted by a pass-through proxy in front of moto; check times come
 from the agent's own debug events.
@@ -67,6 +69,18 @@ def seed(url: str, count: int, secrets: int) -> None:
         ssm.put_parameter(
             Name=f"/bench/prod/value_{i:03d}", Value=f"v{i}-" + "x" * 60, Type="SecureString"
         )
+    ecs = client("ecs")
+    ecs.create_cluster(clusterName="bench")
+    ecs.register_task_definition(
+        family="app", containerDefinitions=[{"name": "app", "image": "app", "memory": 128}]
+    )
+    ecs.create_service(
+        cluster="bench",
+        serviceName="web",
+        taskDefinition="app",
+        desiredCount=1,
+        launchType="FARGATE",
+    )
     sm = client("secretsmanager")
     for i in range(secrets):
         sm.create_secret(
@@ -95,8 +109,16 @@ def run_one(kind: str, proxy: FaultProxy, seconds: float, tmp: Path) -> dict[str
         # cost visible within a few seconds.
         argv = [sys.executable, str(SHORT_INTERVAL_ENTRYPOINT), *command]
         env["SECRETS_AGENT_WATCH_INTERVAL"] = "600" if kind == "agent-plain-init" else "1"
-        if kind in ("agent+ssm", "agent+ssm+sm"):
+        if kind in ("agent+ssm", "agent+ssm+sm", "agent+ssm exit", "agent+ssm redeploy"):
             env["PARAMETER_STORE_PREFIX"] = "/bench/prod"
+        if kind == "agent+ssm exit":
+            env["SECRETS_AGENT_ON_CHANGE"] = "exit"
+        if kind == "agent+ssm redeploy":
+            env.update(
+                SECRETS_AGENT_ON_CHANGE="redeploy",
+                SECRETS_AGENT_ECS_CLUSTER="bench",
+                SECRETS_AGENT_ECS_SERVICE="web",
+            )
         if kind == "agent+ssm+sm":
             env["SECRETS_MANAGER_PREFIX"] = "bench/prod"
     log = tmp / f"{kind}-{time.monotonic_ns()}.log"
@@ -148,9 +170,13 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    kinds = ["agent+ssm", "agent+ssm+sm", "agent-plain-init"] + (
-        ["tini"] if shutil.which("tini") else []
-    )
+    kinds = [
+        "agent+ssm",
+        "agent+ssm exit",
+        "agent+ssm redeploy",
+        "agent+ssm+sm",
+        "agent-plain-init",
+    ] + (["tini"] if shutil.which("tini") else [])
     server = start_moto()
     results: dict[str, list[dict[str, Any]]] = {k: [] for k in kinds}
     try:

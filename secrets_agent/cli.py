@@ -1,8 +1,8 @@
-"""Command line: argv -> subcommand. The composition root, and the one place where errors
-become exit codes and one stderr line.
+"""Command line: argv -> subcommand, the one place where errors become exit codes and one
+stderr line, and stdout. What a subcommand builds and runs is ``secrets_agent.run``'s.
 
-Heavy imports (botocore, the Encryption SDK) happen only on paths that need
-them: with no prefix, no reference and no agent setting, ``exec`` replaces itself at once.
+With no prefix, no reference and no agent setting, ``exec`` replaces itself at once, before
+anything else is imported.
 """
 
 from __future__ import annotations
@@ -10,9 +10,8 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from collections.abc import Callable, Mapping, Sequence
-from types import FrameType
-from typing import IO, TYPE_CHECKING, Any, NoReturn, cast
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from secrets_agent import __version__
 from secrets_agent.core.errors import AgentError, DataError, OutputError, UsageError
@@ -23,20 +22,10 @@ from secrets_agent.process.fastpath import (
     strip_separator,
     undo_locale_coercion,
 )
+from secrets_agent.run import Stopped
 
 if TYPE_CHECKING:
     import argparse
-
-    from secrets_agent.aws.clients import Clients
-    from secrets_agent.core.model import Record
-    from secrets_agent.core.plan import Plan
-    from secrets_agent.core.settings import Settings
-    from secrets_agent.output.logs import Logger
-    from secrets_agent.output.metrics import Emf
-    from secrets_agent.process.secret_files import Target
-    from secrets_agent.resolve.pipeline import Resolution
-
-_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
 
 
 class _Interrupted(AgentError):
@@ -52,12 +41,6 @@ class _Interrupted(AgentError):
     def line(self, *, version: bool = False) -> str:
         suffix = f" (secrets-agent {__version__})" if version else ""
         return capped(printable(f"secrets-agent: {self.message}"), MAX_LINE - len(suffix)) + suffix
-
-
-class _Stopped(Exception):
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
 
 
 def _fail(error: AgentError) -> int:
@@ -257,9 +240,14 @@ def main(argv: Sequence[str]) -> int:
         if args.subcommand == "encrypt" and sys.stdin is None:
             raise UsageError("stdin is closed", hint="pipe the plaintext to encrypt on stdin")
         if args.subcommand == "exec":
-            return _cmd_exec(strip_separator(args.command))
+            from secrets_agent.run import exec_mode
+
+            return exec_mode(strip_separator(args.command))
         if args.subcommand == "env":
-            return _cmd_env(fmt=args.format, reveal=args.reveal)
+            from secrets_agent.run import env_text
+
+            _stdout(env_text(fmt=args.format, reveal=args.reveal))
+            return 0
         if args.subcommand == "check":
             return _cmd_check(fmt=args.format)
         if args.subcommand == "iam-policy":
@@ -269,12 +257,12 @@ def main(argv: Sequence[str]) -> int:
         raise UsageError("no subcommand given", hint="run secrets-agent --help")
     except AgentError as error:
         return _fail(error)
-    except _Stopped as stop:
+    except Stopped as stop:
         return _fail(
             _Interrupted(stop.signum, f"stopped by signal {stop.signum} before the command started")
         )
     except KeyboardInterrupt:
-        # SIGINT outside the resolution (whose handler raises _Stopped): at start-up, or while
+        # SIGINT outside the resolution (whose handler raises Stopped): at start-up, or while
         # encrypt reads its plaintext.
         sigint = signal.SIGINT.value
         return _fail(_Interrupted(sigint, f"interrupted by signal {sigint}; nothing was done"))
@@ -297,404 +285,22 @@ def main(argv: Sequence[str]) -> int:
         )
 
 
-def _setup(
-    environ: Mapping[str, str], *, queued_since: float | None = None
-) -> tuple[Settings, Logger]:
-    from secrets_agent.core.settings import load_settings
-    from secrets_agent.output.logs import Logger
-
-    settings = load_settings(environ)
-    fmt = settings.log_format
-    if settings.metrics != "off":
-        from secrets_agent.output.metrics import check_settings
-
-        check_settings(settings)
-        fmt = "json"  # the embedded metric format is JSON, on a terminal too
-    stream: IO[str] | None = None
-    if (settings.supervise or queued_since is not None) and sys.stderr is not None:
-        from secrets_agent.output import logsink
-
-        # The supervisor outlives a stalled log driver, and exec mode starts the command all
-        # the same (its lines wait for room until the timeout, then are dropped): their lines
-        # never block them. (The logger uses write, flush and isatty only.)
-        until = None
-        if not settings.supervise and queued_since is not None:
-            until = queued_since + settings.timeout
-        stream = cast("IO[str]", logsink.install(2, block_until=until))
-    return settings, Logger(level=settings.log_level, fmt=fmt, stream=stream)
-
-
-def _file_targets(settings: Settings) -> tuple[Target, ...]:
-    """SECRETS_AGENT_FILES' paths, checked before any AWS call (78 when one is refused)."""
-    if not settings.files:
-        return ()
-    from secrets_agent.process.secret_files import targets_here
-
-    return targets_here(settings.files)
-
-
-def _on_stop(signum: int, frame: FrameType | None) -> None:
-    raise _Stopped(signum)
-
-
-def _resolve(
-    environ: Mapping[str, str], settings: Settings, log: Logger, *, emf: Emf | None = None
-) -> tuple[Plan, Resolution | None, Clients | None]:
-    """Resolve everything, bounded by SECRETS_AGENT_TIMEOUT; a stop signal ends it at once.
-
-    With ``emf``, the summary line carries the resolution's metrics, and a failure writes one
-    metric line (``ResolutionFailures``) before the error line.
-    """
-    import time
-
-    from secrets_agent.core.plan import make_plan
-
-    started = time.monotonic()
-    try:
-        plan = make_plan(settings, environ)
-    except AgentError as error:
-        if emf is not None:
-            emf.failed(log, error, clients=None, seconds=time.monotonic() - started)
-        raise
-    if plan.empty:
-        from secrets_agent.core.plan import check_required
-
-        check_required(environ, settings, plan.refs)
-        log.debug("nothing to resolve")
-        return plan, None, None
-    from dataclasses import replace
-
-    from secrets_agent.aws.bounded import run_bounded
-    from secrets_agent.aws.clients import Clients
-    from secrets_agent.aws.sources import AwsSources, decrypter
-    from secrets_agent.output.metrics import log_resolution
-    from secrets_agent.resolve.pipeline import resolve
-
-    clients = Clients(environ=environ, timeout=settings.timeout, log=log)
-    sources = AwsSources(clients, log)
-    decrypt = decrypter(clients, log, key_arns=settings.kms_key_arns, timeout=settings.timeout)
-    previous = {s: signal.signal(s, _on_stop) for s in _STOP_SIGNALS}
-    try:
-        result: Resolution = run_bounded(
-            lambda: replace(
-                resolve(plan, settings=settings, environ=environ, sources=sources, decrypt=decrypt),
-                calls=clients.calls,
-                retries=clients.retries,
-            ),
-            timeout=settings.timeout,
-            what="resolving secrets",
-            clients=clients,
-        )
-    except AgentError as error:
-        if emf is not None:
-            emf.failed(log, error, clients=clients, seconds=time.monotonic() - started)
-        raise
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-    log_resolution(result, log=log, emf=emf)
-    return plan, result, clients
-
-
-def _cmd_exec(command: list[str]) -> int:
-    if not command:
-        raise UsageError("no command given", hint="usage: secrets-agent exec -- CMD [ARG...]")
-    import time
-
-    started = time.monotonic()
-    environ = dict(os.environ)
-    settings, log = _setup(environ, queued_since=started)
-    if settings.supervise:
-        from secrets_agent.process.spawn import set_undumpable
-
-        set_undumpable()  # the supervisor holds every secret as long as the task runs
-    files = _file_targets(settings)
-    emf = None
-    if settings.metrics != "off":
-        from secrets_agent.output.metrics import from_settings
-
-        emf = from_settings(settings, environ, log=log)
-    if settings.listen and (not settings.supervise or settings.on_change == "redeploy"):
-        from secrets_agent.core.errors import ConfigError
-
-        raise ConfigError(
-            "SECRETS_AGENT_LISTEN is for supervise mode with SECRETS_AGENT_ON_CHANGE=restart "
-            "or exit (the agent holds the sockets across restarts)",
-            hint="set SECRETS_AGENT_WATCH_INTERVAL, or unset SECRETS_AGENT_LISTEN",
-        )
-    if settings.supervise and settings.on_change != "redeploy":
-        return _supervise_isolated(command, environ, settings, log, files, emf)
-    plan, result, clients = _resolve(environ, settings, log, emf=emf)
-    env = result.env if result is not None else environ
-    prepare = None
-    if files:
-        from secrets_agent.process.secret_files import preparer, split_env
-
-        split_env(env, files)  # 66 before anything starts
-        prepare = preparer(files, log=log)
-    if settings.supervise:
-        from secrets_agent.supervise.supervisor import Watcher
-        from secrets_agent.supervise.watch import ResolveWatcher
-
-        watcher: Watcher | None = None
-        if result is not None and clients is not None:
-            resolve_watcher = ResolveWatcher(
-                plan,
-                settings=settings,
-                environ=environ,
-                clients=clients,
-                log=log,
-                fingerprint=result.fingerprint,
-            )
-            watcher = resolve_watcher
-            if settings.on_change == "redeploy":
-                from secrets_agent.supervise.redeploy import start_redeploy
-
-                watcher = start_redeploy(
-                    resolve_watcher,
-                    settings=settings,
-                    environ=environ,
-                    env=env,
-                    clients=clients,
-                    log=log,
-                )
-            elif files:
-                # Redeploy mode never rewrites files (nothing restarts): only restart and exit.
-                from secrets_agent.process.secret_files import FilesWatcher
-
-                watcher = FilesWatcher(resolve_watcher, files)
-        return _supervise(command, env, settings, environ, watcher, log, prepare=prepare, emf=emf)
-    from secrets_agent.process.execute import exec_command
-
-    if prepare is not None:
-        env = prepare(env)  # the files are written; their variables leave the environment
-
-    log.debug("exec", command=command[0])
-    from secrets_agent.output import logsink
-
-    # The queued lines go out before execve, but a stderr nobody reads holds the start no
-    # longer than SECRETS_AGENT_TIMEOUT from the agent's start (the lines left are lost).
-    logsink.drain_active(max(0.0, started + settings.timeout - time.monotonic()))
-    exec_command(command, env)
-
-
-def _supervise_isolated(
-    command: list[str],
-    environ: dict[str, str],
-    settings: Settings,
-    log: Logger,
-    files: tuple[Target, ...],
-    emf: Emf | None,
-) -> int:
-    """Supervise mode (restart, exit): the AWS SDK never loads in this process; the first
-    resolution and every check run in a process of their own
-    (``secrets_agent.supervise.isolated``)."""
-    import time
-
-    from secrets_agent.core.plan import make_plan
-    from secrets_agent.supervise.isolated import IsolatedWatcher, run_child
-    from secrets_agent.supervise.supervisor import Watcher
-
-    started = time.monotonic()
-    try:
-        plan = make_plan(settings, environ)
-    except AgentError as error:
-        if emf is not None:
-            emf.failed(log, error, clients=None, seconds=time.monotonic() - started)
-        raise
-    env: dict[str, str] = environ
-    watcher: Watcher | None = None
-    if plan.empty:
-        from secrets_agent.core.plan import check_required
-
-        check_required(environ, settings, plan.refs)
-        log.debug("nothing to resolve")
-    else:
-        previous = {s: signal.signal(s, _on_stop) for s in _STOP_SIGNALS}
-        try:
-            answer = run_child(
-                "start",
-                settings=settings,
-                environ=environ,
-                log=log,
-                emf=emf,
-                what="resolving secrets",
-            )
-        finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
-        env = answer["env"] if answer["env"] is not None else environ
-        watcher = IsolatedWatcher(
-            settings=settings, environ=environ, log=log, fingerprint=answer["fingerprint"]
-        )
-    prepare = None
-    if files:
-        from secrets_agent.process.secret_files import FilesWatcher, preparer, split_env
-
-        split_env(env, files)  # 66 before anything starts
-        prepare = preparer(files, log=log)
-        if watcher is not None:
-            watcher = FilesWatcher(watcher, files)
-    return _supervise(command, env, settings, environ, watcher, log, prepare=prepare, emf=emf)
-
-
-def _supervise(
-    command: list[str],
-    env: Mapping[str, str],
-    settings: Settings,
-    environ: Mapping[str, str],
-    watcher: Any,
-    log: Logger,
-    *,
-    prepare: Any,
-    emf: Emf | None,
-) -> int:
-    """Supervise ``command`` with the settings' interval, stop timeout and restart spread."""
-    from secrets_agent.supervise.supervisor import supervise
-
-    run: Callable[..., int] = supervise
-    if settings.listen:
-        from secrets_agent.supervise.handoff import listening
-
-        run = listening(settings)
-    return run(
-        command,
-        env,
-        interval=settings.watch_interval,
-        # Redeploy mode's watcher never hands back an environment: nothing restarts.
-        on_change="exit" if settings.on_change == "exit" else "restart",
-        stop_timeout=settings.stop_timeout,
-        watcher=watcher,
-        log=log,
-        prepare=prepare,
-        emf=emf,
-        restart_delay=_restart_delay(settings, environ, log) if watcher is not None else 0.0,
-    )
-
-
-def _restart_delay(settings: Settings, environ: Mapping[str, str], log: Logger) -> float:
-    if settings.on_change != "restart" or settings.restart_spread <= 0:
-        return 0.0
-    from secrets_agent.supervise.stagger import restart_delay
-
-    return restart_delay(
-        environ, spread=settings.restart_spread, timeout=settings.timeout, log=log
-    )
-
-
-def _check_configured(environ: Mapping[str, str], settings: Settings, command: str) -> None:
-    """``env`` and ``check`` with nothing configured are 78, as ``iam-policy`` is: run where
-    the task's variables are missing, they would otherwise print nothing and exit 0."""
-    from secrets_agent.core.errors import ConfigError
-    from secrets_agent.process.fastpath import looks_like_reference
-
-    if (
-        settings.parameter_store_prefix
-        or settings.secrets_manager_prefix
-        or settings.require
-        or any(looks_like_reference(value) for value in environ.values())
-    ):
-        return
-    raise ConfigError(
-        f"nothing to {command}: no PARAMETER_STORE_PREFIX, SECRETS_MANAGER_PREFIX, reference "
-        "or SECRETS_AGENT_REQUIRE is set",
-        hint=f"run {command} with the task's environment (PARAMETER_STORE_PREFIX=/myapp/prod, "
-        "SECRETS_AGENT_REQUIRE=SECRET_KEY_BASE, ...)",
-    )
-
-
-def _cmd_env(*, fmt: str, reveal: bool) -> int:
-    from secrets_agent.output.render import render_env
-
-    environ = dict(os.environ)
-    settings, log = _setup(environ)
-    _check_configured(environ, settings, "print")
-    files = _file_targets(settings)
-    _, result, _ = _resolve(environ, settings, log)
-    records = result.applied if result is not None else ()
-    if files:
-        from secrets_agent.process.secret_files import split_env, without_files
-
-        split_env(result.env if result is not None else environ, files)
-        records = without_files(records, files)
-    _stdout(render_env(records, fmt=fmt, reveal=reveal))
-    return 0
-
-
 def _cmd_check(*, fmt: str = "text") -> int:
+    from secrets_agent.run import check_text
+
     if fmt != "json":
-        return _check(fmt)
+        _stdout(check_text(fmt))
+        return 0
     # For CI: a document on stdout whatever happens, and the exit code a real start would have.
     from secrets_agent.output.render import render_check_failure
 
     try:
-        return _check(fmt)
+        _stdout(check_text(fmt))
+        return 0
     except AgentError as error:
         if not isinstance(error, OutputError):
             _stdout(render_check_failure(error.exit_code, printable(error.line())))
         raise
-
-
-def _check(fmt: str) -> int:
-    from secrets_agent.output.render import render_check, render_check_json
-
-    environ = dict(os.environ)
-    settings, log = _setup(environ)
-    _check_configured(environ, settings, "check")
-    files = _file_targets(settings)
-    plan, result, clients = _resolve(environ, settings, log)
-    from secrets_agent.core.layers import layered
-
-    records: Sequence[Record] = (*result.applied, *result.kept) if result is not None else ()
-    if result is not None and clients is not None:
-        from secrets_agent.supervise.check_cost import check_cost, log_check_cost
-
-        calls = check_cost(
-            dict(clients.by_operation),
-            plan=plan,
-            fingerprint=result.fingerprint,
-            settings=settings,
-        )
-        log_check_cost(calls, settings=settings, log=log)
-    if files:
-        from secrets_agent.process.secret_files import check_records
-
-        records = check_records(records, result.env if result is not None else environ, files)
-    if settings.listen:
-        log.info(
-            "listen: a rotation hands over to the new command when it sends READY=1 on "
-            "NOTIFY_SOCKET (puma 6; puma 5 with the sd_notify gem), else stops the running "
-            "command and starts the new one on the held sockets",
-            addresses=list(settings.listen),
-            ready_timeout=settings.ready_timeout,
-        )
-    shown = {r.name for r in records}
-    # A required variable that the inherited environment provides gets a row too.
-    from secrets_agent.core.model import Record, Secret
-
-    records = (
-        *records,
-        *(
-            Record(name=name, value=Secret(environ[name]), source="environment", source_name=name)
-            for name in settings.require
-            if name not in shown
-        ),
-    )
-    paths = {t.name: t.path for t in files}
-    if fmt == "json":
-        from secrets_agent.core.layers import split_prefixes
-
-        prefixes = {
-            "PARAMETER_STORE_PREFIX": split_prefixes(settings.parameter_store_prefix),
-            "SECRETS_MANAGER_PREFIX": split_prefixes(settings.secrets_manager_prefix),
-        }
-        _stdout(
-            render_check_json(records, files=paths, required=settings.require, prefixes=prefixes)
-        )
-        return 0
-    layers = layered(settings.parameter_store_prefix, settings.secrets_manager_prefix)
-    _stdout(render_check(records, files=paths, layers=layers, required=settings.require))
-    return 0
 
 
 def _cmd_iam(args: Any) -> int:
@@ -715,14 +321,14 @@ def _cmd_iam(args: Any) -> int:
 
 def _cmd_encrypt(*, key_id: str, name: str) -> int:
     from secrets_agent.aws import envelope
-    from secrets_agent.aws.clients import Clients
     from secrets_agent.core.aws_names import kms_region
     from secrets_agent.core.naming import check_settable
+    from secrets_agent.run import make_clients, setup
 
     check_settable(name, origin="--name")
     environ = dict(os.environ)
-    settings, log = _setup(environ)
-    clients = Clients(environ=environ, timeout=settings.timeout, log=log)
+    settings, log = setup(environ)
+    clients = make_clients(environ, settings, log)
     # A key ARN names its region; a key id or an alias is looked up in the configured one
     # (78 when there is none, before anything is read).
     region = kms_region(key_id) or clients.default_region()

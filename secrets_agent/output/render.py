@@ -13,10 +13,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from secrets_agent.core.errors import DataError
-from secrets_agent.core.model import Record
+from secrets_agent.core.model import Record, Secret
 from secrets_agent.core.printable import printable
+
+if TYPE_CHECKING:
+    from secrets_agent.core.settings import Settings
 
 MASK = "***"
 
@@ -174,3 +178,34 @@ def render_check_failure(exit_code: int, line: str) -> str:
     """``check --format json`` when a start would fail: its exit code and its one line."""
     text = json.dumps({"ok": False, "exit_code": exit_code, "error": line}, ensure_ascii=False)
     return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n"
+
+
+def render_check_report(
+    records: Sequence[Record],
+    *,
+    environ: Mapping[str, str],
+    settings: Settings,
+    files: Mapping[str, str],
+    fmt: str,
+) -> str:
+    """``check``'s output: ``records``, plus a row for each required variable that only the
+    inherited environment provides; as text (by layer) or JSON."""
+    from secrets_agent.core.layers import layered, split_prefixes
+
+    shown = {r.name for r in records}
+    rows = (
+        *records,
+        *(
+            Record(name=name, value=Secret(environ[name]), source="environment", source_name=name)
+            for name in settings.require
+            if name not in shown
+        ),
+    )
+    if fmt == "json":
+        prefixes = {
+            "PARAMETER_STORE_PREFIX": split_prefixes(settings.parameter_store_prefix),
+            "SECRETS_MANAGER_PREFIX": split_prefixes(settings.secrets_manager_prefix),
+        }
+        return render_check_json(rows, files=files, required=settings.require, prefixes=prefixes)
+    layers = layered(settings.parameter_store_prefix, settings.secrets_manager_prefix)
+    return render_check(rows, files=files, layers=layers, required=settings.require)

@@ -27,11 +27,14 @@ import secrets
 import stat
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 from secrets_agent.core.errors import AgentError, ConfigError, NotFoundError, OutputError
 from secrets_agent.core.model import Record, Secret
 from secrets_agent.output.logs import Logger
+
+if TYPE_CHECKING:
+    from secrets_agent.supervise.supervisor import Change, Watcher
 
 SETTING = "SECRETS_AGENT_FILES"
 #: Absolute folders a file may be written below, besides the working directory.
@@ -329,31 +332,20 @@ def preparer(
     return prepare
 
 
-class _Polls(Protocol):
-    def poll(self) -> Mapping[str, str] | None: ...
-
-    def commit(self) -> None: ...
-
-
 class FilesWatcher:
     """Wraps supervise mode's watcher: a new environment that lacks a mapped variable is a
     failed check (the running command and its files are kept), not a restart that cannot
     write its files."""
 
-    def __init__(self, inner: _Polls, files: Sequence[Target]) -> None:
+    def __init__(self, inner: Watcher, files: Sequence[Target]) -> None:
         self._inner = inner
         self._files = tuple(files)
 
-    @property
-    def last_changes(self) -> Sequence[str]:
-        changes: Sequence[str] = getattr(self._inner, "last_changes", ())
-        return changes
-
-    def poll(self) -> Mapping[str, str] | None:
-        env = self._inner.poll()
-        if env is not None:
-            split_env(env, self._files)
-        return env
+    def poll(self) -> Change | None:
+        change = self._inner.poll()
+        if change is not None and change.env is not None:
+            split_env(change.env, self._files)
+        return change
 
     def commit(self) -> None:
         self._inner.commit()

@@ -33,9 +33,7 @@ def check_cost(
 ) -> dict[str, int]:
     """``service:Operation`` -> calls of one check that finds nothing changed."""
     calls = {
-        op: n
-        for op, n in resolution_calls.items()
-        if n and not op.startswith(CHECKED_OTHERWISE)
+        op: n for op, n in resolution_calls.items() if n and not op.startswith(CHECKED_OTHERWISE)
     }
     calls.update(version_check_calls(plan, fingerprint))
     if settings.on_change == "redeploy":

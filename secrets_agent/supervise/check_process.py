@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING, Any
 from secrets_agent.core.errors import AgentError
 
 if TYPE_CHECKING:
+    from secrets_agent.aws.clients import Clients
     from secrets_agent.core.settings import Settings
     from secrets_agent.output.logs import Logger
+    from secrets_agent.supervise.watch import ResolveWatcher
 
 
 def main() -> None:
@@ -23,7 +25,7 @@ def main() -> None:
     set_undumpable()  # before the request, which holds the environment, is read
 
     from secrets_agent.output.logs import Logger
-    from secrets_agent.supervise.isolated import decode_request, encode_answer
+    from secrets_agent.supervise.messages import decode_request, encode_answer
 
     request = decode_request(sys.stdin.buffer.read())
     out = os.fdopen(os.dup(1), "wb")
@@ -49,23 +51,40 @@ def main() -> None:
 
 
 def _child_start(request: dict[str, Any], log: Logger) -> dict[str, Any]:
-    from secrets_agent.cli import _resolve
+    from secrets_agent.run import resolve
 
-    _, result, _ = _resolve(request["environ"], request["settings"], log, emf=request["emf"])
-    if result is None:
+    settings: Settings = request["settings"]
+    environ: dict[str, str] = request["environ"]
+    _, result, clients = resolve(environ, settings, log, emf=request["emf"])
+    if result is None or clients is None:
         return {"env": None, "fingerprint": {}}
-    return {"env": result.env, "fingerprint": result.fingerprint}
+    answer: dict[str, Any] = {"env": result.env, "fingerprint": result.fingerprint}
+    if settings.on_change == "redeploy":
+        from secrets_agent.supervise.redeploy import find_at_start, stretch
+
+        service, state = find_at_start(settings=settings, environ=environ, clients=clients, log=log)
+        answer["redeploy"] = {
+            "service": [
+                service.cluster,
+                service.name,
+                service.region,
+                service.task_arn,
+                service.found_by,
+            ],
+            "stretch": stretch(state.running),
+        }
+    return answer
 
 
 def _child_check(request: dict[str, Any], log: Logger) -> dict[str, Any]:
-    from secrets_agent.aws.clients import Clients
     from secrets_agent.core.plan import make_plan
+    from secrets_agent.run import make_clients
     from secrets_agent.supervise.watch import ResolveWatcher
 
     settings: Settings = request["settings"]
     environ: dict[str, str] = request["environ"]
     plan = make_plan(settings, environ)
-    clients = Clients(environ=environ, timeout=settings.timeout, log=log)
+    clients = make_clients(environ, settings, log)
     watcher = ResolveWatcher(
         plan,
         settings=settings,
@@ -74,8 +93,43 @@ def _child_check(request: dict[str, Any], log: Logger) -> dict[str, Any]:
         log=log,
         fingerprint=request["fingerprint"],
     )
-    env = watcher.poll()
-    if env is None:
+    if request["redeploy"] is not None:
+        return _redeploy_check(request, watcher, clients, log)
+    change = watcher.poll()
+    if change is None or change.env is None:
         return {"env": None}
     watcher.commit()
-    return {"env": dict(env), "fingerprint": watcher.fingerprint, "changes": watcher.last_changes}
+    return {
+        "env": dict(change.env),
+        "fingerprint": watcher.fingerprint,
+        "changes": list(change.changes),
+    }
+
+
+def _redeploy_check(
+    request: dict[str, Any], watcher: ResolveWatcher, clients: Clients, log: Logger
+) -> dict[str, Any]:
+    """Redeploy mode's check: a change becomes one ``UpdateService`` here, and the answer
+    carries no environment (nothing restarts), the fingerprint acted on, and the pacing."""
+    from secrets_agent.aws.ecs_service import Service, ServiceState
+    from secrets_agent.supervise.redeploy import RedeployWatcher
+
+    state = request["redeploy"]
+    service = Service(*state["service"])
+    redeploy = RedeployWatcher(
+        watcher,
+        service=service,
+        # Read again before anything is decided: only the arn of the last look is kept here.
+        state=ServiceState(arn="", running=1, deployments=()),
+        clients=clients,
+        log=log,
+        timeout=request["settings"].timeout,
+        env=dict.fromkeys(state["names"], ""),
+        resolved_at=state["resolved_at"],
+    )
+    change = redeploy.poll()
+    answer: dict[str, Any] = {"env": None, "redeploy": {"stretch": change.stretch or 1}}
+    if watcher.fingerprint != request["fingerprint"]:  # acted on: seen
+        answer["fingerprint"] = watcher.fingerprint
+        answer["changes"] = list(change.changes)
+    return answer

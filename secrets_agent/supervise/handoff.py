@@ -60,7 +60,7 @@ class _Incoming:
 
 class HandoffSupervisor(Supervisor):
     """A :class:`Supervisor` that owns the listening sockets and overlaps two commands on a
-    rotation. Built by :func:`supervise_listening`."""
+    rotation. Built by :func:`listening`."""
 
     def __init__(self, *args: Any, listeners: Listeners, ready_timeout: float, **kw: Any) -> None:
         super().__init__(*args, **kw)
@@ -362,23 +362,9 @@ class HandoffSupervisor(Supervisor):
             self.next_check = time.monotonic() + self.jittered()
 
 
-def supervise_listening(
-    argv: Sequence[str],
-    env: Mapping[str, str],
-    *,
-    listeners: Listeners,
-    ready_timeout: float,
-    **kw: Any,
-) -> int:
-    """:func:`secrets_agent.supervise.supervisor.supervise` with the listening sockets."""
-    return HandoffSupervisor(
-        argv, env, listeners=listeners, ready_timeout=ready_timeout, **kw
-    ).run()
-
-
-def listening(settings: Settings) -> Callable[..., int]:
-    """``supervise`` for SECRETS_AGENT_LISTEN: the sockets are bound now, before the first
-    start (78 when one cannot be)."""
+def listening(settings: Settings) -> Callable[..., HandoffSupervisor]:
+    """The ``Supervisor`` for SECRETS_AGENT_LISTEN, to be called as ``Supervisor`` is: the
+    sockets are bound now, before the first start (78 when one cannot be)."""
     from secrets_agent.core.addresses import parse_addresses
     from secrets_agent.process.listen import PROTOCOL_VARIABLES
 
@@ -386,9 +372,9 @@ def listening(settings: Settings) -> Callable[..., int]:
     for name in PROTOCOL_VARIABLES:  # the agent's own, if any: not for its check processes
         os.environ.pop(name, None)
 
-    def run(argv: Sequence[str], env: Mapping[str, str], **kw: Any) -> int:
-        return supervise_listening(
+    def make(argv: Sequence[str], env: Mapping[str, str], **kw: Any) -> HandoffSupervisor:
+        return HandoffSupervisor(
             argv, env, listeners=listeners, ready_timeout=settings.ready_timeout, **kw
         )
 
-    return run
+    return make

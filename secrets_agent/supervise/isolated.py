@@ -13,7 +13,7 @@ pipe and are written through the supervisor's own stderr (queued, never blocking
 
 A child that outlives ``SECRETS_AGENT_TIMEOUT`` (plus ``MARGIN``) is killed: a failed check
 (69). The supervisor reaps every child; it hands a check process's status here (:func:`claim`)
-instead of logging it as an orphan.
+instead of logging it as an orphan (the supervisor's ``on_reaped`` hook).
 """
 
 from __future__ import annotations
@@ -23,25 +23,25 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from secrets_agent import __version__
 from secrets_agent.core.errors import AgentError, ServiceError
 from secrets_agent.core.printable import MAX_LINE, capped
+from secrets_agent.supervise.messages import Fingerprint, decode_answer, encode_request
 
 if TYPE_CHECKING:
     from secrets_agent.core.settings import Settings
     from secrets_agent.output.logs import Logger
     from secrets_agent.output.metrics import Emf
+    from secrets_agent.supervise.supervisor import Change
 
 #: Seconds a check process may take beyond SECRETS_AGENT_TIMEOUT (its own bound) before the
 #: supervisor kills it: the interpreter's start and the answer's transfer.
 MARGIN = 5.0
 #: An answer larger than this is refused (an environment execve could never take anyway).
 MAX_ANSWER = 64 * 1024 * 1024
-
-Fingerprint = dict[str, tuple[str | None, str]]
 
 
 class RelayedError(AgentError):
@@ -190,14 +190,13 @@ def run_child(
     fingerprint: Fingerprint | None = None,
     emf: Emf | None = None,
     what: str,
+    redeploy: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run one resolution (``kind`` "start") or check ("check") in a child process; its answer.
 
     Raises the child's ``AgentError`` as a :class:`RelayedError`, and ``ServiceError`` (69)
     when it outlives the timeout or ends without an answer.
     """
-    import select
-
     request = encode_request(
         kind=kind,
         settings=settings,
@@ -206,54 +205,11 @@ def run_child(
         level=_level_name(log),
         fmt=log.fmt,
         emf=emf,
+        redeploy=redeploy,
     )
     started = time.monotonic()
-    deadline = started + settings.timeout + MARGIN
     child, out_fd, err_fd = _spawn(request, hidden=[name for name, _ in settings.files])
-    answer = bytearray()
-    partial = b""
-    killed = False
-    try:
-        poller = select.poll()
-        open_fds = {out_fd, err_fd}
-        for fd in open_fds:
-            poller.register(fd, select.POLLIN)
-        while open_fds:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                os.kill(child.pid, signal.SIGKILL)
-                killed = True
-                break
-            for fd, _ in poller.poll(left * 1000):
-                data = os.read(fd, 65536)
-                if not data:
-                    poller.unregister(fd)
-                    open_fds.discard(fd)
-                elif fd == out_fd:
-                    answer += data
-                    if len(answer) > MAX_ANSWER:
-                        os.kill(child.pid, signal.SIGKILL)
-                        open_fds.clear()
-                        break
-                else:
-                    lines = (partial + data).split(b"\n")
-                    partial = lines.pop()
-                    for line in lines:
-                        _relay(log, line)
-        if partial:
-            _relay(log, partial)
-    except BaseException:
-        # A stop signal during the first resolution: nothing may outlive the agent.
-        try:
-            os.kill(child.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        _wait(child)
-        raise
-    finally:
-        os.close(out_fd)
-        os.close(err_fd)
-    _wait(child)
+    answer, killed = _pump(child, out_fd, err_fd, log, deadline=started + settings.timeout + MARGIN)
     log.debug(
         "check process",
         pid=child.pid,
@@ -268,8 +224,89 @@ def run_child(
             "(its process was killed)",
             hint="check that AWS is reachable and not throttling, or raise SECRETS_AGENT_TIMEOUT",
         )
+    return _decode(answer, child, what)
+
+
+def _pump(
+    child: _Child, out_fd: int, err_fd: int, log: Logger, *, deadline: float
+) -> tuple[bytes, bool]:
+    """Read the child's answer and relay its log lines until both pipes close or ``deadline``
+    passes; reap it. (the answer, whether it was killed for the deadline)."""
+    answer = bytearray()
+    relay = _LineRelay(log)
+    killed = False
     try:
-        result = decode_answer(bytes(answer))
+        killed = _read_until(child, {out_fd: answer.extend, err_fd: relay.feed}, deadline, answer)
+        relay.flush()
+    except BaseException:
+        # A stop signal during the first resolution: nothing may outlive the agent.
+        try:
+            os.kill(child.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        _wait(child)
+        raise
+    finally:
+        os.close(out_fd)
+        os.close(err_fd)
+    _wait(child)
+    return bytes(answer), killed
+
+
+def _read_until(
+    child: _Child,
+    sinks: dict[int, Callable[[bytes], object]],
+    deadline: float,
+    answer: bytearray,
+) -> bool:
+    """Feed each pipe's data to its sink until all close; True when the deadline killed it.
+    An answer over ``MAX_ANSWER`` kills the child too (its answer is then refused)."""
+    import select
+
+    poller = select.poll()
+    for fd in sinks:
+        poller.register(fd, select.POLLIN)
+    open_fds = set(sinks)
+    while open_fds:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            os.kill(child.pid, signal.SIGKILL)
+            return True
+        for fd, _ in poller.poll(left * 1000):
+            data = os.read(fd, 65536)
+            if not data:
+                poller.unregister(fd)
+                open_fds.discard(fd)
+                continue
+            sinks[fd](data)
+            if len(answer) > MAX_ANSWER:
+                os.kill(child.pid, signal.SIGKILL)
+                return False
+    return False
+
+
+class _LineRelay:
+    """The child's stderr, written line by line through the supervisor's log stream."""
+
+    def __init__(self, log: Logger) -> None:
+        self._log = log
+        self._partial = b""
+
+    def feed(self, data: bytes) -> None:
+        lines = (self._partial + data).split(b"\n")
+        self._partial = lines.pop()
+        for line in lines:
+            _relay(self._log, line)
+
+    def flush(self) -> None:
+        if self._partial:
+            _relay(self._log, self._partial)
+
+
+def _decode(answer: bytes, child: _Child, what: str) -> dict[str, Any]:
+    """The child's answer; its error raised as a :class:`RelayedError`."""
+    try:
+        result = decode_answer(answer)
     except (ValueError, RecursionError):  # no answer, a partial one: the child died
         raise ServiceError(
             f"{what} failed: its process ended without an answer (wait status {child.status})",
@@ -279,138 +316,6 @@ def run_child(
     if error is not None:
         raise RelayedError(error[0], error[1], error[2], error[3])
     return result
-
-
-# -- the request's and the answer's format ------------------------------------------------------
-# JSON of str, int, float, bool, None, lists and objects: it cannot carry code, unlike pickle (a
-# process of the same uid that got hold of a pipe could otherwise run code in the supervisor or
-# in a check process). ASCII only: every str, a lone surrogate from a non-UTF-8 inherited
-# variable too, round-trips.
-def encode_request(
-    *,
-    kind: str,
-    settings: Settings,
-    environ: Mapping[str, str],
-    fingerprint: Fingerprint | None,
-    level: str,
-    fmt: str,
-    emf: Emf | None,
-) -> bytes:
-    """The request to a check process as bytes (``secrets_agent.supervise.check_process`` decodes
-    it)."""
-    import dataclasses
-    import json
-
-    request = {
-        "kind": kind,
-        "settings": dataclasses.asdict(settings),
-        "environ": dict(environ),
-        "fingerprint": fingerprint,
-        "level": level,
-        "fmt": fmt,
-        "emf": None if emf is None else [emf.namespace, emf.dimensions],
-    }
-    return json.dumps(request, ensure_ascii=True, separators=(",", ":")).encode("ascii")
-
-
-def decode_request(data: bytes) -> dict[str, Any]:
-    """The request as the check process uses it: a ``Settings``, an ``Emf`` or None, the
-    fingerprint's entries as tuples again (it is compared with new ones)."""
-    import json
-
-    from secrets_agent.core.settings import Settings
-    from secrets_agent.output.metrics import Emf
-
-    raw = json.loads(data.decode("ascii"))
-
-    def tuples(value: Any) -> Any:
-        return tuple(tuples(v) for v in value) if isinstance(value, list) else value
-
-    settings = Settings(**{k: tuples(v) for k, v in raw["settings"].items()})
-    emf = raw["emf"]
-    fingerprint = raw["fingerprint"]
-    return {
-        "kind": str(raw["kind"]),
-        "settings": settings,
-        "environ": {str(k): str(v) for k, v in raw["environ"].items()},
-        "fingerprint": None if fingerprint is None else _fingerprint(fingerprint),
-        "level": str(raw["level"]),
-        "fmt": str(raw["fmt"]),
-        "emf": None if emf is None else Emf(namespace=emf[0], dimensions=tuples(emf[1])),
-    }
-
-
-def encode_answer(answer: Mapping[str, Any]) -> bytes:
-    """The check process's answer as bytes (``secrets_agent.supervise.check_process``)."""
-    import json
-
-    return json.dumps(answer, ensure_ascii=True, separators=(",", ":")).encode("ascii")
-
-
-def decode_answer(data: bytes) -> dict[str, Any]:
-    """Parse and check an answer; ``ValueError`` for anything but the few shapes it has:
-    ``{"error": [code, line, kind or null, event or null]}`` (the event: the JSON error
-    event's fields, strings, numbers, booleans or null), ``{"env": null}`` (nothing changed), or
-    ``{"env": {str: str},
-    "fingerprint": {name: [version or null, digest]}, "changes": [name, ...]}`` (``changes``
-    absent from a first resolution's answer)."""
-    import json
-
-    raw = json.loads(data.decode("ascii"))
-    if not isinstance(raw, dict):
-        raise ValueError("not an object")
-    if "error" in raw:
-        error = raw["error"]
-        if (
-            not isinstance(error, list)
-            or len(error) not in (2, 4)
-            or type(error[0]) is not int
-            or not isinstance(error[1], str)
-        ):
-            raise ValueError("bad error")
-        kind, event = (error[2], error[3]) if len(error) == 4 else (None, None)
-        if kind is not None and not isinstance(kind, str):
-            raise ValueError("bad error kind")
-        if event is not None and not (
-            isinstance(event, dict)
-            and all(
-                isinstance(k, str) and (v is None or type(v) in (str, int, float, bool))
-                for k, v in event.items()
-            )
-        ):
-            raise ValueError("bad error event")
-        return {"error": (error[0], error[1], kind, event)}
-    env = raw.get("env")
-    if env is None:
-        if "fingerprint" in raw:
-            fingerprint = _fingerprint(raw["fingerprint"])
-            return {"env": None, "fingerprint": fingerprint}
-        return {"env": None}
-    if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
-        raise ValueError("bad env")
-    result: dict[str, Any] = {"env": env, "fingerprint": _fingerprint(raw.get("fingerprint"))}
-    if "changes" in raw:
-        changes = raw["changes"]
-        if not isinstance(changes, list) or not all(isinstance(c, str) for c in changes):
-            raise ValueError("bad changes")
-        result["changes"] = changes
-    return result
-
-
-def _fingerprint(raw: object) -> Fingerprint:
-    if not isinstance(raw, dict):
-        raise ValueError("bad fingerprint")
-    out: Fingerprint = {}
-    for name, entry in raw.items():
-        if (
-            not isinstance(entry, list)
-            or len(entry) != 2
-            or not (entry[0] is None or isinstance(entry[0], str))
-            or not isinstance(entry[1], str)
-        ):
-            raise ValueError("bad fingerprint entry")
-        out[name] = (entry[0], entry[1])
-    return out
 
 
 def _level_name(log: Logger) -> str:
@@ -437,7 +342,11 @@ def _relay(log: Logger, line: bytes) -> None:
 
 class IsolatedWatcher:
     """Supervise mode's ``Watcher``: each poll is one check in a child process. The same
-    contract as ``secrets_agent.resolve.pipeline.ResolveWatcher``, whose ``poll`` the child runs."""
+    contract as ``secrets_agent.supervise.watch.ResolveWatcher``, whose ``poll`` the child runs.
+
+    With ``redeploy`` (redeploy mode: the service, when the command's values were resolved, the
+    names it has), the child asks ECS for a deployment itself; the answer carries no
+    environment, only the fingerprint it acted on and the pacing."""
 
     def __init__(
         self,
@@ -446,19 +355,22 @@ class IsolatedWatcher:
         environ: Mapping[str, str],
         log: Logger,
         fingerprint: Fingerprint,
+        redeploy: Mapping[str, Any] | None = None,
     ) -> None:
+        self._redeploy = None if redeploy is None else dict(redeploy)
         self._settings = settings
         self._environ = dict(environ)
         self._log = log
         self._fingerprint = fingerprint
         self._pending: Fingerprint | None = None
-        self.last_changes: list[str] = []
 
     @property
     def fingerprint(self) -> Fingerprint:
         return self._fingerprint
 
-    def poll(self) -> Mapping[str, str] | None:
+    def poll(self) -> Change | None:
+        from secrets_agent.supervise.supervisor import Change
+
         self._pending = None
         answer = run_child(
             "check",
@@ -467,13 +379,18 @@ class IsolatedWatcher:
             log=self._log,
             fingerprint=self._fingerprint,
             what="checking for changed secrets",
+            redeploy=self._redeploy,
         )
         env: Mapping[str, str] | None = answer.get("env")
         if env is None:
-            return None
+            if "redeploy" not in answer:
+                return None
+            if "fingerprint" in answer:  # acted on in the child: seen
+                self._fingerprint = answer["fingerprint"]
+            changes = tuple(answer.get("changes", ()))
+            return Change(changes=changes, stretch=answer["redeploy"]["stretch"])
         self._pending = answer["fingerprint"]
-        self.last_changes = list(answer["changes"])
-        return env
+        return Change(env=env, changes=tuple(answer["changes"]))
 
     def commit(self) -> None:
         if self._pending is not None:

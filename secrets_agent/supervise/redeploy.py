@@ -49,7 +49,7 @@ from secrets_agent.aws.ecs_service import Service, ServiceState, describe, force
 from secrets_agent.core.errors import AgentError, DataError, ServiceError
 from secrets_agent.core.settings import Settings
 from secrets_agent.output.logs import Logger
-from secrets_agent.supervise.stagger import jittered
+from secrets_agent.supervise.supervisor import Change
 from secrets_agent.supervise.watch import ResolveWatcher
 
 #: A task stretches its interval by the service's running task count, at most this many times.
@@ -115,7 +115,8 @@ def request_once(
 
 class RedeployWatcher:
     """A ``Watcher`` for the supervisor: ``poll`` never returns an environment (nothing is
-    restarted here); a change becomes one ``UpdateService`` for the whole service."""
+    restarted here); a change becomes one ``UpdateService`` for the whole service. Its
+    ``Change`` carries the pacing: ``stretch`` of the running count read with each check."""
 
     def __init__(
         self,
@@ -127,6 +128,7 @@ class RedeployWatcher:
         log: Logger,
         timeout: float,
         env: Mapping[str, str],
+        resolved_at: float | None = None,
     ) -> None:
         self._inner = inner
         self._env = dict(env)  # the command's environment, which redeploy mode never changes
@@ -137,29 +139,23 @@ class RedeployWatcher:
         self._log = log
         self._timeout = timeout
         # When the command's values were resolved, at the latest: they are never re-read here.
-        self.resolved_at = time.time()
-        self._first = True
+        self.resolved_at = time.time() if resolved_at is None else resolved_at
         self._rng = random.Random()  # noqa: S311 - spreading calls, not cryptography
         # UpdateService's own client (no SDK retries), made now: made at the first ask, its
         # creation would widen the gap between the last look and the ask, in which another
         # task's look misses this task's deployment.
         clients.get("ecs", service.region, attempts=1)
 
-    # -- pacing (secrets_agent.supervise.supervisor.PacesChecks)
-    # ------------------------------------------------
-    def next_delay(self, interval: float, rng: random.Random) -> float:
-        span = interval * stretch(self.running)
-        if self._first:
-            # Tasks of one deployment start together: a random phase spreads their checks.
-            self._first = False
-            return span * rng.uniform(0.0, 1.0)
-        return jittered(span, rng)
+    @property
+    def stretch(self) -> int:
+        """How many intervals to wait between checks, for the running count last read."""
+        return stretch(self.running)
 
     # -- the check ----------------------------------------------------------------------------
-    def poll(self) -> Mapping[str, str] | None:
+    def poll(self) -> Change:
         before = dict(self._inner.fingerprint)
-        new_env = self._inner.poll()
-        if new_env is None:
+        change = self._inner.poll()
+        if change is None or change.env is None:
             state: ServiceState = run_bounded(
                 lambda: describe(self._clients, self.service),
                 timeout=self._timeout,
@@ -167,17 +163,15 @@ class RedeployWatcher:
                 clients=self._clients,
             )
             self.running = state.running
-            return None
+            return Change(stretch=stretch(self.running))
         try:
-            self._refuse_dropped(new_env)
-            self._on_change()
+            self._refuse_dropped(change.env)
+            self._on_change(change.changes)
         except AgentError:
             self._inner.rewind(before)  # seen again, and acted on, at the next check
             raise
-        accept = getattr(self._inner, "commit", None)  # a watcher that waits to be told
-        if callable(accept):
-            accept()
-        return None
+        self._inner.commit()
+        return Change(changes=change.changes, stretch=stretch(self.running))
 
     def commit(self) -> None:
         """Nothing to do: ``poll`` accepts what it acted on itself."""
@@ -193,7 +187,7 @@ class RedeployWatcher:
                 "with the next deploy",
             )
 
-    def _on_change(self) -> None:
+    def _on_change(self, changes: tuple[str, ...]) -> None:
         pause = self._rng.uniform(0.0, min(SETTLE, self._timeout / 3))
         # Room for UpdateService itself (one attempt: connect and read timeouts, 5 + 10 s).
         deadline = time.monotonic() + self._timeout - min(15.0, self._timeout / 2)
@@ -211,7 +205,7 @@ class RedeployWatcher:
             "secrets changed; new deployment requested"
             if requested
             else "secrets changed; a newer deployment replaces this task already",
-            changes=list(self._inner.last_changes),
+            changes=list(changes),
             service=state.arn,
             resolved_at=_iso(self.resolved_at),
             deployment_created=_iso(deployment),
@@ -220,17 +214,12 @@ class RedeployWatcher:
         )
 
 
-def start_redeploy(
-    inner: ResolveWatcher,
-    *,
-    settings: Settings,
-    environ: Mapping[str, str],
-    env: Mapping[str, str],
-    clients: Clients,
-    log: Logger,
-) -> RedeployWatcher:
-    """Find the service and read it once, before the command starts: a missing setting or
-    service is 78 now, not at the first rotation; a denied call is 77."""
+def find_at_start(
+    *, settings: Settings, environ: Mapping[str, str], clients: Clients, log: Logger
+) -> tuple[Service, ServiceState]:
+    """The service and its state, read before the command starts (a missing setting or
+    service is 78 now, not at the first rotation; a denied call is 77);
+    logs where a change will go."""
     from secrets_agent.aws.ecs_service import find_service
 
     def find() -> tuple[Service, ServiceState]:
@@ -248,12 +237,4 @@ def start_redeploy(
         running=state.running,
         check_every=round(settings.watch_interval * stretch(state.running), 3),
     )
-    return RedeployWatcher(
-        inner,
-        service=service,
-        state=state,
-        clients=clients,
-        log=log,
-        timeout=settings.timeout,
-        env=env,
-    )
+    return service, state

@@ -23,6 +23,8 @@ from secrets_agent.output.logs import Logger
 if TYPE_CHECKING:
     import random
 
+    from secrets_agent.core.settings import Settings
+
 #: Checks are spread over ``interval x [1 - JITTER, 1 + JITTER]``, so that tasks started
 #: together do not ask AWS in step.
 JITTER = 0.15
@@ -69,3 +71,10 @@ def restart_delay(
         identity=who,
     )
     return delay
+
+
+def restart_delay_for(settings: Settings, environ: Mapping[str, str], log: Logger) -> float:
+    """The restart delay the settings give (restart mode with SECRETS_AGENT_RESTART_SPREAD)."""
+    if settings.on_change != "restart" or settings.restart_spread <= 0:
+        return 0.0
+    return restart_delay(environ, spread=settings.restart_spread, timeout=settings.timeout, log=log)

@@ -7,7 +7,7 @@ Between signals, a watcher is asked every interval (with jitter) whether a secre
 check runs in a worker thread so that a slow AWS call never delays a signal (in restart and exit
 modes that thread only waits for a short-lived check process, ``secrets_agent.supervise.isolated``,
 whose status
-the reaper hands back through ``claim``: the AWS SDK never loads here). On a change the
+the reaper hands back through the ``on_reaped`` hook: the AWS SDK never loads here). On a change the
 command is stopped (``SIGTERM``, then ``SIGKILL`` to its process group after the stop timeout)
 and started again with the new environment, or, with ``on_change="exit"``, the agent returns 0.
 
@@ -39,7 +39,8 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from secrets_agent.core.errors import AgentError, UsageError
 from secrets_agent.output.logs import Level, Logger
@@ -52,7 +53,7 @@ from secrets_agent.process.spawn import (
     set_subreaper,
     spawn_command,
 )
-from secrets_agent.supervise.isolated import claim, kill_running
+from secrets_agent.supervise.stagger import jittered
 
 if TYPE_CHECKING:
     from secrets_agent.output.metrics import Emf
@@ -68,16 +69,32 @@ FORWARDED: tuple[signal.Signals, ...] = (
 )
 STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
 WAITED = frozenset({*FORWARDED, signal.SIGCHLD})
-JITTER = 0.15
 _SAFETY_WAKE = 5.0
 
 
+@dataclass(frozen=True)
+class Change:
+    """What a check found.
+
+    ``env``: the command's complete new environment, or None when there is nothing for the
+    supervisor to act on (redeploy mode acts on a change itself and restarts nothing).
+    ``changes``: what changed, as names and versions only (for example
+    ``"ssm:/app/secret_key_base version 3 -> 4"``). ``stretch``: pacing, the number of
+    intervals to wait before the next check (redeploy mode: the service's running tasks), or
+    None to keep the current one.
+    """
+
+    env: Mapping[str, str] | None = None
+    changes: tuple[str, ...] = ()
+    stretch: int | None = None
+
+
 class Watcher(Protocol):
-    def poll(self) -> Mapping[str, str] | None:
+    def poll(self) -> Change | None:
         """Check for changed secrets.
 
-        Return the complete new environment for the command when something changed, None
-        when nothing changed. Raise ``AgentError`` when the check or the re-resolution fails:
+        Return a :class:`Change` when something changed (or when the pacing did), None when
+        nothing changed. Raise ``AgentError`` when the check or the re-resolution fails:
         the supervisor logs it, keeps the running command and tries again next interval.
         A change is reported again by every poll until ``commit`` is called.
         """
@@ -89,20 +106,9 @@ class Watcher(Protocol):
         ...
 
 
-@runtime_checkable
-class DescribesChanges(Protocol):
-    """Optional: a watcher that says what its last ``poll`` found, as names and versions only
-    (for example ``"SECRET_KEY_BASE ssm:/app/secret_key_base 3->4"``)."""
-
-    last_changes: Sequence[str]
-
-
-@runtime_checkable
-class PacesChecks(Protocol):
-    """Optional: a watcher that sets the time to its next check itself (redeploy mode spreads
-    a service's checks over its tasks)."""
-
-    def next_delay(self, interval: float, rng: random.Random) -> float: ...
+#: ``on_reaped(pid, wait status, peak RSS in KiB)``: True when ``pid`` was the hook's own
+#: process (a check process), whose status it takes; the supervisor then ignores it.
+OnReaped = Callable[[int, int, int], bool]
 
 
 class _Check:
@@ -112,7 +118,7 @@ class _Check:
         self.watcher = watcher
         self.wake_thread = wake_thread
         self.done = threading.Event()
-        self.result: Mapping[str, str] | None = None
+        self.result: Change | None = None
         self.error: str | None = None
         self.started = time.monotonic()
         threading.Thread(target=self._run, name="secrets-check", daemon=True).start()
@@ -133,7 +139,16 @@ class _Check:
 
 
 class Supervisor:
-    """The state of one supervise run. Use :func:`supervise`."""
+    """The state of one supervise run: ``Supervisor(...).run()`` runs ``argv`` with ``env`` as
+    its supervisor and returns the exit code for the agent.
+
+    ``run`` raises ``CommandNotFoundError`` / ``CommandNotExecutableError`` when the command
+    cannot be started. It must be called from the main thread, in a process whose other threads
+    (the queued stderr's writer) block every signal. ``on_reaped`` takes the statuses of the
+    processes a watcher starts (``secrets_agent.supervise.isolated``), and ``on_stop`` ends them
+    when the supervisor exits. ``stretch`` and ``spread_first``: the checks' pacing (redeploy
+    mode: every ``stretch`` intervals, the first at a random point of that span).
+    """
 
     def __init__(
         self,
@@ -148,8 +163,18 @@ class Supervisor:
         prepare: Callable[[Mapping[str, str]], Mapping[str, str]] | None = None,
         emf: Emf | None = None,
         restart_delay: float = 0.0,
+        on_reaped: OnReaped | None = None,
+        on_stop: Callable[[], None] | None = None,
+        stretch: int = 1,
+        spread_first: bool = False,
     ) -> None:
+        if not argv:
+            raise UsageError("no command given", hint="give the command to run")
         self.emf = emf
+        self.on_reaped = on_reaped
+        self.on_stop = on_stop
+        self.stretch = stretch
+        self.spread_first = spread_first
         self.argv = list(argv)
         self.prepare = prepare
         self.env = dict(env)
@@ -197,7 +222,8 @@ class Supervisor:
                 if code is not None:
                     return code
         finally:
-            kill_running()
+            if self.on_stop is not None:
+                self.on_stop()
             while signal.sigtimedwait(WAITED, 0) is not None:
                 pass  # nobody is left to forward them to
             signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
@@ -249,9 +275,12 @@ class Supervisor:
         return False
 
     def jittered(self) -> float:
-        if isinstance(self.watcher, PacesChecks):
-            return self.watcher.next_delay(self.interval, self.rng)
-        return self.interval * self.rng.uniform(1 - JITTER, 1 + JITTER)
+        span = self.interval * self.stretch
+        if self.spread_first:
+            # Tasks of one deployment start together: a random phase spreads their checks.
+            self.spread_first = False
+            return span * self.rng.uniform(0.0, 1.0)
+        return jittered(span, self.rng)
 
     def on_signal(self, sig: signal.Signals) -> None:
         if sig == signal.SIGCHLD:
@@ -276,7 +305,7 @@ class Supervisor:
                 break
             if pid == 0:
                 break
-            if claim(pid, status, usage.ru_maxrss):
+            if self.on_reaped is not None and self.on_reaped(pid, status, usage.ru_maxrss):
                 continue  # a check process: its thread takes the status
             if self.reaped(pid, status):
                 continue
@@ -366,73 +395,51 @@ class Supervisor:
 
     def on_check(self, check: _Check, now: float) -> None:
         took = round(now - check.started, 3)
-        unchanged: dict[str, float] = {"Checks": 1, "FailedChecks": 0, "ChangesSeen": 0}
+        change = check.result
+        if change is not None and change.stretch is not None:
+            self.stretch = change.stretch
         if check.error is not None:
-            self.event(
-                "warning",
-                "secrets check failed; command kept",
-                unchanged | {"FailedChecks": 1},
-                error=check.error,
-                took=took,
-            )
-            return
-        if check.result is None or self.shutdown or self.stopping is not None:
-            self.event("debug", "secrets checked", unchanged, changed=False, took=took)
-            return
-        watcher = check.watcher
-        new_env = dict(check.result)
+            self.check_failed(took, error=check.error)
+        elif change is None or change.env is None or self.shutdown or self.stopping is not None:
+            self.checked(took)
+        else:
+            self.on_change_found(check.watcher, change, dict(change.env), took)
+
+    def checked(self, took: float, **fields: object) -> None:
+        """Nothing to act on."""
+        self.event("debug", "secrets checked", _metrics(), changed=False, took=took, **fields)
+
+    def check_failed(self, took: float, **fields: object) -> None:
+        """A failed or refused check: the running command is kept; the next interval checks."""
+        self.event(
+            "warning",
+            "secrets check failed; command kept",
+            _metrics(FailedChecks=1),
+            took=took,
+            **fields,
+        )
+
+    def on_change_found(
+        self, watcher: Watcher, change: Change, new_env: dict[str, str], took: float
+    ) -> None:
         changed = _changed_names(self.env, new_env)
         if not changed:
             watcher.commit()
-            self.event(
-                "debug", "secrets checked", unchanged, changed=False, took=took, same_values=True
-            )
+            self.checked(took, same_values=True)
             return
-        versions: list[str] = []
-        if isinstance(watcher, DescribesChanges):
-            versions = list(watcher.last_changes)
-        removed = sorted(self.env.keys() - new_env.keys())
-        if removed:
-            # Never restart into a partial environment. Not committed: the next interval
-            # checks again, and a restored secret then looks like no change at all.
-            self.event(
-                "warning",
-                "secrets check failed; command kept",
-                unchanged | {"FailedChecks": 1},
-                error=(
-                    f"the new secrets would remove {', '.join(removed)} from the command's "
-                    "environment (a parameter or secret deleted, renamed or scheduled for "
-                    "deletion, or a JSON key renamed)"
-                ),
-                hint="restore it, or deploy (start a new task) to run without it",
-                removed=removed,
-                changes=versions,
-                took=took,
-            )
-            return
-        try:
-            # Known before the running command is stopped: a new environment too large for
-            # execve keeps the running command (fail-static).
-            path = find_command(self.argv[0], new_env.get("PATH", os.environ.get("PATH")))
-            check_exec_size(self.argv, new_env, filename=path)
-        except AgentError as exc:
-            self.event(
-                "warning",
-                "secrets check failed; command kept",
-                unchanged | {"FailedChecks": 1},
-                error=exc.line().removeprefix("secrets-agent: "),
-                names=changed,
-                changes=versions,
-                took=took,
-            )
+        refused = self.refusal(new_env)
+        if refused is not None:
+            # Not committed: the next interval checks again, and a restored secret then looks
+            # like no change at all.
+            self.check_failed(took, **refused, names=changed, changes=list(change.changes))
             return
         watcher.commit()
         self.event(
             "info",
             "secrets changed",
-            unchanged | {"ChangesSeen": 1},
+            _metrics(ChangesSeen=1),
             names=changed,
-            changes=versions,
+            changes=list(change.changes),
             took=took,
         )
         self.pending_env = new_env
@@ -444,41 +451,34 @@ class Supervisor:
             return
         self.stop(self.on_change)
 
+    def refusal(self, new_env: Mapping[str, str]) -> dict[str, object] | None:
+        """Why the command may not restart into ``new_env`` (the warning's fields), or None."""
+        removed = sorted(self.env.keys() - new_env.keys())
+        if removed:
+            # Never restart into a partial environment.
+            return {
+                "error": (
+                    f"the new secrets would remove {', '.join(removed)} from the command's "
+                    "environment (a parameter or secret deleted, renamed or scheduled for "
+                    "deletion, or a JSON key renamed)"
+                ),
+                "hint": "restore it, or deploy (start a new task) to run without it",
+                "removed": removed,
+            }
+        try:
+            # Known before the running command is stopped: a new environment too large for
+            # execve keeps the running command (fail-static).
+            path = find_command(self.argv[0], new_env.get("PATH", os.environ.get("PATH")))
+            check_exec_size(self.argv, new_env, filename=path)
+        except AgentError as exc:
+            return {"error": exc.line().removeprefix("secrets-agent: ")}
+        return None
+
+
+def _metrics(**counts: float) -> dict[str, float]:
+    """A check's metrics: one check, and what it found."""
+    return {"Checks": 1, "FailedChecks": 0, "ChangesSeen": 0} | counts
+
 
 def _changed_names(old: Mapping[str, str], new: Mapping[str, str]) -> list[str]:
     return sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
-
-
-def supervise(
-    argv: Sequence[str],
-    env: Mapping[str, str],
-    *,
-    interval: float,
-    on_change: Literal["restart", "exit"],
-    stop_timeout: float,
-    watcher: Watcher | None,
-    log: Logger,
-    prepare: Callable[[Mapping[str, str]], Mapping[str, str]] | None = None,
-    emf: Emf | None = None,
-    restart_delay: float = 0.0,
-) -> int:
-    """Run ``argv`` with ``env`` as its supervisor; return the exit code for the agent.
-
-    Raises ``CommandNotFoundError`` / ``CommandNotExecutableError`` when the command cannot
-    be started. Must be called from the main thread, in a process whose other threads (the
-    queued stderr's writer) block every signal.
-    """
-    if not argv:
-        raise UsageError("no command given", hint="give the command to run")
-    return Supervisor(
-        argv,
-        env,
-        interval=interval,
-        on_change=on_change,
-        stop_timeout=stop_timeout,
-        watcher=watcher,
-        log=log,
-        prepare=prepare,
-        emf=emf,
-        restart_delay=restart_delay,
-    ).run()

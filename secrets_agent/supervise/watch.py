@@ -15,16 +15,17 @@ from secrets_agent.output.logs import Logger
 from secrets_agent.resolve import pipeline as resolve
 from secrets_agent.resolve.fingerprint import is_secrets_manager
 from secrets_agent.resolve.pipeline import Fetched
+from secrets_agent.supervise.supervisor import Change
 
 
 class ResolveWatcher:
     """Supervise mode's change check: fetch again, compare versions and value digests.
 
-    ``poll`` is bounded by SECRETS_AGENT_TIMEOUT. It returns the new environment when something
-    changed, None when nothing did, and raises AgentError when the check or the new environment
-    fails (the running command must then be kept). A change counts as seen only once the
-    supervisor calls ``commit``: a change it refused (a partial or too large environment) is
-    reported again by the next poll.
+    ``poll`` is bounded by SECRETS_AGENT_TIMEOUT. It returns a ``Change`` (the new environment
+    and what changed) when something changed, None when nothing did, and raises AgentError when
+    the check or the new environment fails (the running command must then be kept). A change
+    counts as seen only once the supervisor calls ``commit``: a change it refused (a partial or
+    too large environment) is reported again by the next poll.
     """
 
     def __init__(
@@ -48,8 +49,6 @@ class ResolveWatcher:
         )
         self._fingerprint = fingerprint
         self._pending: dict[str, tuple[str | None, str]] | None = None
-        self.last_changes: list[str] = []
-        self.last_fetched: Fetched | None = None
 
     @property
     def fingerprint(self) -> dict[str, tuple[str | None, str]]:
@@ -76,16 +75,14 @@ class ResolveWatcher:
                     return None
         return resolve.fetch(plan, self._sources)
 
-    def poll(self) -> Mapping[str, str] | None:
+    def poll(self) -> Change | None:
         self._pending = None
         if self._plan.empty:
             return None
 
-        Change = tuple[
-            dict[str, tuple[str | None, str]], Mapping[str, str], list[str], Fetched
-        ]
+        Found = tuple[dict[str, tuple[str | None, str]], Mapping[str, str], list[str]]
 
-        def check() -> Change | None:
+        def check() -> Found | None:
             fetched = self._fetch_for_check()
             if fetched is None:
                 return None
@@ -100,21 +97,21 @@ class ResolveWatcher:
                 environ=self._environ,
                 decrypt=self._decrypt,
             )
-            return new, result.env, changes, fetched
+            return new, result.env, changes
 
         # Kept here, not in the check's thread: a check that outlives the timeout keeps
         # running, and must not mark a change as seen that nobody acted on.
-        change: Change | None = run_bounded(
+        found: Found | None = run_bounded(
             check,
             timeout=self._settings.timeout,
             what="checking for changed secrets",
             clients=self._clients,
         )
-        if change is None:
+        if found is None:
             return None
         # The supervisor logs the changes.
-        self._pending, env, self.last_changes, self.last_fetched = change
-        return env
+        self._pending, env, changes = found
+        return Change(env=env, changes=tuple(changes))
 
     def commit(self) -> None:
         """The supervisor took the last poll's environment: later polls compare against it."""

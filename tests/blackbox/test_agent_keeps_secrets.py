@@ -248,7 +248,7 @@ def test_a_pickle_written_into_the_supervisors_pipes_runs_no_code(
 
 def test_a_pickle_in_the_answer_is_refused_not_loaded(tmp_path: Path) -> None:
     """Whatever reaches the answer pipe, the supervisor only parses it as JSON."""
-    from secrets_agent.supervise.isolated import decode_answer, encode_answer
+    from secrets_agent.supervise.messages import decode_answer, encode_answer
 
     marker = tmp_path / "pwned"
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Run ``secrets_agent.supervise.supervisor.supervise`` with a watcher driven by a file, for
+"""Run ``secrets_agent.supervise.supervisor.Supervisor`` with a watcher driven by a file, for
 restart tests.
 
 Usage: supervise_file_watch.py WATCHFILE ON_CHANGE STOP_TIMEOUT INTERVAL CMD [ARG...]
@@ -15,7 +15,6 @@ import json
 import os
 import sys
 import time
-from collections.abc import Mapping
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -23,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 from secrets_agent.core.errors import DataError  # noqa: E402
 from secrets_agent.output.logs import Logger  # noqa: E402
-from secrets_agent.supervise.supervisor import supervise  # noqa: E402
+from secrets_agent.supervise.supervisor import Change, Supervisor  # noqa: E402
 
 
 class FileWatcher:
@@ -31,9 +30,8 @@ class FileWatcher:
         self.path = path
         self.seen = ""
         self.pending = ""
-        self.last_changes: list[str] = []
 
-    def poll(self) -> Mapping[str, str] | None:
+    def poll(self) -> Change | None:
         try:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -45,8 +43,8 @@ class FileWatcher:
         if data.pop("broken", False):
             raise DataError("TOKEN: two parameters give the same name (test)")
         self.pending = text
-        self.last_changes = [f"{name} (file)" for name in sorted(data)]
-        return {**os.environ, **data}
+        changes = tuple(f"{name} (file)" for name in sorted(data))
+        return Change(env={**os.environ, **data}, changes=changes)
 
     def commit(self) -> None:
         self.seen = self.pending
@@ -55,7 +53,7 @@ class FileWatcher:
 def main() -> int:
     watch, on_change, stop_timeout, interval, *command = sys.argv[1:]
     assert on_change in ("restart", "exit")
-    return supervise(
+    return Supervisor(
         command,
         dict(os.environ),
         interval=float(interval),
@@ -63,7 +61,7 @@ def main() -> int:
         stop_timeout=float(stop_timeout),
         watcher=FileWatcher(Path(watch)),
         log=Logger(level="debug", fmt="json"),
-    )
+    ).run()
 
 
 if __name__ == "__main__":

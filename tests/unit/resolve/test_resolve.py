@@ -66,10 +66,12 @@ def test_a_check_that_outlives_the_timeout_does_not_swallow_the_change(
         watcher.poll()
     assert finished.wait(10)
     time.sleep(0.1)  # let the abandoned check return
-    new_env: Mapping[str, str] | None = watcher.poll()
-    assert new_env == {"TOKEN": "new"}
+    change = watcher.poll()
+    assert change is not None and change.env == {"TOKEN": "new"}
+    assert change.changes == ("ssm:/app/token version 1 -> 2",)
     # Reported again until the supervisor takes it (it may refuse it: a partial environment).
-    assert watcher.poll() == {"TOKEN": "new"}
+    again = watcher.poll()
+    assert again is not None and again.env == {"TOKEN": "new"}
     watcher.commit()
     assert watcher.poll() is None  # seen once the supervisor had it
 
