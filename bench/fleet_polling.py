@@ -22,7 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from secrets_agent.supervise.redeploy import JITTER, stretch  # noqa: E402
+from secrets_agent.supervise.redeploy import stretch  # noqa: E402
+from secrets_agent.supervise.stagger import JITTER  # noqa: E402
 
 SSM_DEFAULT_TPS = 40.0  # GetParameter, GetParameters and GetParametersByPath together
 

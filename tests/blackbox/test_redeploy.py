@@ -173,7 +173,7 @@ def test_a_rotation_asks_for_one_deployment_and_keeps_the_command(
     assert start["found_by"] == found_by
     assert start["service"] == ecs.service_arn
     # Redeploy mode checks in a check process too: the supervisor never loads the AWS SDK.
-    (supervising,) = events(sup, "supervising")
+    (supervising,) = sup.events("supervising")
     assert supervising["aws_sdk_loaded"] is False
     before = ecs.deployment()
 
