@@ -20,15 +20,13 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from secrets_agent.aws import errors
+from secrets_agent.aws.envelope_errors import REENCRYPT as _REENCRYPT
+from secrets_agent.aws.envelope_errors import kms_failure as _kms_failure
 from secrets_agent.core.aws_names import kms_region
 from secrets_agent.core.errors import (
-    AccessDeniedError,
     AgentError,
     ConfigError,
     DataError,
-    NotFoundError,
-    UnreachableError,
 )
 from secrets_agent.core.fanout import map_all
 from secrets_agent.core.model import Record, Secret
@@ -225,11 +223,6 @@ class _Decryptor:
 
 
 _WRAPPING = str.maketrans("", "", "\n\r \t")
-_ENCRYPTER = (
-    "the identity that runs encrypt (a workstation's or CI's role; "
-    "the task role needs only kms:Decrypt)"
-)
-_REENCRYPT = "re-create it with `secrets-agent encrypt --key-id KEY --name VAR`"
 
 
 def _text(value: object) -> str:
@@ -245,79 +238,6 @@ def _context_mismatch(what: str, name: str, bound: object) -> DataError:
     return DataError(
         f"{what} was encrypted for variable {bound}, not {name}",
         hint=f"an aesdk: value only decrypts under its own name; {_REENCRYPT}",
-    )
-
-
-def _kms_failure(
-    exc: BaseException, *, subject: str, key: str, encrypting: bool, region: str = ""
-) -> AgentError:
-    """Map a KMS/botocore failure recorded during an SDK call, or the SDK's own error."""
-    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
-
-    if isinstance(exc, AgentError):
-        # Already mapped, e.g. a malformed answer on every attempt (secrets_agent.aws.clients).
-        return exc
-    on_key = f" with KMS key {key}" if key else ""
-    action = "kms:GenerateDataKey" if encrypting else "kms:Decrypt"
-    # encrypt runs on a workstation or in CI, never in the task: its identity is not the task's.
-    who = _ENCRYPTER if encrypting else "the task role"
-    if isinstance(exc, ClientError):
-        code, _message = errors.code_of(exc)
-        status = errors.status_of(exc)
-        kind = errors.kind_of("kms", code, status)
-        if kind == errors.DENIED:
-            hint = f"allow {action} on the key to {who} (see docs/aesdk.md)"
-            if not encrypting:
-                hint += "; if the role has it, the value is corrupted: re-encrypt it"
-            return AccessDeniedError(
-                f"KMS denied {action} for {subject}{on_key} ({code or status})", hint=hint
-            )
-        if kind == errors.KEY_UNUSABLE:
-            return AccessDeniedError(
-                f"KMS refused {action} for {subject}{on_key}: the key is disabled or unavailable "
-                f"({code})",
-                hint="enable the key, or re-encrypt the value under an enabled key",
-            )
-        if kind == errors.NOT_FOUND:
-            if encrypting:
-                searched = f" in {region}" if region else ""
-                return NotFoundError(
-                    f"KMS key {key} does not exist{searched} ({code})",
-                    hint="--key-id takes a key ARN, a key id, an alias (alias/NAME) or an alias "
-                    f"ARN; check it, the region{searched and f' ({region} was searched)'} "
-                    "and the account",
-                )
-            return DataError(f"{subject}: its KMS key no longer exists ({code})", hint=_REENCRYPT)
-        if kind == errors.BAD_CIPHERTEXT:
-            return DataError(f"KMS rejected the data key of {subject} ({code})", hint=_REENCRYPT)
-        return UnreachableError(
-            f"KMS failed during {subject} ({code or status}) after retries",
-            hint="check KMS health and SECRETS_AGENT_TIMEOUT, then retry",
-        )
-    if isinstance(exc, NoCredentialsError):
-        return AccessDeniedError(
-            f"no AWS credentials for {action} during {subject}",
-            hint=f"set AWS credentials for {who}" if encrypting
-            else "run with a task role, or set AWS credentials",
-        )
-    if isinstance(exc, NoRegionError):
-        return ConfigError(
-            f"no AWS region is configured for {action} during {subject}",
-            hint="set AWS_REGION, or give --key-id as a key ARN, which names its region"
-            if encrypting
-            else "set AWS_REGION (ECS sets it itself)",
-        )
-    if isinstance(exc, BotoCoreError):
-        return UnreachableError(
-            f"{action} could not reach KMS during {subject} ({type(exc).__name__})",
-            hint="check the network path to KMS (VPC endpoint, NAT, AWS_ENDPOINT_URL_KMS)",
-        )
-    if encrypting:
-        return DataError(f"{subject}{on_key} failed ({type(exc).__name__})")
-    return DataError(
-        f"{subject} could not be decrypted: it is corrupted, truncated or not for this key "
-        f"({type(exc).__name__})",
-        hint=_REENCRYPT,
     )
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from secrets_agent.aws import envelope
+from secrets_agent.aws import envelope, envelope_errors
 from secrets_agent.core.errors import (
     AccessDeniedError,
     ConfigError,
@@ -326,7 +326,9 @@ def test_failure_mapping(exc: Exception | None, encrypting: bool, expected: type
 
     if exc is None:
         exc = NoCredentialsError() if encrypting else EndpointConnectionError(endpoint_url="x")
-    err = envelope._kms_failure(exc, subject="the value of TOKEN", key="k", encrypting=encrypting)
+    err = envelope_errors.kms_failure(
+        exc, subject="the value of TOKEN", key="k", encrypting=encrypting
+    )
     assert type(err) is expected
 
 
