@@ -125,33 +125,7 @@ def map_aws_error(exc: BaseException, *, action: str, resource: str) -> AgentErr
     if isinstance(exc, AgentError):
         return exc
     if isinstance(exc, ClientError):
-        code, message = code_of(exc)
-        status = status_of(exc)
-        kind = kind_of(action.partition(":")[0], code, status, message)
-        if kind == NOT_FOUND:
-            return NotFoundError(
-                f"{resource} does not exist ({code} from {action})",
-                hint="check the name, the region and the account",
-            )
-        if kind in (KMS_REFUSED, KEY_UNUSABLE):
-            return AccessDeniedError(
-                f"KMS refused to decrypt {resource} ({code} during {action})",
-                hint="grant kms:Decrypt on the key to the task role and check the key is enabled",
-            )
-        if kind == DENIED:
-            return AccessDeniedError(
-                f"{action} on {resource} was denied ({code or status})",
-                hint=f"grant {action} on {resource} to the task role",
-            )
-        if kind == INVALID:
-            return DataError(
-                f"{action} rejected the request for {resource} ({code})",
-                hint="check the name and the reference syntax",
-            )
-        return UnreachableError(
-            f"{action} on {resource} failed ({code or status}) after retries",
-            hint="check the service health and SECRETS_AGENT_TIMEOUT, then retry",
-        )
+        return _client_error(exc, action=action, resource=resource)
     if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
         return AccessDeniedError(
             f"no AWS credentials for {action}",
@@ -167,6 +141,37 @@ def map_aws_error(exc: BaseException, *, action: str, resource: str) -> AgentErr
     return ServiceError(
         f"{action} on {resource} failed ({type(exc).__name__})",
         hint="retry; report it if it persists",
+    )
+
+
+def _client_error(exc: BaseException, *, action: str, resource: str) -> AgentError:
+    """A ClientError AWS answered to ``action`` on ``resource``, by its kind."""
+    code, message = code_of(exc)
+    status = status_of(exc)
+    kind = kind_of(action.partition(":")[0], code, status, message)
+    if kind == NOT_FOUND:
+        return NotFoundError(
+            f"{resource} does not exist ({code} from {action})",
+            hint="check the name, the region and the account",
+        )
+    if kind in (KMS_REFUSED, KEY_UNUSABLE):
+        return AccessDeniedError(
+            f"KMS refused to decrypt {resource} ({code} during {action})",
+            hint="grant kms:Decrypt on the key to the task role and check the key is enabled",
+        )
+    if kind == DENIED:
+        return AccessDeniedError(
+            f"{action} on {resource} was denied ({code or status})",
+            hint=f"grant {action} on {resource} to the task role",
+        )
+    if kind == INVALID:
+        return DataError(
+            f"{action} rejected the request for {resource} ({code})",
+            hint="check the name and the reference syntax",
+        )
+    return UnreachableError(
+        f"{action} on {resource} failed ({code or status}) after retries",
+        hint="check the service health and SECRETS_AGENT_TIMEOUT, then retry",
     )
 
 
