@@ -194,46 +194,14 @@ def load_prefix(client: Any, prefix: str, *, log: Logger) -> list[Item]:
     import time
 
     started = time.monotonic()
-    try:
-        entries, calls = _batch_entries(client, prefix, log=log)
-        path = "BatchGetSecretValue"
-    except _Retry:
-        log.info(
-            "secrets manager batch read refused a secret; listing instead",
-            prefix=prefix,
-            reason="a secret marked for deletion or without a value?",
-        )
-        entries, calls = _list_entries(client, prefix)
-        path = "ListSecrets+GetSecretValue"
+    entries, calls, path = _entries(client, prefix, log=log)
     if not entries:
         raise NotFoundError(
             f"no secret exists under Secrets Manager prefix {prefix!r}",
             hint="check SECRETS_MANAGER_PREFIX (names are case-sensitive), "
             f"{the_region(client)} and the account",
         )
-    items: list[Item] = []
-    for entry in entries:
-        name = str(entry["Name"])
-        key = remainder(prefix, name)
-        if not key:
-            raise DataError(
-                f"secret {name!r} leaves an empty name after prefix {prefix!r}",
-                hint="rename or delete it",
-            )
-        version = entry.get("VersionId")
-        text = text_of(entry, f"secret {name!r}")
-        found = expand(text, name=name, key=key, log=log)
-        log.debug("secret read", name=name, version=version, variables=len(found))
-        for item_key, source_name, value in found:
-            items.append(
-                Item(
-                    source="secretsmanager",
-                    source_name=source_name,
-                    value=Secret(value),
-                    version=None if version is None else str(version),
-                    key=item_key,
-                )
-            )
+    items = [item for entry in entries for item in _items_of(entry, prefix, log=log)]
     if not items:
         # Every secret under the prefix is an empty JSON object: nothing is found, as when no
         # secret exists (a command started with none of its variables is not a success).
@@ -253,6 +221,48 @@ def load_prefix(client: Any, prefix: str, *, log: Logger) -> list[Item]:
         seconds=round(time.monotonic() - started, 3),
     )
     return items
+
+
+def _entries(
+    client: Any, prefix: str, *, log: Logger
+) -> tuple[list[Mapping[str, Any]], int, str]:
+    """(entries, calls, the way read): BatchGetSecretValue, or listing when it refuses one."""
+    try:
+        entries, calls = _batch_entries(client, prefix, log=log)
+        return entries, calls, "BatchGetSecretValue"
+    except _Retry:
+        log.info(
+            "secrets manager batch read refused a secret; listing instead",
+            prefix=prefix,
+            reason="a secret marked for deletion or without a value?",
+        )
+        entries, calls = _list_entries(client, prefix)
+        return entries, calls, "ListSecrets+GetSecretValue"
+
+
+def _items_of(entry: Mapping[str, Any], prefix: str, *, log: Logger) -> list[Item]:
+    """The variables of one secret under ``prefix`` (a JSON object expanded)."""
+    name = str(entry["Name"])
+    key = remainder(prefix, name)
+    if not key:
+        raise DataError(
+            f"secret {name!r} leaves an empty name after prefix {prefix!r}",
+            hint="rename or delete it",
+        )
+    version = entry.get("VersionId")
+    text = text_of(entry, f"secret {name!r}")
+    found = expand(text, name=name, key=key, log=log)
+    log.debug("secret read", name=name, version=version, variables=len(found))
+    return [
+        Item(
+            source="secretsmanager",
+            source_name=source_name,
+            value=Secret(value),
+            version=None if version is None else str(version),
+            key=item_key,
+        )
+        for item_key, source_name, value in found
+    ]
 
 
 def describe_ref(ref: SecretRef) -> str:
