@@ -107,6 +107,28 @@ def records_from_layers(
         for name, same in by_name.items():
             if len(same) > 1:
                 collisions.setdefault(name, []).extend(same)
+    chosen, overrides = _apply_layers(groups, order, collisions)
+    sources = list(chosen)
+    for i, source in enumerate(sources):
+        for other in sources[i + 1 :]:
+            for name in chosen[source].keys() & chosen[other].keys():
+                collisions.setdefault(name, []).extend(
+                    (chosen[source][name], chosen[other][name])
+                )
+    if collisions:
+        raise _first_collision(items, collisions)
+    records = tuple(
+        _record(name, item) for effective in chosen.values() for name, item in effective.items()
+    )
+    return Layered(records=records, overrides=tuple(overrides))
+
+
+def _apply_layers(
+    groups: Mapping[tuple[str, str | None], Mapping[str, list[Item]]],
+    order: Mapping[str, Sequence[str]],
+    collisions: Mapping[str, list[Item]],
+) -> tuple[dict[str, dict[str, Item]], list[Override]]:
+    """Each source's items, a later layer's over an earlier's, and the overrides that made."""
     chosen: dict[str, dict[str, Item]] = {}
     overrides: list[Override] = []
     for source, layer in _ordered(groups, order):
@@ -125,25 +147,18 @@ def records_from_layers(
                     )
                 )
             effective[name] = same[0]
-    sources = list(chosen)
-    for i, source in enumerate(sources):
-        for other in sources[i + 1 :]:
-            for name in chosen[source].keys() & chosen[other].keys():
-                collisions.setdefault(name, []).extend(
-                    (chosen[source][name], chosen[other][name])
-                )
-    if collisions:
-        name, same = sorted(collisions.items())[0]
-        position = {id(item): i for i, item in enumerate(items)}
-        involved = sorted({id(i): i for i in same}.values(), key=lambda i: position[id(i)])
-        raise DataError(
-            f"{describe(involved)} all map to variable {name}",
-            hint="rename one of them so that each maps to its own variable",
-        )
-    records = tuple(
-        _record(name, item) for effective in chosen.values() for name, item in effective.items()
+    return chosen, overrides
+
+
+def _first_collision(items: Sequence[Item], collisions: Mapping[str, list[Item]]) -> DataError:
+    """The error for the first colliding name, its items in the order they were read."""
+    name, same = sorted(collisions.items())[0]
+    position = {id(item): i for i, item in enumerate(items)}
+    involved = sorted({id(i): i for i in same}.values(), key=lambda i: position[id(i)])
+    return DataError(
+        f"{describe(involved)} all map to variable {name}",
+        hint="rename one of them so that each maps to its own variable",
     )
-    return Layered(records=records, overrides=tuple(overrides))
 
 
 def _ordered(
