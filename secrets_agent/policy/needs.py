@@ -12,11 +12,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from secrets_agent.core.aws_names import ECS_NAME, KMS_KEY_ONLY_ARN, region_of
 from secrets_agent.core.errors import ConfigError, NotFoundError
-from secrets_agent.core.references import SsmRef
+from secrets_agent.core.references import Ref, SsmRef
 from secrets_agent.policy.statements import (
     ACCOUNT_PLACEHOLDER,
     KEY_ARN,
@@ -141,7 +142,6 @@ def needs_from_environment(
 ) -> Needs:
     """What the agent would read with ``environ``: the same Plan ``exec`` fetches."""
     from secrets_agent.core.plan import make_plan
-    from secrets_agent.core.references import AesdkRef, SecretRef
     from secrets_agent.core.settings import load_settings
 
     settings = load_settings(environ)
@@ -154,27 +154,11 @@ def needs_from_environment(
         raise ConfigError(f"--account-id {account_id!r} is not a 12-digit AWS account id")
     home = Where(partition_of(region), region, account_id or ACCOUNT_PLACEHOLDER)
     refs = plan.refs
-    parameters: list[tuple[Where, str]] = []
-    secrets: list[tuple[Where, str]] = []
-    described: list[tuple[Where, str]] = []
-    aesdk_vars: list[str] = []
-    for var, ref in sorted(refs.items()):
-        if isinstance(ref, AesdkRef):
-            aesdk_vars.append(var)
-            continue
-        ref_region = _region(ref.region, what=f"the region of {var}") if ref.region else region
-        partition = ref.partition or partition_of(ref_region)
-        if isinstance(ref, SsmRef):
-            _check_ssm_account(var, ref, account_id)
-            # The agent reads an SSM reference by name, so in the task's own account (and
-            # refuses an answer from any other): grant that, never the ARN's account.
-            parameters.append((Where(partition, ref_region, home.account), ref.name))
-        elif isinstance(ref, SecretRef):
-            # Secrets Manager reads an ARN as written, in whichever account it names.
-            where = Where(partition, ref_region, ref.account or home.account)
-            secrets.append((where, ref.secret_id))
-            if settings.supervise and not ref.version_id:
-                described.append((where, ref.secret_id))  # a check asks for its version
+    wanted = _reference_needs(
+        refs, region=region, home=home, account_id=account_id, supervise=settings.supervise
+    )
+    parameters, secrets = wanted.parameters, wanted.secrets
+    described, aesdk_vars = wanted.described, wanted.aesdk_vars
     # Layered prefixes: each prefix of a comma-separated list is granted on its own. The
     # settings refused a prefix with characters no name can hold (a wildcard would widen the
     # policy) before this runs.
@@ -213,6 +197,48 @@ def needs_from_environment(
         ecs_service=ecs,
         ecs_task_lookup=ecs_lookup,
     )
+
+
+@dataclass
+class _ReferenceNeeds:
+    """What the references ask for, each list in variable order."""
+
+    parameters: list[tuple[Where, str]] = field(default_factory=list)
+    secrets: list[tuple[Where, str]] = field(default_factory=list)
+    described: list[tuple[Where, str]] = field(default_factory=list)
+    aesdk_vars: list[str] = field(default_factory=list)
+
+
+def _reference_needs(
+    refs: Mapping[str, Ref],
+    *,
+    region: str,
+    home: Where,
+    account_id: str | None,
+    supervise: bool,
+) -> _ReferenceNeeds:
+    """The parameters, secrets (and, in supervise mode, their versions) the references read."""
+    from secrets_agent.core.references import AesdkRef, SecretRef
+
+    wanted = _ReferenceNeeds()
+    for var, ref in sorted(refs.items()):
+        if isinstance(ref, AesdkRef):
+            wanted.aesdk_vars.append(var)
+            continue
+        ref_region = _region(ref.region, what=f"the region of {var}") if ref.region else region
+        partition = ref.partition or partition_of(ref_region)
+        if isinstance(ref, SsmRef):
+            _check_ssm_account(var, ref, account_id)
+            # The agent reads an SSM reference by name, so in the task's own account (and
+            # refuses an answer from any other): grant that, never the ARN's account.
+            wanted.parameters.append((Where(partition, ref_region, home.account), ref.name))
+        elif isinstance(ref, SecretRef):
+            # Secrets Manager reads an ARN as written, in whichever account it names.
+            where = Where(partition, ref_region, ref.account or home.account)
+            wanted.secrets.append((where, ref.secret_id))
+            if supervise and not ref.version_id:
+                wanted.described.append((where, ref.secret_id))  # a check asks for its version
+    return wanted
 
 
 # ----------------------------------------------------------------------------- output
