@@ -146,35 +146,20 @@ def needs_from_environment(
 
     settings = load_settings(environ)
     plan = make_plan(settings, environ)
-    region = _region(
-        region_of(environ),
-        what="AWS_REGION / AWS_DEFAULT_REGION",
-    )
-    if account_id is not None and not _ACCOUNT.match(account_id):
-        raise ConfigError(f"--account-id {account_id!r} is not a 12-digit AWS account id")
-    home = Where(partition_of(region), region, account_id or ACCOUNT_PLACEHOLDER)
+    home = _home(environ, account_id)
+    region = home.region
     refs = plan.refs
     wanted = _reference_needs(
         refs, region=region, home=home, account_id=account_id, supervise=settings.supervise
     )
-    parameters, secrets = wanted.parameters, wanted.secrets
-    described, aesdk_vars = wanted.described, wanted.aesdk_vars
+    parameters, secrets, described = wanted.parameters, wanted.secrets, wanted.described
     # Layered prefixes: each prefix of a comma-separated list is granted on its own. The
     # settings refused a prefix with characters no name can hold (a wildcard would widen the
     # policy) before this runs.
     ssm_prefixes = plan.ssm_prefixes
     sm_prefixes = plan.sm_prefixes
     any_prefix = bool(ssm_prefixes or sm_prefixes)
-    if aesdk_vars and not settings.kms_key_arns:
-        raise ConfigError(
-            "aesdk: values are set (" + ", ".join(aesdk_vars) + ") but no key may decrypt them",
-            hint="set SECRETS_AGENT_KMS_KEY_ARNS to the key ARNs that encrypted them",
-        )
-    if not (any_prefix or parameters or secrets or aesdk_vars):
-        raise ConfigError(
-            "nothing to grant: no prefix and no reference is configured",
-            hint="run iam-policy with the task's environment (PARAMETER_STORE_PREFIX, ...)",
-        )
+    _check_grantable(wanted, any_prefix=any_prefix, kms_key_arns=settings.kms_key_arns)
     read_regions = {w.region for w, _ in (*parameters, *secrets)}
     if any_prefix:
         read_regions.add(region)
@@ -239,6 +224,34 @@ def _reference_needs(
             if supervise and not ref.version_id:
                 wanted.described.append((where, ref.secret_id))  # a check asks for its version
     return wanted
+
+
+def _home(environ: Mapping[str, str], account_id: str | None) -> Where:
+    """The task's own partition, region and account (a placeholder when not given)."""
+    region = _region(
+        region_of(environ),
+        what="AWS_REGION / AWS_DEFAULT_REGION",
+    )
+    if account_id is not None and not _ACCOUNT.match(account_id):
+        raise ConfigError(f"--account-id {account_id!r} is not a 12-digit AWS account id")
+    return Where(partition_of(region), region, account_id or ACCOUNT_PLACEHOLDER)
+
+
+def _check_grantable(
+    wanted: _ReferenceNeeds, *, any_prefix: bool, kms_key_arns: Sequence[str]
+) -> None:
+    """ConfigError when aesdk: values have no key, or when there is nothing to grant at all."""
+    if wanted.aesdk_vars and not kms_key_arns:
+        raise ConfigError(
+            "aesdk: values are set (" + ", ".join(wanted.aesdk_vars) + ") but no key may "
+            "decrypt them",
+            hint="set SECRETS_AGENT_KMS_KEY_ARNS to the key ARNs that encrypted them",
+        )
+    if not (any_prefix or wanted.parameters or wanted.secrets or wanted.aesdk_vars):
+        raise ConfigError(
+            "nothing to grant: no prefix and no reference is configured",
+            hint="run iam-policy with the task's environment (PARAMETER_STORE_PREFIX, ...)",
+        )
 
 
 # ----------------------------------------------------------------------------- output
