@@ -23,16 +23,7 @@ def get(url: str, *, timeout: float, max_bytes: int) -> bytes:
     ``OSError`` for a failed connection, a broken answer or a status other than 200, and
     ``ValueError`` for a URL that is not http(s).
     """
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("not an http(s) URL")
-    connection_class = (
-        http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    )
-    connection = connection_class(parts.hostname, parts.port, timeout=max(timeout, 0.001))
-    target = parts.path or "/"
-    if parts.query:
-        target += "?" + parts.query
+    connection, target = _connection(url, timeout)
     outcome: list[bytes | BaseException] = []
 
     def fetch() -> None:
@@ -48,12 +39,7 @@ def get(url: str, *, timeout: float, max_bytes: int) -> bytes:
             outcome.append(exc)
 
     thread = threading.Thread(target=fetch, name="secrets-agent-metadata", daemon=True)
-    # Started with every signal blocked: the supervisor reads its signals with sigtimedwait.
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
-    try:
-        thread.start()
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+    _start_with_signals_blocked(thread)
     thread.join(timeout)
     if thread.is_alive():
         sock = connection.sock
@@ -68,3 +54,27 @@ def get(url: str, *, timeout: float, max_bytes: int) -> bytes:
     if isinstance(result, BaseException):
         raise result
     return result
+
+
+def _connection(url: str, timeout: float) -> tuple[http.client.HTTPConnection, str]:
+    """A connection (not yet open) to the URL's host, and the request target; ValueError."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("not an http(s) URL")
+    connection_class = (
+        http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    )
+    connection = connection_class(parts.hostname, parts.port, timeout=max(timeout, 0.001))
+    target = parts.path or "/"
+    if parts.query:
+        target += "?" + parts.query
+    return connection, target
+
+
+def _start_with_signals_blocked(thread: threading.Thread) -> None:
+    # Started with every signal blocked: the supervisor reads its signals with sigtimedwait.
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+    try:
+        thread.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
