@@ -344,7 +344,7 @@ def _record_kms_exception(exception: BaseException, **_: Any) -> None:
 
 
 def _record_kms_error(http_response: Any, parsed: Any, model: Any, **_: Any) -> None:
-    """Keep the error of a failed KMS call for ``_kms_failure`` (codes, never a body)."""
+    """Keep the error of a failed KMS call for ``kms_failure`` (codes, never a body)."""
     if getattr(http_response, "status_code", 200) >= 300:
         from botocore.exceptions import ClientError
 
