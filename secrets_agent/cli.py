@@ -27,6 +27,8 @@ from secrets_agent.run import Stopped
 if TYPE_CHECKING:
     import argparse
 
+    from secrets_agent.output.logs import Logger
+
 
 class _Interrupted(AgentError):
     """Stopped by a signal before anything was done: 128+N, and a line without a hint."""
@@ -341,6 +343,31 @@ def _cmd_encrypt(*, key_id: str, name: str) -> int:
     # A key ARN names its region; a key id or an alias is looked up in the configured one
     # (78 when there is none, before anything is read).
     region = kms_region(key_id) or clients.default_region()
+    plaintext = _read_plaintext(name, log)
+    from secrets_agent.aws.bounded import run_bounded
+
+    # Bounded as resolution is: botocore's read timeout ends a silent endpoint, not one that
+    # answers a byte at a time, and its retries add up to several read timeouts.
+    value: str = run_bounded(
+        lambda: envelope.encrypt_value(
+            plaintext,
+            key_id=key_id,
+            name=name,
+            botocore_session=clients.session(),
+            timeout=settings.timeout,
+            region=region,
+        ),
+        timeout=settings.timeout,
+        what=f"encrypting {name}",
+        clients=clients,
+    )
+    _stdout(value + "\n")
+    return 0
+
+
+def _read_plaintext(name: str, log: Logger) -> bytes:
+    """``encrypt``'s plaintext: typed at a terminal without echo, or piped on stdin; a
+    ``DataError`` when empty."""
     if sys.stdin.isatty():
         import getpass
 
@@ -366,22 +393,4 @@ def _cmd_encrypt(*, key_id: str, name: str) -> int:
             hint="pipe the value in (printf '%s' \"$VALUE\" | secrets-agent encrypt ...); "
             "a variable meant to be empty needs no encryption",
         )
-    from secrets_agent.aws.bounded import run_bounded
-
-    # Bounded as resolution is: botocore's read timeout ends a silent endpoint, not one that
-    # answers a byte at a time, and its retries add up to several read timeouts.
-    value: str = run_bounded(
-        lambda: envelope.encrypt_value(
-            plaintext,
-            key_id=key_id,
-            name=name,
-            botocore_session=clients.session(),
-            timeout=settings.timeout,
-            region=region,
-        ),
-        timeout=settings.timeout,
-        what=f"encrypting {name}",
-        clients=clients,
-    )
-    _stdout(value + "\n")
-    return 0
+    return plaintext
