@@ -164,6 +164,18 @@ def resolve(
     return plan, result, clients
 
 
+def _check_listen(settings: Settings) -> None:
+    """SECRETS_AGENT_LISTEN outside restart or exit supervise mode is 78."""
+    if settings.listen and (not settings.supervise or settings.on_change == "redeploy"):
+        from secrets_agent.core.errors import ConfigError
+
+        raise ConfigError(
+            "SECRETS_AGENT_LISTEN is for supervise mode with SECRETS_AGENT_ON_CHANGE=restart "
+            "or exit (the agent holds the sockets across restarts)",
+            hint="set SECRETS_AGENT_WATCH_INTERVAL, or unset SECRETS_AGENT_LISTEN",
+        )
+
+
 def exec_mode(command: list[str]) -> int:
     if not command:
         raise UsageError("no command given", hint="usage: secrets-agent exec -- CMD [ARG...]")
@@ -182,14 +194,7 @@ def exec_mode(command: list[str]) -> int:
         from secrets_agent.output.metrics import from_settings
 
         emf = from_settings(settings, environ, log=log)
-    if settings.listen and (not settings.supervise or settings.on_change == "redeploy"):
-        from secrets_agent.core.errors import ConfigError
-
-        raise ConfigError(
-            "SECRETS_AGENT_LISTEN is for supervise mode with SECRETS_AGENT_ON_CHANGE=restart "
-            "or exit (the agent holds the sockets across restarts)",
-            hint="set SECRETS_AGENT_WATCH_INTERVAL, or unset SECRETS_AGENT_LISTEN",
-        )
+    _check_listen(settings)
     if settings.supervise:
         from secrets_agent.supervise.mode import supervise_isolated
 
