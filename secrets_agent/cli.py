@@ -27,6 +27,8 @@ from secrets_agent.run import Stopped
 if TYPE_CHECKING:
     import argparse
 
+    from secrets_agent.output.logs import Logger
+
 
 class _Interrupted(AgentError):
     """Stopped by a signal before anything was done: 128+N, and a line without a hint."""
@@ -156,7 +158,7 @@ def _exit(code: int) -> NoReturn:
         os._exit(code)
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser() -> argparse.ArgumentParser:  # long: one table of the subcommands and options
     import argparse
 
     class Parser(argparse.ArgumentParser):
@@ -235,26 +237,7 @@ def main(argv: Sequence[str]) -> int:
         except SystemExit as exc:
             return 64 if exc.code not in (0, None) else 0
     try:
-        if args.subcommand not in (None, "exec") and sys.stdout is None:
-            raise UsageError("stdout is closed", hint=f"{args.subcommand} prints its result there")
-        if args.subcommand == "encrypt" and sys.stdin is None:
-            raise UsageError("stdin is closed", hint="pipe the plaintext to encrypt on stdin")
-        if args.subcommand == "exec":
-            from secrets_agent.run import exec_mode
-
-            return exec_mode(strip_separator(args.command))
-        if args.subcommand == "env":
-            from secrets_agent.run import env_text
-
-            _stdout(env_text(fmt=args.format, reveal=args.reveal))
-            return 0
-        if args.subcommand == "check":
-            return _cmd_check(fmt=args.format)
-        if args.subcommand == "iam-policy":
-            return _cmd_iam(args)
-        if args.subcommand == "encrypt":
-            return _cmd_encrypt(key_id=args.key_id, name=args.name)
-        raise UsageError("no subcommand given", hint="run secrets-agent --help")
+        return _run_subcommand(args)
     except AgentError as error:
         return _fail(error)
     except Stopped as stop:
@@ -269,20 +252,48 @@ def main(argv: Sequence[str]) -> int:
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, no traceback
         # A bug. Its message could quote data (a value), so name only its type and where it was
         # raised; the command was not started.
-        frame = exc.__traceback__
-        while frame is not None and frame.tb_next is not None:
-            frame = frame.tb_next
-        where = (
-            f" at {os.path.basename(frame.tb_frame.f_code.co_filename)}:{frame.tb_lineno}"
-            if frame is not None
-            else ""
-        )
-        return _fail(
-            AgentError(
-                f"{type(exc).__name__}{where}",
-                hint="the command was not started; please report this line",
-            )
-        )
+        return _fail(_bug(exc))
+
+
+def _run_subcommand(args: Any) -> int:
+    """The parsed subcommand, run; ``AgentError`` and ``Stopped`` go to :func:`main`."""
+    if args.subcommand not in (None, "exec") and sys.stdout is None:
+        raise UsageError("stdout is closed", hint=f"{args.subcommand} prints its result there")
+    if args.subcommand == "encrypt" and sys.stdin is None:
+        raise UsageError("stdin is closed", hint="pipe the plaintext to encrypt on stdin")
+    if args.subcommand == "exec":
+        from secrets_agent.run import exec_mode
+
+        return exec_mode(strip_separator(args.command))
+    if args.subcommand == "env":
+        from secrets_agent.run import env_text
+
+        _stdout(env_text(fmt=args.format, reveal=args.reveal))
+        return 0
+    if args.subcommand == "check":
+        return _cmd_check(fmt=args.format)
+    if args.subcommand == "iam-policy":
+        return _cmd_iam(args)
+    if args.subcommand == "encrypt":
+        return _cmd_encrypt(key_id=args.key_id, name=args.name)
+    raise UsageError("no subcommand given", hint="run secrets-agent --help")
+
+
+def _bug(exc: Exception) -> AgentError:
+    """A bug's one line. Its message could quote data (a value), so name only its type and where
+    it was raised; the command was not started."""
+    frame = exc.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    where = (
+        f" at {os.path.basename(frame.tb_frame.f_code.co_filename)}:{frame.tb_lineno}"
+        if frame is not None
+        else ""
+    )
+    return AgentError(
+        f"{type(exc).__name__}{where}",
+        hint="the command was not started; please report this line",
+    )
 
 
 def _cmd_check(*, fmt: str = "text") -> int:
@@ -332,6 +343,31 @@ def _cmd_encrypt(*, key_id: str, name: str) -> int:
     # A key ARN names its region; a key id or an alias is looked up in the configured one
     # (78 when there is none, before anything is read).
     region = kms_region(key_id) or clients.default_region()
+    plaintext = _read_plaintext(name, log)
+    from secrets_agent.aws.bounded import run_bounded
+
+    # Bounded as resolution is: botocore's read timeout ends a silent endpoint, not one that
+    # answers a byte at a time, and its retries add up to several read timeouts.
+    value: str = run_bounded(
+        lambda: envelope.encrypt_value(
+            plaintext,
+            key_id=key_id,
+            name=name,
+            botocore_session=clients.session(),
+            timeout=settings.timeout,
+            region=region,
+        ),
+        timeout=settings.timeout,
+        what=f"encrypting {name}",
+        clients=clients,
+    )
+    _stdout(value + "\n")
+    return 0
+
+
+def _read_plaintext(name: str, log: Logger) -> bytes:
+    """``encrypt``'s plaintext: typed at a terminal without echo, or piped on stdin; a
+    ``DataError`` when empty."""
     if sys.stdin.isatty():
         import getpass
 
@@ -357,22 +393,4 @@ def _cmd_encrypt(*, key_id: str, name: str) -> int:
             hint="pipe the value in (printf '%s' \"$VALUE\" | secrets-agent encrypt ...); "
             "a variable meant to be empty needs no encryption",
         )
-    from secrets_agent.aws.bounded import run_bounded
-
-    # Bounded as resolution is: botocore's read timeout ends a silent endpoint, not one that
-    # answers a byte at a time, and its retries add up to several read timeouts.
-    value: str = run_bounded(
-        lambda: envelope.encrypt_value(
-            plaintext,
-            key_id=key_id,
-            name=name,
-            botocore_session=clients.session(),
-            timeout=settings.timeout,
-            region=region,
-        ),
-        timeout=settings.timeout,
-        what=f"encrypting {name}",
-        clients=clients,
-    )
-    _stdout(value + "\n")
-    return 0
+    return plaintext

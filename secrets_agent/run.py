@@ -12,9 +12,9 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from types import FrameType
-from typing import IO, TYPE_CHECKING, Any, cast
+from typing import IO, TYPE_CHECKING, cast
 
 from secrets_agent.core.errors import AgentError, UsageError
 
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from secrets_agent.output.metrics import Emf
     from secrets_agent.process.secret_files import Target
     from secrets_agent.resolve.pipeline import Resolution
-    from secrets_agent.supervise.supervisor import Watcher
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
 
@@ -165,6 +164,18 @@ def resolve(
     return plan, result, clients
 
 
+def _check_listen(settings: Settings) -> None:
+    """SECRETS_AGENT_LISTEN outside restart or exit supervise mode is 78."""
+    if settings.listen and (not settings.supervise or settings.on_change == "redeploy"):
+        from secrets_agent.core.errors import ConfigError
+
+        raise ConfigError(
+            "SECRETS_AGENT_LISTEN is for supervise mode with SECRETS_AGENT_ON_CHANGE=restart "
+            "or exit (the agent holds the sockets across restarts)",
+            hint="set SECRETS_AGENT_WATCH_INTERVAL, or unset SECRETS_AGENT_LISTEN",
+        )
+
+
 def exec_mode(command: list[str]) -> int:
     if not command:
         raise UsageError("no command given", hint="usage: secrets-agent exec -- CMD [ARG...]")
@@ -183,16 +194,14 @@ def exec_mode(command: list[str]) -> int:
         from secrets_agent.output.metrics import from_settings
 
         emf = from_settings(settings, environ, log=log)
-    if settings.listen and (not settings.supervise or settings.on_change == "redeploy"):
-        from secrets_agent.core.errors import ConfigError
-
-        raise ConfigError(
-            "SECRETS_AGENT_LISTEN is for supervise mode with SECRETS_AGENT_ON_CHANGE=restart "
-            "or exit (the agent holds the sockets across restarts)",
-            hint="set SECRETS_AGENT_WATCH_INTERVAL, or unset SECRETS_AGENT_LISTEN",
-        )
+    _check_listen(settings)
     if settings.supervise:
-        return _supervise_isolated(command, environ, settings, log, files, emf)
+        from secrets_agent.supervise.mode import supervise_isolated
+
+        plan = _make_plan(environ, settings, log, emf, time.monotonic())
+        return supervise_isolated(
+            command, environ, settings, log, files, emf, plan=plan, stoppable=_stoppable
+        )
     _, result, _ = resolve(environ, settings, log, emf=emf)
     env = result.env if result is not None else environ
     prepare = None
@@ -213,123 +222,6 @@ def exec_mode(command: list[str]) -> int:
     # longer than SECRETS_AGENT_TIMEOUT from the agent's start (the lines left are lost).
     logsink.drain_active(max(0.0, started + settings.timeout - time.monotonic()))
     exec_command(command, env)
-
-
-def _supervise_isolated(
-    command: list[str],
-    environ: dict[str, str],
-    settings: Settings,
-    log: Logger,
-    files: tuple[Target, ...],
-    emf: Emf | None,
-) -> int:
-    """Supervise mode (restart, exit, redeploy): the AWS SDK never loads in this process; the
-    first resolution and every check run in a process of their own
-    (``secrets_agent.supervise.isolated``)."""
-    import time
-
-    from secrets_agent.supervise.isolated import claim, kill_running, run_child
-
-    plan = _make_plan(environ, settings, log, emf, time.monotonic())
-    env: dict[str, str] = environ
-    watcher: Watcher | None = None
-    hooks: dict[str, Any] = {"on_reaped": claim, "on_stop": kill_running}
-    if not plan.empty:
-        with _stoppable():
-            answer = run_child(
-                "start",
-                settings=settings,
-                environ=environ,
-                log=log,
-                emf=emf,
-                what="resolving secrets",
-            )
-        env = answer["env"] if answer["env"] is not None else environ
-        watcher = _isolated_watcher(answer, env, environ, settings, log, hooks)
-    prepare = None
-    if files:
-        from secrets_agent.process.secret_files import FilesWatcher, preparer, split_env
-
-        split_env(env, files)  # 66 before anything starts
-        prepare = preparer(files, log=log)
-        if watcher is not None and settings.on_change != "redeploy":
-            # Redeploy mode never rewrites files (nothing restarts): only restart and exit.
-            watcher = FilesWatcher(watcher, files)
-    return _supervise(
-        command, env, settings, environ, watcher, log, prepare=prepare, emf=emf, **hooks
-    )
-
-
-def _isolated_watcher(
-    answer: dict[str, Any],
-    env: Mapping[str, str],
-    environ: Mapping[str, str],
-    settings: Settings,
-    log: Logger,
-    hooks: dict[str, Any],
-) -> Watcher:
-    """The watcher for the first resolution's answer. Redeploy mode's ECS state (the service,
-    when the values were resolved, the pacing, in ``hooks``) stays here as plain data, and
-    its checks ask ECS."""
-    import time
-
-    from secrets_agent.supervise.isolated import IsolatedWatcher
-
-    redeploy = None
-    if "redeploy" in answer:
-        # Taken after the resolution ended: a later time can only make a task ask once
-        # more, never skip a deployment (secrets_agent.supervise.redeploy).
-        redeploy = {
-            "service": answer["redeploy"]["service"],
-            "resolved_at": time.time(),
-            "names": sorted(env),
-        }
-        hooks.update(stretch=answer["redeploy"]["stretch"], spread_first=True)
-    return IsolatedWatcher(
-        settings=settings,
-        environ=environ,
-        log=log,
-        fingerprint=answer["fingerprint"],
-        redeploy=redeploy,
-    )
-
-
-def _supervise(
-    command: list[str],
-    env: Mapping[str, str],
-    settings: Settings,
-    environ: Mapping[str, str],
-    watcher: Any,
-    log: Logger,
-    *,
-    prepare: Any,
-    emf: Emf | None,
-    **hooks: Any,
-) -> int:
-    """Supervise ``command`` with the settings' interval, stop timeout and restart spread;
-    ``hooks``: the ``Supervisor``'s process hooks and pacing."""
-    from secrets_agent.supervise.stagger import restart_delay_for
-    from secrets_agent.supervise.supervisor import Supervisor
-
-    make: Callable[..., Supervisor] = Supervisor
-    if settings.listen:
-        from secrets_agent.supervise.handoff import listening
-
-        make = listening(settings)
-    return make(
-        command,
-        env,
-        interval=settings.watch_interval,
-        # Redeploy mode's watcher never hands back an environment: nothing restarts.
-        on_change="exit" if settings.on_change == "exit" else "restart",
-        stop_timeout=settings.stop_timeout,
-        watcher=watcher,
-        log=log,
-        prepare=prepare,
-        emf=emf,
-        restart_delay=(restart_delay_for(settings, environ, log) if watcher is not None else 0.0),
-        **hooks,
-    ).run()
 
 
 def check_configured(environ: Mapping[str, str], settings: Settings, command: str) -> None:

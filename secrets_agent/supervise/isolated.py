@@ -125,23 +125,26 @@ def child_environ(environ: Mapping[str, str], hidden: Iterable[str] = ()) -> dic
     return {k: v for k, v in environ.items() if not k.startswith("PYTHON") and k not in drop}
 
 
-def _spawn(request: bytes, *, hidden: Iterable[str] = ()) -> tuple[_Child, int, int]:
+def _check_argv() -> list[str]:
+    """The check process's argv: the bundle's own program, or this interpreter isolated."""
     if getattr(sys, "frozen", False):  # the bundle (docker/bundle.py): no interpreter to -c
         # The bundle's own program is the check process; its loader reads no PYTHON* variable
         # and no working directory, and it turns dumpable off as its first statement.
-        argv = [sys.executable, "--check-process"]
-    else:
-        # Isolated mode (-I: no script or working directory on sys.path, no PYTHON* variables,
-        # no user site) started in "/": a module planted in the app's working directory is never
-        # imported. The agent's own directory is the one path added, computed here, never the
-        # cwd. Not dumpable from the first statement on (PR_SET_DUMPABLE is 4; execve reset it).
-        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        code = (
-            "import ctypes; ctypes.CDLL(None).prctl(4, 0, 0, 0, 0); "
-            f"import os, sys; os.chdir('/'); sys.path.insert(0, {root!r}); "
-            "import secrets_agent.supervise.check_process as m; m.main()"
-        )
-        argv = [sys.executable, "-I", "-c", code]
+        return [sys.executable, "--check-process"]
+    # Isolated mode (-I: no script or working directory on sys.path, no PYTHON* variables,
+    # no user site) started in "/": a module planted in the app's working directory is never
+    # imported. The agent's own directory is the one path added, computed here, never the
+    # cwd. Not dumpable from the first statement on (PR_SET_DUMPABLE is 4; execve reset it).
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    code = (
+        "import ctypes; ctypes.CDLL(None).prctl(4, 0, 0, 0, 0); "
+        f"import os, sys; os.chdir('/'); sys.path.insert(0, {root!r}); "
+        "import secrets_agent.supervise.check_process as m; m.main()"
+    )
+    return [sys.executable, "-I", "-c", code]
+
+
+def _spawn(request: bytes, *, hidden: Iterable[str] = ()) -> tuple[_Child, int, int]:
     pipes = [os.pipe() for _ in range(3)]  # stdin, stdout, stderr
     actions = [
         (os.POSIX_SPAWN_DUP2, pipes[0][0], 0),
@@ -152,7 +155,7 @@ def _spawn(request: bytes, *, hidden: Iterable[str] = ()) -> tuple[_Child, int, 
         with _lock:  # registered before the reaper can see it exit
             pid = os.posix_spawn(
                 sys.executable,
-                argv,
+                _check_argv(),
                 child_environ(os.environ, hidden),
                 file_actions=actions,
                 setsigmask=(),

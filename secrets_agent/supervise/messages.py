@@ -103,26 +103,7 @@ def decode_answer(data: bytes) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise ValueError("not an object")
     if "error" in raw:
-        error = raw["error"]
-        if (
-            not isinstance(error, list)
-            or len(error) not in (2, 4)
-            or type(error[0]) is not int
-            or not isinstance(error[1], str)
-        ):
-            raise ValueError("bad error")
-        kind, event = (error[2], error[3]) if len(error) == 4 else (None, None)
-        if kind is not None and not isinstance(kind, str):
-            raise ValueError("bad error kind")
-        if event is not None and not (
-            isinstance(event, dict)
-            and all(
-                isinstance(k, str) and (v is None or type(v) in (str, int, float, bool))
-                for k, v in event.items()
-            )
-        ):
-            raise ValueError("bad error event")
-        return {"error": (error[0], error[1], kind, event)}
+        return _error_answer(raw["error"])
     env = raw.get("env")
     result: dict[str, Any] = {"env": None}
     if env is not None:
@@ -139,6 +120,29 @@ def decode_answer(data: bytes) -> dict[str, Any]:
             raise ValueError("bad changes")
         result["changes"] = changes
     return result
+
+
+def _error_answer(error: object) -> dict[str, Any]:
+    """An ``{"error": [code, line, kind or null, event or null]}`` answer's checked value."""
+    if (
+        not isinstance(error, list)
+        or len(error) not in (2, 4)
+        or type(error[0]) is not int
+        or not isinstance(error[1], str)
+    ):
+        raise ValueError("bad error")
+    kind, event = (error[2], error[3]) if len(error) == 4 else (None, None)
+    if kind is not None and not isinstance(kind, str):
+        raise ValueError("bad error kind")
+    if event is not None and not (
+        isinstance(event, dict)
+        and all(
+            isinstance(k, str) and (v is None or type(v) in (str, int, float, bool))
+            for k, v in event.items()
+        )
+    ):
+        raise ValueError("bad error event")
+    return {"error": (error[0], error[1], kind, event)}
 
 
 def _fingerprint(raw: object) -> Fingerprint:
