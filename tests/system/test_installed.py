@@ -1,7 +1,7 @@
 """Smoke cases against an installed agent: the wheel in a fresh virtualenv, no source tree.
 
 ``.ci/run`` builds the sdist and the wheel, installs the wheel with ``requirements/runtime.lock``
-into a virtualenv in a temporary folder and sets ``SECRETS_AGENT_INSTALLED_BIN`` to its ``bin``;
+into a virtualenv in a temporary folder and sets ``WHEEL_INSTALL_BIN`` to its ``bin``;
 without it these tests are skipped (the rest of the suite runs the source tree). The scripts
 run with a working directory outside the source tree and without ``PYTHONPATH``, so what runs
 is what the wheel installed.
@@ -20,9 +20,9 @@ import pytest
 from tests.conftest import AWS_TEST_ENV, ROOT
 from tests.support.moto_server import MotoServer
 
-INSTALLED = os.environ.get("SECRETS_AGENT_INSTALLED_BIN", "")
+INSTALLED = os.environ.get("WHEEL_INSTALL_BIN", "")
 pytestmark = pytest.mark.skipif(
-    not INSTALLED, reason="SECRETS_AGENT_INSTALLED_BIN is not set (.ci/run sets it)"
+    not INSTALLED, reason="WHEEL_INSTALL_BIN is not set (.ci/run sets it)"
 )
 PREFIX = "/kptboard/prod"
 
