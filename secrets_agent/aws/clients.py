@@ -67,9 +67,7 @@ class Clients:
         self.attempts = 0
         #: "service:Operation" -> calls made (attempts not counted)
         self.by_operation: dict[str, int] = {}
-        self._answered = 0  # attempts that ended (with an answer or an error)
-        self._last_host = ""  # the endpoint host of the last attempt sent
-        self._last_failure: tuple[str, str] | None = None  # (host, what went wrong)
+        self.attempt_log = AttemptLog()
 
     @property
     def retries(self) -> int:
@@ -167,7 +165,7 @@ class Clients:
         host = endpoint_host(str(getattr(request, "url", "") or ""))
         with self._lock:
             self.attempts += 1
-            self._last_host = host
+        self.attempt_log.sent(host)
 
     def _on_attempt(
         self,
@@ -179,18 +177,58 @@ class Clients:
         """After every attempt (botocore asks whether to retry it): keep the last failure."""
         failure = attempt_failure(caught_exception, response)
         host = endpoint_host(str((request_dict or {}).get("url") or ""))
+        self.attempt_log.ended(host, failure)
+
+    def last_failure(self) -> tuple[str, str] | None:
+        """(endpoint host, what went wrong) of the last failed attempt (see AttemptLog)."""
+        return self.attempt_log.last_failure()
+
+
+class AttemptLog:
+    """What the HTTP attempts of a start met, for the one line a 69 prints.
+
+    The caller asks once its deadline has passed. An attempt still waiting for its answer then
+    is ``timed out`` if it has waited at least ``WAITING``; one sent a moment ago (a retry that
+    began just before the deadline) says nothing yet, so the failure before it is told: a
+    refused connection stays ``refused`` on a machine slow enough to be mid-retry.
+    """
+
+    WAITING = 1.0  # seconds an attempt waits before its silence counts as a time-out
+
+    def __init__(self, clock: Any = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._waiting: dict[int, tuple[str, float]] = {}  # attempt number -> (host, sent at)
+        self._sent = 0
+        self._last_failure: tuple[str, str] | None = None  # (host, what went wrong)
+
+    def sent(self, host: str) -> None:
         with self._lock:
-            self._answered += 1
+            self._sent += 1
+            self._waiting[self._sent] = (host, self._clock())
+
+    def ended(self, host: str, failure: str | None) -> None:
+        """One attempt to ``host`` ended; ``failure`` is what went wrong, None for an answer.
+        Attempts end in the order they were sent on one connection; across threads the oldest
+        one waiting to ``host`` is taken as the one that ended."""
+        with self._lock:
+            for number, (waiting_host, _) in sorted(self._waiting.items()):
+                if waiting_host == host or not host:
+                    del self._waiting[number]
+                    break
             if failure is not None:
                 self._last_failure = (host, failure)
 
     def last_failure(self) -> tuple[str, str] | None:
-        """(endpoint host, what went wrong) of the last failed attempt; an attempt still
-        waiting for its answer is ``timed out`` (the caller asks once its deadline passed)."""
         with self._lock:
-            if self.attempts > self._answered and self._last_host:
-                return (self._last_host, "timed out")
-            return self._last_failure
+            now = self._clock()
+            for host, sent_at in sorted(self._waiting.values(), key=lambda item: item[1]):
+                if host and now - sent_at >= self.WAITING:
+                    return (host, "timed out")
+            if self._last_failure is not None:
+                return self._last_failure
+            oldest = min(self._waiting.values(), key=lambda item: item[1], default=None)
+            return (oldest[0], "timed out") if oldest and oldest[0] else None
 
 
 # The code botocore's standard retry mode treats as transient whatever the transport does.

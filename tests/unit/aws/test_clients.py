@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from secrets_agent.aws import ssm
-from secrets_agent.aws.clients import Clients
+from secrets_agent.aws.clients import AttemptLog, Clients
 from secrets_agent.core.errors import ServiceError
 from secrets_agent.output.logs import Logger
 
@@ -63,3 +63,49 @@ def test_an_empty_2xx_body_is_an_error_not_the_last_page(
     clients = Clients(environ=environ, timeout=5, log=log)
     with pytest.raises(ServiceError, match="with an empty body, on every attempt"):
         ssm.load_path(clients.get("ssm"), "/app", log=log)
+
+
+# -- what a 69 says went wrong: the attempt log --------------------------------------------
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_retry_sent_just_before_the_deadline_keeps_the_failure_before_it() -> None:
+    clock = _Clock()
+    log = AttemptLog(clock)
+    log.sent("127.0.0.1:9")
+    log.ended("127.0.0.1:9", "refused")
+    clock.now += 0.2
+    log.sent("127.0.0.1:9")  # a retry, still waiting when the deadline passes
+    clock.now += 0.01
+    assert log.last_failure() == ("127.0.0.1:9", "refused")
+
+
+def test_an_attempt_waiting_past_the_bound_is_timed_out() -> None:
+    clock = _Clock()
+    log = AttemptLog(clock)
+    log.sent("ssm.example:443")
+    log.ended("ssm.example:443", "refused")
+    log.sent("ssm.example:443")
+    clock.now += AttemptLog.WAITING
+    assert log.last_failure() == ("ssm.example:443", "timed out")
+
+
+def test_a_first_attempt_still_waiting_is_timed_out_whatever_its_age() -> None:
+    clock = _Clock()
+    log = AttemptLog(clock)
+    log.sent("kms.example:443")
+    assert log.last_failure() == ("kms.example:443", "timed out")
+
+
+def test_good_answers_leave_nothing_to_tell() -> None:
+    log = AttemptLog(_Clock())
+    log.sent("ssm.example:443")
+    log.ended("ssm.example:443", None)
+    assert log.last_failure() is None
