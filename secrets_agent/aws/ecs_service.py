@@ -17,22 +17,19 @@ Each call maps its failure to the agent's typed errors, naming the ECS action.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from secrets_agent.aws.clients import Clients
 from secrets_agent.aws.errors import map_aws_error
+from secrets_agent.core import aws_names
 from secrets_agent.core.errors import ConfigError, ServiceError
 from secrets_agent.core.settings import Settings
 
 METADATA_VARIABLE = "ECS_CONTAINER_METADATA_URI_V4"
 #: The longest answer read from the task metadata endpoint (a task of ten containers is ~20 KiB).
 _METADATA_MAX_BYTES = 1024 * 1024
-_ECS_ARN = re.compile(
-    r"arn:(?P<partition>aws[a-z-]*):ecs:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):"
-)
 
 
 @dataclass(frozen=True)
@@ -105,8 +102,8 @@ def find_service(settings: Settings, environ: Mapping[str, str], clients: Client
     task = task_metadata(environ, timeout=settings.timeout)
     cluster = settings.ecs_cluster or (_text(task, "Cluster") if task else None)
     task_arn = _text(task, "TaskARN") if task else None
-    match = _ECS_ARN.match(task_arn or "")
-    region = match["region"] if match else None
+    arn = aws_names.parse_arn(task_arn or "", "ecs")
+    region = arn.region if arn else None
     if settings.ecs_service:
         return Service(cluster or "default", settings.ecs_service, region, task_arn, "setting")
     if task is None:

@@ -11,6 +11,7 @@ from typing import Any
 
 from secrets_agent.aws.errors import map_aws_error, the_region
 from secrets_agent.aws.paging import pages
+from secrets_agent.core import aws_names
 from secrets_agent.core.errors import DataError, NotFoundError
 from secrets_agent.core.fanout import map_all
 from secrets_agent.core.model import Item, Secret
@@ -179,12 +180,12 @@ def _check_account(var: str, ref: SsmRef, param: Mapping[str, Any]) -> None:
     Without this, ``arn:aws:ssm:REGION:OTHER_ACCOUNT:parameter/x`` would silently give the
     task account's own ``/x``.
     """
-    arn_parts = str(param.get("ARN") or "").split(":")
-    if ref.account is None or len(arn_parts) < 6 or arn_parts[4] == ref.account:
+    answered = aws_names.parse_arn(str(param.get("ARN") or ""))
+    if ref.account is None or answered is None or answered.account == ref.account:
         return
     raise NotFoundError(
         f"variable {var} references SSM parameter {ref.name!r} of account {ref.account}, "
-        f"but account {arn_parts[4]} answered",
+        f"but account {answered.account} answered",
         hint="reference a parameter of the task's own account (cross-account SSM ARNs "
         "are not supported)",
     )

@@ -1,11 +1,13 @@
 """AWS's naming rules, one copy: what a parameter or secret name may hold and how long it may be,
-regions and key ARNs, and the agent's prefix-boundary rule, which the loads and the IAM policies
-share (what a policy grants and what a load reads agree because both ask this module). Pure."""
+regions and ARNs (one grammar for every ARN the agent reads), and the agent's prefix-boundary
+rule, which the loads and the IAM policies share (what a policy grants and what a load reads
+agree because both ask this module). Pure."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 # Characters of a name, as regex class bodies (AWS's documented sets).
 SSM_NAME_CHARS = r"A-Za-z0-9_.\-/"
@@ -21,7 +23,37 @@ SSM_NAME = re.compile(rf"[{SSM_NAME_CHARS}]{{1,{SSM_NAME_MAX}}}\Z")
 SSM_SELECTOR = re.compile(r"[A-Za-z0-9_.\-]{1,100}\Z")  # a version or label after ':'
 SM_NAME = re.compile(rf"[{SM_NAME_CHARS}]{{1,{SM_NAME_MAX}}}\Z")
 
-REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+\Z")
+# ------------------------------------------------------------------ the ARN grammar, one home
+_PARTITION = r"aws(?:-[a-z]+)*"  # aws, aws-cn, aws-us-gov, aws-iso-b ...
+_REGION = r"[a-z]{2}(?:-[a-z]+)+-\d+"  # us-east-1, us-gov-west-1, cn-north-1 ...
+REGION = re.compile(rf"{_REGION}\Z")
+ARN = re.compile(
+    rf"arn:(?P<partition>{_PARTITION}):(?P<service>[a-z0-9-]+):(?P<region>{_REGION}):"
+    r"(?P<account>\d{12}):(?P<resource>.+)\Z"
+)
+
+
+@dataclass(frozen=True)
+class Arn:
+    """The parts of a regional ARN: ``arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE``."""
+
+    partition: str
+    service: str
+    region: str
+    account: str
+    resource: str
+
+
+def parse_arn(text: str, service: str | None = None) -> Arn | None:
+    """The parts of ``text`` when it is a regional ARN (of ``service``, when given); else None."""
+    match = ARN.match(text)
+    if match is None or (service is not None and match["service"] != service):
+        return None
+    return Arn(
+        match["partition"], match["service"], match["region"], match["account"], match["resource"]
+    )
+
+
 #: An ECS cluster, service or task definition family name (letters, digits, hyphens and
 #: underscores, 1-255).
 ECS_NAME = re.compile(r"[A-Za-z0-9_-]{1,255}\Z")
@@ -33,7 +65,7 @@ def region_of(environ: Mapping[str, str]) -> str | None:
     return environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or None
 
 KMS_KEY_ARN = re.compile(
-    r"arn:(?P<partition>aws(-[a-z]+)*):kms:(?P<region>[a-z]{2}(-[a-z]+)+-\d+):"
+    rf"arn:(?P<partition>{_PARTITION}):kms:(?P<region>{_REGION}):"
     r"(?P<account>\d{12}):(?P<kind>key|alias)/(?P<id>.+)\Z"
 )
 
@@ -41,16 +73,12 @@ KMS_KEY_ARN = re.compile(
 def kms_region(key_id: str) -> str | None:
     """The region of a key or alias ARN (``arn:PARTITION:kms:REGION:...``); None otherwise
     (a key id or an alias name)."""
-    parts = key_id.split(":")
-    if len(parts) >= 6 and parts[0] == "arn" and parts[2] == "kms" and parts[3]:
-        return parts[3]
-    return None
+    arn = parse_arn(key_id, "kms")
+    return arn.region if arn else None
 
 
 #: The KMS key ARNs SECRETS_AGENT_KMS_KEY_ARNS accepts: keys, never aliases.
-KMS_KEY_ONLY_ARN = re.compile(
-    r"arn:aws(-[a-z]+)*:kms:[a-z]{2}(-[a-z]+)+-\d+:\d{12}:key/[A-Za-z0-9-]+\Z"
-)
+KMS_KEY_ONLY_ARN = re.compile(rf"arn:{_PARTITION}:kms:{_REGION}:\d{{12}}:key/[A-Za-z0-9-]+\Z")
 
 #: The six random characters AWS appends to every secret's ARN (``...:secret:NAME-a1B2c3``),
 #: and the IAM wildcard that matches them.

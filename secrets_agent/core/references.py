@@ -18,10 +18,6 @@ _SSM_NAME = aws_names.SSM_NAME
 _SSM_SELECTOR = aws_names.SSM_SELECTOR
 _SECRET_NAME = aws_names.SM_NAME
 _SECRET_FIELD = re.compile(r"[^:]{0,256}\Z")
-_ARN = re.compile(
-    r"arn:(?P<partition>aws(?:-[a-z]+)*):(?P<service>ssm|secretsmanager):"
-    r"(?P<region>[a-z]{2}(?:-[a-z]+)+-\d+):(?P<account>\d{12}):(?P<rest>.+)\Z"
-)
 # Base64, maybe wrapped: line breaks, spaces and tabs only (not every Unicode space).
 _B64 = re.compile(r"[A-Za-z0-9+/=\n\r \t]+\Z")
 
@@ -115,19 +111,19 @@ def parse_reference(value: str) -> Ref | None:
 
 
 def _parse_arn(value: str) -> Ref:
-    match = _ARN.match(value)
-    if match is None:
+    arn = aws_names.parse_arn(value)
+    if arn is None or arn.service not in ("ssm", "secretsmanager"):
         raise _bad(
             "an ARN reference is malformed",
             "write arn:PARTITION:SERVICE:REGION:ACCOUNT:... as the console shows it",
         )
     where: dict[str, str | None] = {
-        "region": match["region"],
-        "partition": match["partition"],
-        "account": match["account"],
+        "region": arn.region,
+        "partition": arn.partition,
+        "account": arn.account,
     }
-    rest = match["rest"]
-    if match["service"] == "ssm":
+    rest = arn.resource
+    if arn.service == "ssm":
         if not rest.startswith("parameter/"):
             raise _bad("an SSM ARN reference does not name a parameter", "use ...:parameter/NAME")
         body = rest[len("parameter/") :]
@@ -140,7 +136,7 @@ def _parse_arn(value: str) -> Ref:
     parts = rest[len("secret:") :].split(":")
     if not _SECRET_NAME.match(parts[0]):
         raise _bad("a Secrets Manager ARN reference names an invalid secret", "copy the ARN again")
-    secret_arn = value[: match.start("rest")] + "secret:" + parts[0]
+    secret_arn = value[: len(value) - len(rest)] + "secret:" + parts[0]
     return _secret_fields(secret_arn, parts[1:], **where)
 
 

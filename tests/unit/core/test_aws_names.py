@@ -59,3 +59,18 @@ def test_one_ecs_name_grammar_for_the_settings_and_the_metrics_family() -> None:
     assert not aws_names.ECS_NAME.match("x" * 256)
     with pytest.raises(ConfigError, match="SECRETS_AGENT_ECS_SERVICE"):
         load_settings({"SECRETS_AGENT_ECS_SERVICE": "web app"})
+
+
+def test_one_arn_grammar_for_references_task_arns_and_keys() -> None:
+    from secrets_agent.core.references import SsmRef, parse_reference
+
+    task = aws_names.parse_arn("arn:aws-us-gov:ecs:us-gov-west-1:123456789012:task/c/0a1b", "ecs")
+    assert task is not None and (task.partition, task.region) == ("aws-us-gov", "us-gov-west-1")
+    assert task.resource == "task/c/0a1b"
+    assert aws_names.parse_arn("arn:aws:ssm:eu-west-1:123456789012:parameter/x", "ecs") is None
+    assert aws_names.parse_arn("arn:aws:ecs:eu-west-1:1234:task/x") is None  # not an account
+    assert aws_names.parse_arn("arn:aws:ecs:west:123456789012:task/x") is None  # not a region
+    ref = parse_reference("arn:aws-cn:ssm:cn-north-1:123456789012:parameter/app/db")
+    assert isinstance(ref, SsmRef) and ref.name == "/app/db"
+    assert (ref.partition, ref.region, ref.account) == ("aws-cn", "cn-north-1", "123456789012")
+    assert aws_names.kms_region("arn:aws:kms:west:123456789012:key/abc") is None
