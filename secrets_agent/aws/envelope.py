@@ -104,13 +104,15 @@ def encrypt_value(
         raise DataError(f"the plaintext for {name} holds a NUL byte, which no variable can hold")
     if not text:
         raise DataError(f"the plaintext for {name} is empty", hint="pipe the value in on stdin")
-    sdk = _load_sdk()
+    sdk = Sdk()
     session_region = botocore_session.get_config_variable("region")
     if region and kms_region(key_id) is None and not session_region:
         # A key id or alias is looked up in the session's region (AWS_REGION is boto3's).
         botocore_session.set_config_variable("region", region)
-    provider = _provider(sdk, key_ids=[key_id], botocore_session=botocore_session, timeout=timeout)
-    client = _client(sdk)
+    provider = sdk.kms_provider(
+        key_ids=[key_id], botocore_session=botocore_session, timeout=timeout
+    )
+    client = sdk.client()
     provider.recorded.error = None
     try:
         message, _header = client.encrypt(
@@ -132,11 +134,11 @@ class _Decryptor:
 
     def __init__(self, *, key_arns: Sequence[str], botocore_session: Any, timeout: float | None):
         self.allowed = frozenset(key_arns)
-        self.sdk = _load_sdk()
-        self.client = _client(self.sdk)
+        self.sdk = Sdk()
+        self.client = self.sdk.client()
         try:
-            self.provider = _provider(
-                self.sdk, key_ids=list(key_arns), botocore_session=botocore_session, timeout=timeout
+            self.provider = self.sdk.kms_provider(
+                key_ids=list(key_arns), botocore_session=botocore_session, timeout=timeout
             )
         except Exception as exc:  # the SDK raises many unrelated types
             raise _kms_failure(
@@ -241,8 +243,12 @@ def _context_mismatch(what: str, name: str, bound: object) -> DataError:
     )
 
 
-class _Sdk:
-    """The parts of aws_encryption_sdk this module uses, loaded on first need."""
+class Sdk:
+    """The parts of aws_encryption_sdk the agent uses, loaded on first need (its import costs
+    about 100 ms, so nothing imports it before an ``aesdk:`` value or ``encrypt`` needs it).
+
+    ``client()`` and ``kms_provider()`` are the strict client and key provider every decrypt and
+    encrypt uses; tests build messages the agent must refuse with them."""
 
     def __init__(self) -> None:
         import logging
@@ -263,56 +269,50 @@ class _Sdk:
         self.MaxEncryptedDataKeysExceeded: type[Exception] = MaxEncryptedDataKeysExceeded
         self.deserialize_header: Any = deserialize_header
 
+    def client(self) -> Any:
+        """An EncryptionSDKClient that requires key commitment and one encrypted data key."""
+        return self.module.EncryptionSDKClient(
+            commitment_policy=self.module.CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT,
+            max_encrypted_data_keys=1,
+        )
 
-def _load_sdk() -> _Sdk:
-    return _Sdk()
+    def kms_provider(
+        self, *, key_ids: list[str], botocore_session: Any, timeout: float | None
+    ) -> Any:
+        """A StrictAwsKmsMasterKeyProvider whose KMS clients are bounded and record their errors.
 
+        Both through botocore's public interfaces, on the session the SDK creates its clients
+        from: the bounds are the session's default client config (merged under any config a
+        client is created with), and an ``after-call`` handler keeps each failed KMS call's
+        error (per thread), because the SDK turns every KMS ClientError into a bare "Unable to
+        decrypt any data key" and the code tells access denied from a bad ciphertext.
+        """
+        from botocore.config import Config
 
-def _client(sdk: _Sdk) -> Any:
-    mod = sdk.module
-    return mod.EncryptionSDKClient(
-        commitment_policy=mod.CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT,
-        max_encrypted_data_keys=1,
-    )
-
-
-def _provider(
-    sdk: _Sdk, *, key_ids: list[str], botocore_session: Any, timeout: float | None
-) -> Any:
-    """A StrictAwsKmsMasterKeyProvider whose KMS clients are bounded and record their errors.
-
-    Both through botocore's public interfaces, on the session the SDK creates its clients from:
-    the bounds are the session's default client config (merged under any config a client is
-    created with), and an ``after-call`` handler keeps each failed KMS call's error (per thread),
-    because the SDK turns every KMS ClientError into a bare "Unable to decrypt any data key" and
-    the code tells access denied from a bad ciphertext.
-    """
-    from botocore.config import Config
-
-    budget = timeout if timeout and timeout > 0 else None
-    bounds = Config(
-        connect_timeout=min(CONNECT_TIMEOUT, budget or CONNECT_TIMEOUT),
-        read_timeout=min(READ_TIMEOUT, budget or READ_TIMEOUT),
-        retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
-        # The SDK sets user_agent_extra itself (its own wins in the merge): the app id it is.
-        user_agent_appid="secrets-agent",
-    )
-    current = botocore_session.get_default_client_config()
-    botocore_session.set_default_client_config(current.merge(bounds) if current else bounds)
-    # Every KMS client the SDK creates from this session reads at most MAX_ANSWER_BYTES of an
-    # answer, as the SSM and Secrets Manager clients do.
-    botocore_session.register(
-        "creating-client-class.kms", _bounded_client_class, unique_id=_RECORDER + "-bounded"
-    )
-    botocore_session.register("after-call.kms", _record_kms_error, unique_id=_RECORDER)
-    botocore_session.register(
-        "after-call-error.kms", _record_kms_exception, unique_id=_RECORDER + "-exception"
-    )
-    provider = sdk.module.StrictAwsKmsMasterKeyProvider(
-        key_ids=key_ids, botocore_session=botocore_session
-    )
-    provider.recorded = _recorded
-    return provider
+        budget = timeout if timeout and timeout > 0 else None
+        bounds = Config(
+            connect_timeout=min(CONNECT_TIMEOUT, budget or CONNECT_TIMEOUT),
+            read_timeout=min(READ_TIMEOUT, budget or READ_TIMEOUT),
+            retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
+            # The SDK sets user_agent_extra itself (its own wins in the merge): the app id it is.
+            user_agent_appid="secrets-agent",
+        )
+        current = botocore_session.get_default_client_config()
+        botocore_session.set_default_client_config(current.merge(bounds) if current else bounds)
+        # Every KMS client the SDK creates from this session reads at most MAX_ANSWER_BYTES of an
+        # answer, as the SSM and Secrets Manager clients do.
+        botocore_session.register(
+            "creating-client-class.kms", _bounded_client_class, unique_id=_RECORDER + "-bounded"
+        )
+        botocore_session.register("after-call.kms", _record_kms_error, unique_id=_RECORDER)
+        botocore_session.register(
+            "after-call-error.kms", _record_kms_exception, unique_id=_RECORDER + "-exception"
+        )
+        provider = self.module.StrictAwsKmsMasterKeyProvider(
+            key_ids=key_ids, botocore_session=botocore_session
+        )
+        provider.recorded = _recorded
+        return provider
 
 
 _RECORDER = "secrets-agent-record-kms-error"

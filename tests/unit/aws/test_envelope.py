@@ -111,7 +111,7 @@ def test_round_trip_keeps_record_fields(kms: Kms) -> None:
 
 
 def test_message_is_bound_to_the_name_with_one_committing_signed_key(kms: Kms) -> None:
-    sdk = envelope._load_sdk()
+    sdk = envelope.Sdk()
     raw = base64.b64decode(encrypt(kms, "x", "API_TOKEN")[len("aesdk:") :])
     header, _ = sdk.deserialize_header(io.BytesIO(raw), 1)
     assert header.encryption_context["secrets-agent:name"] == "API_TOKEN"
@@ -151,9 +151,9 @@ def test_value_moved_to_another_variable_is_refused(kms: Kms) -> None:
 
 
 def test_value_without_name_context_is_refused(kms: Kms) -> None:
-    sdk = envelope._load_sdk()
-    provider = envelope._provider(sdk, key_ids=[kms.key], botocore_session=kms.session, timeout=5)
-    message, _ = envelope._client(sdk).encrypt(
+    sdk = envelope.Sdk()
+    provider = sdk.kms_provider(key_ids=[kms.key], botocore_session=kms.session, timeout=5)
+    message, _ = sdk.client().encrypt(
         source=CANARY.encode(), key_provider=provider, encryption_context={"purpose": "x"}
     )
     value = "aesdk:" + base64.b64encode(message).decode()
@@ -170,9 +170,9 @@ def test_key_outside_the_allowed_list_is_refused(kms: Kms) -> None:
 
 
 def test_two_data_keys_are_refused(kms: Kms) -> None:
-    sdk = envelope._load_sdk()
+    sdk = envelope.Sdk()
     keys = [kms.key, kms.other_key]
-    provider = envelope._provider(sdk, key_ids=keys, botocore_session=kms.session, timeout=5)
+    provider = sdk.kms_provider(key_ids=keys, botocore_session=kms.session, timeout=5)
     loose = sdk.module.EncryptionSDKClient(
         commitment_policy=sdk.module.CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT
     )
@@ -189,7 +189,7 @@ def test_every_flipped_byte_is_refused(kms: Kms, capfd: pytest.CaptureFixture[st
     with AccessDenied (real KMS too), which stays 77; every other flip is a data error."""
     value = encrypt(kms, CANARY, "TOKEN")
     raw = base64.b64decode(value[len("aesdk:") :])
-    header, _ = envelope._load_sdk().deserialize_header(io.BytesIO(raw), 1)
+    header, _ = envelope.Sdk().deserialize_header(io.BytesIO(raw), 1)
     blob = next(iter(header.encrypted_data_keys)).encrypted_data_key
     blob_at = raw.index(blob)
     offsets = sorted({*range(0, len(raw), 3), len(raw) - 1})
@@ -232,9 +232,9 @@ def test_value_unusable_as_environment_is_refused(kms: Kms, plaintext: bytes) ->
         envelope.encrypt_value(
             plaintext, key_id=kms.key, name="TOKEN", botocore_session=kms.session
         )
-    sdk = envelope._load_sdk()
-    provider = envelope._provider(sdk, key_ids=[kms.key], botocore_session=kms.session, timeout=5)
-    message, _ = envelope._client(sdk).encrypt(
+    sdk = envelope.Sdk()
+    provider = sdk.kms_provider(key_ids=[kms.key], botocore_session=kms.session, timeout=5)
+    message, _ = sdk.client().encrypt(
         source=plaintext, key_provider=provider, encryption_context={"secrets-agent:name": "TOKEN"}
     )
     with pytest.raises(DataError, match="TOKEN"):
@@ -269,10 +269,9 @@ def test_encrypt_with_unknown_key_is_not_found(kms: Kms) -> None:
 
 
 def test_kms_clients_are_bounded(kms: Kms) -> None:
-    sdk = envelope._load_sdk()
-    provider = envelope._provider(sdk, key_ids=[kms.key], botocore_session=kms.session, timeout=2)
-    client = provider._client(kms.key)
-    cfg = client.meta.config
+    envelope.Sdk().kms_provider(key_ids=[kms.key], botocore_session=kms.session, timeout=2)
+    # Every KMS client the SDK creates from the session gets the session's bounds.
+    cfg = kms.session.create_client("kms", region_name=REGION).meta.config
     assert cfg.connect_timeout <= 2 and cfg.read_timeout <= 2
     assert cfg.retries["total_max_attempts"] == envelope.MAX_ATTEMPTS
     assert cfg.user_agent_appid == "secrets-agent"  # "app/secrets-agent" in the User-Agent
