@@ -11,6 +11,7 @@ from secrets_agent.aws.sources import AwsSources, decrypter
 from secrets_agent.core.plan import Plan
 from secrets_agent.core.references import SecretRef
 from secrets_agent.core.settings import Settings
+from secrets_agent.core.sources import Sources
 from secrets_agent.output.logs import Logger
 from secrets_agent.resolve import pipeline as resolve
 from secrets_agent.resolve.fingerprint import is_secrets_manager
@@ -37,13 +38,15 @@ class ResolveWatcher:
         clients: Clients,
         log: Logger,
         fingerprint: dict[str, tuple[str | None, str]],
+        sources: Sources | None = None,
     ) -> None:
+        """``sources``: where the values are read; AWS's (``AwsSources``) unless handed in."""
         self._plan = plan
         self._settings = settings
         self._environ = dict(environ)
         self._clients = clients
         self._log = log
-        self._sources = AwsSources(clients, log)
+        self._sources = sources if sources is not None else AwsSources(clients, log)
         self._decrypt = decrypter(
             clients, log, key_arns=settings.kms_key_arns, timeout=settings.timeout
         )

@@ -31,51 +31,6 @@ def _fetched(value: str, version: str) -> resolve.Fetched:
     return resolve.Fetched(prefix_items=(item,), ref_items={})
 
 
-def test_a_check_that_outlives_the_timeout_does_not_swallow_the_change(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """A timed-out check keeps running in its thread; when it ends, it must not record the new
-    versions as seen, or the next check finds nothing changed and the rotation is missed."""
-    slow = threading.Event()
-    finished = threading.Event()
-
-    def fetch(plan: Any, sources: Any) -> resolve.Fetched:
-        if not slow.is_set():
-            slow.set()
-            time.sleep(0.6)  # longer than the 0.2 s timeout below
-            finished.set()
-        return _fetched("new", "2")
-
-    def finalize(plan: Any, fetched: resolve.Fetched, **_: Any) -> resolve.Resolution:
-        env = {"TOKEN": fetched.prefix_items[0].value.reveal()}
-        return resolve.Resolution(env=env, applied=(), kept=())
-
-    monkeypatch.setattr(resolve, "fetch", fetch)
-    monkeypatch.setattr(resolve, "finalize", finalize)
-    settings = Settings(parameter_store_prefix="/app", timeout=0.2, watch_interval=1)
-    plan = Plan(ssm_prefixes=("/app",), sm_prefixes=(), refs={})
-    watcher = watch.ResolveWatcher(
-        plan,
-        settings=settings,
-        environ={},
-        clients=_clients(),
-        log=Logger(level="error", fmt="json"),
-        fingerprint=_fetched("old", "1").fingerprint(),
-    )
-    with pytest.raises(ServiceError):
-        watcher.poll()
-    assert finished.wait(10)
-    time.sleep(0.1)  # let the abandoned check return
-    change = watcher.poll()
-    assert change is not None and change.env == {"TOKEN": "new"}
-    assert change.changes == ("ssm:/app/token version 1 -> 2",)
-    # Reported again until the supervisor takes it (it may refuse it: a partial environment).
-    again = watcher.poll()
-    assert again is not None and again.env == {"TOKEN": "new"}
-    watcher.commit()
-    assert watcher.poll() is None  # seen once the supervisor had it
-
-
 class _Source:
     """A fake ``secrets_agent.core.sources.Source``: ``load`` runs ``on_load``, ``read`` finds
     nothing."""
@@ -96,6 +51,44 @@ class _Source:
 class _Sources:
     ssm: _Source
     secrets_manager: _Source
+
+
+def test_a_check_that_outlives_the_timeout_does_not_swallow_the_change() -> None:
+    """A timed-out check keeps running in its thread; when it ends, it must not record the new
+    versions as seen, or the next check finds nothing changed and the rotation is missed."""
+    slow = threading.Event()
+    finished = threading.Event()
+
+    def load(prefix: str) -> list[Item]:
+        if not slow.is_set():
+            slow.set()
+            time.sleep(0.6)  # longer than the 0.2 s timeout below
+            finished.set()
+        return list(_fetched("new", "2").prefix_items)
+
+    settings = Settings(parameter_store_prefix="/app", timeout=0.2, watch_interval=1)
+    plan = Plan(ssm_prefixes=("/app",), sm_prefixes=(), refs={})
+    watcher = watch.ResolveWatcher(
+        plan,
+        settings=settings,
+        environ={},
+        clients=_clients(),
+        log=Logger(level="error", fmt="json"),
+        fingerprint=_fetched("old", "1").fingerprint(),
+        sources=_Sources(ssm=_Source(load), secrets_manager=_Source(lambda prefix: [])),
+    )
+    with pytest.raises(ServiceError):
+        watcher.poll()
+    assert finished.wait(10)
+    time.sleep(0.1)  # let the abandoned check return
+    change = watcher.poll()
+    assert change is not None and change.env == {"TOKEN": "new"}
+    assert change.changes == ("ssm:/app/token version 1 -> 2",)
+    # Reported again until the supervisor takes it (it may refuse it: a partial environment).
+    again = watcher.poll()
+    assert again is not None and again.env == {"TOKEN": "new"}
+    watcher.commit()
+    assert watcher.poll() is None  # seen once the supervisor had it
 
 
 def test_fetch_fails_on_the_first_error_without_waiting_for_a_slow_source() -> None:
