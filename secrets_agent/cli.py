@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from secrets_agent import __version__
@@ -50,8 +50,8 @@ def _fail(error: AgentError) -> int:
 
     logs.close()
     if _json_mode():
-        _stderr(logs.Logger(fmt="json").line("error", error.kind, **error.event(),
-        version=__version__))
+        event = error.event()
+        _stderr(logs.Logger(fmt="json").line("error", error.kind, **event, version=__version__))
     else:
         _stderr(error.line(version=True))
     return error.exit_code
@@ -236,8 +236,14 @@ def main(argv: Sequence[str]) -> int:
             args = parser.parse_args(list(argv))
         except SystemExit as exc:
             return 64 if exc.code not in (0, None) else 0
+    return error_boundary(lambda: _run_subcommand(args))
+
+
+def error_boundary(run: Callable[[], int]) -> int:
+    """``run()``'s exit code, or the one error line of what it raised and that line's code: an
+    AgentError's own, 130/143 for a stop before the command started, 70 for a bug."""
     try:
-        return _run_subcommand(args)
+        return run()
     except AgentError as error:
         return _fail(error)
     except Stopped as stop:

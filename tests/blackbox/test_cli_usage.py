@@ -95,23 +95,30 @@ def test_end_of_input_at_the_encrypt_prompt_is_one_line_and_64() -> None:
     assert "secrets-agent: usage: " in text
 
 
+_BUG = """
+import sys
+from secrets_agent import cli
+
+
+def broken() -> int:
+    raise RuntimeError("value-canary-0f3a in a message")
+
+
+sys.exit(cli.error_boundary(broken))
+"""
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
 def test_an_unexpected_exception_is_one_line_70_without_its_message(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, fmt: str
 ) -> None:
-    """A bug's message may quote data: the agent prints its type and place, never the message."""
-    from secrets_agent import cli
-
-    def broken(**_: object) -> int:  # check takes --format
-        raise RuntimeError("value-canary-0f3a in a message")
-
-    from secrets_agent.output import logs
-
-    monkeypatch.setattr(cli, "_cmd_check", broken)
-    # The failure closes the log for good (the process then exits): restored after the test.
-    monkeypatch.setattr(logs, "_closed", False)
-    monkeypatch.setattr(logs, "_format", None)
-    assert cli.main(["check"]) == 70
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1
-    assert "internal error: RuntimeError at test_cli_usage.py:" in error_line(err)
-    assert "value-canary-0f3a" not in err
+    """A bug's message may quote data: the agent's error boundary prints its type and place,
+    never the message. The bug is raised inside the boundary in a process of its own."""
+    env = base_env(None) | {"SECRETS_AGENT_LOG_FORMAT": fmt, "PYTHONPATH": str(ROOT)}
+    run = subprocess.run(
+        [sys.executable, "-c", _BUG], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 70, run.stderr
+    assert run.stderr.count("\n") == 1, run.stderr
+    assert "internal error: RuntimeError at <string>:" in error_line(run.stderr)
+    assert "value-canary-0f3a" not in run.stderr + run.stdout
