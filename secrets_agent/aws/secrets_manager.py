@@ -128,7 +128,7 @@ def _batch_entries(client: Any, prefix: str, *, log: Logger) -> tuple[list[Mappi
         calls += 1
         for error in page.get("Errors") or []:
             secret = str(error.get("SecretId", ""))
-            name = _name_of(secret)
+            name = secret_name_of(secret)
             if remainder(prefix, name) is None and remainder(prefix, secret) is None:
                 log.debug("secret outside the prefix skipped", name=name, prefix=prefix)
                 continue
@@ -181,7 +181,7 @@ def _list_entries(client: Any, prefix: str) -> tuple[list[Mapping[str, Any]], in
     return entries, calls + len(names)
 
 
-def _name_of(secret_id: str) -> str:
+def secret_name_of(secret_id: str) -> str:
     """A secret name from a name or an ARN (``...:secret:NAME-XXXXXX``)."""
     if secret_id.startswith("arn:") and ":secret:" in secret_id:
         name = secret_id.split(":secret:", 1)[1]

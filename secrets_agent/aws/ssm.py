@@ -115,7 +115,7 @@ def get_by_names(client: Any, queries: Sequence[str]) -> dict[str, Mapping[str, 
 
     Returns query -> parameter. Any name that does not exist is a NotFoundError naming it.
     """
-    batches = _batches(queries)
+    batches = query_batches(queries)
     results = map_all(lambda b: _get_batch(client, b), batches)
     merged: dict[str, Mapping[str, Any]] = {}
     for result in results:
@@ -123,7 +123,7 @@ def get_by_names(client: Any, queries: Sequence[str]) -> dict[str, Mapping[str, 
     return merged
 
 
-def _batches(queries: Sequence[str]) -> list[list[str]]:
+def query_batches(queries: Sequence[str]) -> list[list[str]]:
     """Batches of at most 10, never two selectors of one name in the same batch."""
     batches: list[list[str]] = []
     for query in queries:

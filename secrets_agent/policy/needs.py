@@ -71,7 +71,7 @@ def _region(value: str | None, *, what: str) -> str:
     return value
 
 
-def _check_service_key(arn: str, regions: set[str]) -> str:
+def service_key_arn(arn: str, regions: set[str]) -> str:
     match = KEY_ARN.match(arn)
     if match is None or not KMS_KEY_ONLY_ARN.match(arn):
         hint = "give the key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID)"
@@ -163,7 +163,7 @@ def needs_from_environment(
     read_regions = {w.region for w, _ in (*parameters, *secrets)}
     if any_prefix:
         read_regions.add(region)
-    service_keys = tuple(_check_service_key(arn, read_regions) for arn in kms_key_arns)
+    service_keys = tuple(service_key_arn(arn, read_regions) for arn in kms_key_arns)
     ecs, ecs_lookup = _ecs_needs(
         settings, home, ecs_cluster=ecs_cluster, ecs_service=ecs_service
     )

@@ -14,24 +14,24 @@ from collections.abc import Mapping, Sequence
 from secrets_agent.policy.statements import ACCOUNT_PLACEHOLDER, TF_ACCOUNT
 
 
-def _hcl_string(value: str) -> str:
+def hcl_string(value: str) -> str:
     text = json.dumps(value, ensure_ascii=False).replace("${", "$${").replace("%{", "%%{")
     return text.replace(ACCOUNT_PLACEHOLDER, TF_ACCOUNT)
 
 
 def _hcl_key(key: str) -> str:
-    return key if re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", key) else _hcl_string(key)
+    return key if re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", key) else hcl_string(key)
 
 
 def _hcl_value(value: object, indent: str) -> list[str]:
     """Lines of an HCL expression; the first line has no indent, the rest have ``indent``."""
     inner = indent + "  "
     if isinstance(value, str):
-        return [_hcl_string(value)]
+        return [hcl_string(value)]
     if isinstance(value, list):
         if len(value) <= 1:
-            return ["[" + ", ".join(_hcl_string(str(v)) for v in value) + "]"]
-        return ["[", *(f"{inner}{_hcl_string(str(v))}," for v in value), f"{indent}]"]
+            return ["[" + ", ".join(hcl_string(str(v)) for v in value) + "]"]
+        return ["[", *(f"{inner}{hcl_string(str(v))}," for v in value), f"{indent}]"]
     if not isinstance(value, dict):
         raise TypeError(f"no HCL form for {type(value).__name__}")
     return ["{", *_hcl_attributes(value, inner), f"{indent}}}"]
@@ -75,7 +75,7 @@ def render_terraform(
     if ACCOUNT_PLACEHOLDER in json.dumps(doc):
         lines += ["", 'data "aws_caller_identity" "secrets_agent" {}']
     lines += ["", "locals {", "  secrets_agent_policy = jsonencode({"]
-    lines += [f"    Version = {_hcl_string('2012-10-17')}", "    Statement = ["]
+    lines += [f"    Version = {hcl_string('2012-10-17')}", "    Statement = ["]
     statements = doc["Statement"]
     if not isinstance(statements, list):
         raise TypeError("a policy document holds a list of statements")

@@ -299,11 +299,11 @@ class _LineRelay:
         lines = (self._partial + data).split(b"\n")
         self._partial = lines.pop()
         for line in lines:
-            _relay(self._log, line)
+            relay_line(self._log, line)
 
     def flush(self) -> None:
         if self._partial:
-            _relay(self._log, self._partial)
+            relay_line(self._log, self._partial)
 
 
 def _decode(answer: bytes, child: _Child, what: str) -> dict[str, Any]:
@@ -330,7 +330,7 @@ def _level_name(log: Logger) -> str:
     return "info"
 
 
-def _relay(log: Logger, line: bytes) -> None:
+def relay_line(log: Logger, line: bytes) -> None:
     stream = log.stream
     if stream is None:
         return

@@ -504,11 +504,11 @@ def test_a_relayed_line_is_escaped_and_capped_like_every_other() -> None:
 
     from secrets_agent.core.printable import MAX_LINE
     from secrets_agent.output.logs import Logger
-    from secrets_agent.supervise.isolated import _relay
+    from secrets_agent.supervise.isolated import relay_line
 
     out = io.StringIO()
     log = Logger(level="debug", fmt="json", stream=out)
-    _relay(log, b'{"event":"x"}\x1b[2J\xe2\x80\xa8forged\r' + b"y" * 20000)
+    relay_line(log, b'{"event":"x"}\x1b[2J\xe2\x80\xa8forged\r' + b"y" * 20000)
     written = out.getvalue()
     assert written.count("\n") == 1 and written.endswith("\n")
     assert "\x1b" not in written and "\u2028" not in written and "\r" not in written

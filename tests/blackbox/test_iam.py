@@ -520,9 +520,9 @@ def test_terraform_output_is_fmt_clean_and_evaluates_to_the_json_policy(
 
 
 def test_terraform_output_escapes_template_sequences() -> None:
-    from secrets_agent.policy.terraform import _hcl_string
+    from secrets_agent.policy.terraform import hcl_string
 
-    assert _hcl_string("a${b}%{c}") == '"a$${b}%%{c}"'
+    assert hcl_string("a${b}%{c}") == '"a$${b}%%{c}"'
 
 
 # ----------------------------------------------------------------------------- the CLI

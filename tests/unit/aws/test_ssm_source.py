@@ -313,7 +313,7 @@ def test_never_two_selectors_of_one_name_in_the_same_batch(client: Any) -> None:
 
 def test_batches_pure() -> None:
     queries = [f"/n{i}" for i in range(23)] + ["/n0:1", "/n0:2"]
-    batches = ssm._batches(queries)
+    batches = ssm.query_batches(queries)
     assert sorted(q for b in batches for q in b) == sorted(queries)
     for batch in batches:
         assert len(batch) <= 10
@@ -485,7 +485,7 @@ def test_map_aws_error_other_errors() -> None:
 )
 def test_batches_property(pairs: list[tuple[str, str]]) -> None:
     queries = [name + sel for name, sel in pairs]
-    batches = ssm._batches(queries)
+    batches = ssm.query_batches(queries)
     assert sorted(q for b in batches for q in b) == sorted(queries)
     for batch in batches:
         assert 1 <= len(batch) <= 10

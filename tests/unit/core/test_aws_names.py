@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from secrets_agent.aws.secrets_manager import _name_of
+from secrets_agent.aws.secrets_manager import secret_name_of
 from secrets_agent.core import aws_names
 from secrets_agent.policy.statements import Where, secret_pattern
 
@@ -12,7 +12,7 @@ from secrets_agent.policy.statements import Where, secret_pattern
 def test_the_secret_arn_suffix_is_read_and_granted_by_one_rule() -> None:
     arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:app/db-a1B2c3"
     assert aws_names.SECRET_ARN_SUFFIX.search(arn)
-    assert _name_of(arn) == "app/db"
+    assert secret_name_of(arn) == "app/db"
     where = Where("aws", "eu-west-1", "123456789012")
     assert secret_pattern(where, arn) == arn
     assert secret_pattern(where, arn[:-7]) == arn[:-7] + aws_names.SECRET_ARN_SUFFIX_WILDCARD
@@ -29,15 +29,15 @@ def test_the_region_of_a_kms_arn() -> None:
 def test_a_key_not_an_alias_for_the_settings_and_the_policy() -> None:
     from secrets_agent.core.errors import ConfigError
     from secrets_agent.core.settings import load_settings
-    from secrets_agent.policy.needs import _check_service_key
+    from secrets_agent.policy.needs import service_key_arn
 
     key = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab"
     alias = "arn:aws:kms:eu-west-1:123456789012:alias/app"
     assert aws_names.KMS_KEY_ONLY_ARN.match(key) and not aws_names.KMS_KEY_ONLY_ARN.match(alias)
-    assert _check_service_key(key, {"eu-west-1"}) == key
+    assert service_key_arn(key, {"eu-west-1"}) == key
     assert load_settings({"SECRETS_AGENT_KMS_KEY_ARNS": key}).kms_key_arns == (key,)
     with pytest.raises(ConfigError, match="alias in Resource"):
-        _check_service_key(alias, {"eu-west-1"})
+        service_key_arn(alias, {"eu-west-1"})
     with pytest.raises(ConfigError, match="SECRETS_AGENT_KMS_KEY_ARNS"):
         load_settings({"SECRETS_AGENT_KMS_KEY_ARNS": alias})
 
