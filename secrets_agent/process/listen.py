@@ -35,9 +35,10 @@ import stat
 from collections.abc import Mapping, Sequence
 
 from secrets_agent.core.addresses import Address
-from secrets_agent.core.errors import CommandNotExecutableError, CommandNotFoundError, ConfigError
+from secrets_agent.core.errors import ConfigError
+from secrets_agent.process.command_failure import command_failure
 from secrets_agent.process.execsize import check_exec_size
-from secrets_agent.process.spawn import DEFAULTED, find_command
+from secrets_agent.process.spawn import DEFAULTED, find_command, path_of
 
 #: The protocol's variables: set by the agent for the command it supervises, never inherited.
 PROTOCOL_VARIABLES = ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET")
@@ -140,7 +141,7 @@ def spawn_listening(
     ``secrets_agent.process.spawn.spawn_command`` does, also when ``execve`` itself fails in the
     child.
     """
-    path = find_command(argv[0], env.get("PATH", os.environ.get("PATH")))
+    path = find_command(argv[0], path_of(env))
     full = {k: v for k, v in env.items() if k not in PROTOCOL_VARIABLES}
     full.update(listeners.environment())
     full.update(extra)
@@ -165,15 +166,8 @@ def spawn_listening(
     if not report:
         return pid
     os.waitpid(pid, 0)  # it ended at once with 127; reaped here, never seen by the loop
-    code = int(report.split(b":")[0] or 0)
-    if code in (errno.ENOENT, errno.ENOTDIR):
-        raise CommandNotFoundError(
-            f"{argv[0]}: {os.strerror(code)}", hint="check the command and its interpreter"
-        )
-    raise CommandNotExecutableError(
-        f"{argv[0]}: {os.strerror(code)}",
-        hint="check the command and the size of its environment",
-    )
+    code = int(report.split(b":")[0] or 0) or errno.EINVAL
+    raise command_failure(argv[0], OSError(code, os.strerror(code), path), search=path_of(env))
 
 
 def _child(

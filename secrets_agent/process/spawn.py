@@ -4,7 +4,8 @@ The command is started with ``posix_spawn``: an empty signal mask (a mask is inh
 through exec, and the supervisor blocks the signals it reads with ``sigtimedwait``), every
 signal at its default disposition (CPython ignores SIGPIPE and SIGXFSZ, and an ignored
 disposition survives exec), and its own process group, as under tini. A command that cannot
-be started raises ``CommandNotFoundError`` (127) or ``CommandNotExecutableError`` (126).
+be started raises ``CommandNotFoundError`` (127) or ``CommandNotExecutableError`` (126), in
+``secrets_agent.process.command_failure``'s words.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import signal
 import stat
 from collections.abc import Mapping, Sequence
 
-from secrets_agent.core.errors import CommandNotExecutableError, CommandNotFoundError
+from secrets_agent.process.command_failure import cannot_run, command_failure, not_found
 from secrets_agent.process.execsize import check_exec_size
 
 # Every signal whose disposition can be set. (glibc 2.36's posix_spawn itself leaves its two
@@ -24,11 +25,16 @@ PR_SET_CHILD_SUBREAPER = 36
 PR_SET_DUMPABLE = 4
 
 
+def path_of(env: Mapping[str, str]) -> str | None:
+    """The PATH a command is looked up in: its own environment's, else the agent's."""
+    return env.get("PATH", os.environ.get("PATH"))
+
+
 def find_command(name: str, path: str | None) -> str:
     """Resolve ``name`` as ``execvp`` would: 127 when nothing is found, 126 when only
-    something that cannot be executed is."""
+    something that cannot be executed is (``secrets_agent.process.command_failure``)."""
     if not name:
-        raise CommandNotFoundError("empty command name", hint="give the command to run")
+        raise not_found(name)
     if "/" in name:
         candidates = [name]
     else:
@@ -44,16 +50,13 @@ def find_command(name: str, path: str | None) -> str:
             return candidate
         unusable = unusable or candidate
     if unusable:
-        raise CommandNotExecutableError(
-            f"{unusable}: not an executable file", hint="check the command's permissions"
-        )
-    where = "" if "/" in name else " in PATH"
-    raise CommandNotFoundError(f"{name}: not found{where}", hint="check the command and PATH")
+        raise cannot_run(name, unusable)
+    raise not_found(name)
 
 
 def spawn_command(argv: Sequence[str], env: Mapping[str, str]) -> int:
     """Start ``argv`` (looked up in ``env``'s PATH) with a clean signal state; return its pid."""
-    path = find_command(argv[0], env.get("PATH", os.environ.get("PATH")))
+    path = find_command(argv[0], path_of(env))
     check_exec_size(argv, env, filename=path)
     try:
         return os.posix_spawn(
@@ -64,14 +67,8 @@ def spawn_command(argv: Sequence[str], env: Mapping[str, str]) -> int:
             setsigmask=set(),  # given explicitly: leaving it out keeps the supervisor's mask
             setsigdef=DEFAULTED,
         )
-    except FileNotFoundError as exc:  # a script's interpreter is missing
-        raise CommandNotFoundError(
-            f"{argv[0]}: {exc.strerror}", hint="check the command and its interpreter"
-        ) from exc
-    except OSError as exc:  # ENOEXEC, EACCES on a mount, E2BIG, ...
-        raise CommandNotExecutableError(
-            f"{argv[0]}: {exc.strerror}", hint="check the command and the size of its environment"
-        ) from exc
+    except (OSError, ValueError) as exc:  # a missing interpreter, ENOEXEC, EACCES on a mount...
+        raise command_failure(argv[0], exc, search=path_of(env)) from exc
 
 
 def set_subreaper() -> bool:

@@ -21,6 +21,7 @@ from tests.conftest import (
     ROOT,
     AgentRun,
     base_env,
+    error_line,
     restricted_credentials,
     run_agent,
 )
@@ -118,7 +119,7 @@ def test_exit_codes_of_exec(tmp_path: Path) -> None:
     script.chmod(0o644)
     run = run_agent(tmp_path, env, command=[str(script)])
     assert run.returncode == 126
-    assert "not executable" in run.stderr
+    assert "not-executable.sh: permission denied" in error_line(run.stderr)
     run = run_agent(tmp_path, env, command=[])
     assert run.returncode == 64
     assert run.stderr.count("\n") == 1
@@ -159,7 +160,7 @@ def test_no_prefix_searches_path_as_execvp_does(tmp_path: Path) -> None:
     env["PATH"] = f"{tmp_path / 'missing'}:{first}"
     run = run_agent(tmp_path, env, command=["the-tool"])
     assert run.returncode == 126
-    assert run.stderr.count("\n") == 1 and "not executable" in run.stderr
+    assert run.stderr.count("\n") == 1 and "the-tool: permission denied" in error_line(run.stderr)
 
 
 def test_exec_replaces_the_agent_process(
