@@ -10,22 +10,7 @@ import os
 import stat
 
 from secrets_agent.core.errors import AgentError, CommandNotExecutableError, CommandNotFoundError
-
-
-def _found_in(name: str, search: str | None) -> str | None:
-    """The first existing non-directory file ``name`` names, as execvp would reach it."""
-    if "/" in name:
-        candidates = [name]
-    else:
-        directories = (search if search is not None else os.defpath).split(os.pathsep)
-        candidates = [os.path.join(d or ".", name) for d in directories]
-    for candidate in candidates:
-        try:
-            if not stat.S_ISDIR(os.stat(candidate).st_mode):
-                return candidate
-        except OSError:
-            continue
-    return None
+from secrets_agent.process.fastpath import find_executable
 
 
 def not_found(name: str) -> CommandNotFoundError:
@@ -62,7 +47,7 @@ def command_failure(name: str, error: OSError | ValueError, *, search: str | Non
         )
     code = error.errno or 0
     if code in (errno.ENOENT, errno.ENOTDIR):
-        found = _found_in(name, search)
+        found, _ = find_executable(name, search)
         if found is None:
             return not_found(name)
         return CommandNotFoundError(
@@ -70,7 +55,7 @@ def command_failure(name: str, error: OSError | ValueError, *, search: str | Non
             hint="check the script's first line, or install the interpreter it names",
         )
     if code == errno.EACCES or code == errno.EPERM:
-        return cannot_run(name, error.filename or _found_in(name, search) or name)
+        return cannot_run(name, error.filename or find_executable(name, search)[1] or name)
     if code == errno.ENOEXEC:
         return CommandNotExecutableError(
             f"{name}: not an executable format",

@@ -160,28 +160,38 @@ def restore_signals() -> None:
     _signal.pthread_sigmask(_signal.SIG_SETMASK, ())
 
 
-def execvpe(argv: "list[str]", env: "Mapping[str, str]") -> "NoReturn":
-    """``os.execvpe`` without ``os.get_exec_path`` (which imports ``warnings``): the same
-    ``PATH`` search, the same error kept when every candidate fails (the first that is not a
-    missing file, else the last). The one home of the exec's PATH search:
-    ``secrets_agent.process.execute`` imports it."""
-    file = argv[0]
-    if "/" in file:
-        os.execve(file, argv, env)
-    path = env.get("PATH")
-    saved: OSError | None = None
-    last: OSError | None = None
-    for directory in (os.defpath if path is None else path).split(":"):
+def find_executable(name: str, search: "str | None") -> "tuple[str | None, str | None]":
+    """execvp's PATH search, the one home of it (exec, supervise mode's spawn and the socket
+    hand-over all ask it): (the first candidate that is a regular file this process may execute
+    or None; the first other candidate that exists, a directory or a file without execute
+    permission, or None). A name with a ``/`` is its only candidate; ``search`` None is the
+    system's default PATH, and an empty entry is the working directory."""
+    if "/" in name:
+        candidates = [name]
+    else:
+        directories = (os.defpath if search is None else search).split(":")
+        candidates = [os.path.join(directory or ".", name) for directory in directories]
+    unusable = None
+    for candidate in candidates:
         try:
-            os.execve(os.path.join(directory, file), argv, env)
-        except (FileNotFoundError, NotADirectoryError) as exc:
-            last = exc
-        except OSError as exc:
-            last = exc
-            if saved is None:
-                saved = exc
-    # PATH splits into one directory at least, so ``last`` is set.
-    raise saved or last or FileNotFoundError(2, "No such file or directory", file)
+            mode = os.stat(candidate).st_mode
+        except (OSError, ValueError):
+            continue
+        if mode & 0o170000 == 0o100000 and os.access(candidate, os.X_OK):  # S_ISREG
+            return candidate, unusable
+        unusable = unusable or candidate
+    return None, unusable
+
+
+def execvpe(argv: "list[str]", env: "Mapping[str, str]") -> "NoReturn":
+    """``execve`` what :func:`find_executable` finds for ``argv[0]`` in ``env``'s PATH (without
+    ``os.get_exec_path``, which imports ``warnings``): an executable file, else the first thing
+    found, whose ``execve`` then says why it cannot run; FileNotFoundError when nothing is."""
+    found, unusable = find_executable(argv[0], env.get("PATH"))
+    target = found or unusable
+    if target is None:
+        raise FileNotFoundError(2, "No such file or directory", argv[0])
+    os.execve(target, argv, env)
 
 
 def strip_separator(command: "Sequence[str]") -> "list[str]":

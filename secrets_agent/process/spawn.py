@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import os
 import signal
-import stat
 from collections.abc import Mapping, Sequence
 
 from secrets_agent.process.command_failure import cannot_run, command_failure, not_found
 from secrets_agent.process.execsize import check_exec_size
+from secrets_agent.process.fastpath import find_executable
 
 # Every signal whose disposition can be set. (glibc 2.36's posix_spawn itself leaves its two
 # internal signals, 32 and 33, ignored in the child; they are not the application's to use.)
@@ -31,25 +31,13 @@ def path_of(env: Mapping[str, str]) -> str | None:
 
 
 def find_command(name: str, path: str | None) -> str:
-    """Resolve ``name`` as ``execvp`` would: 127 when nothing is found, 126 when only
-    something that cannot be executed is (``secrets_agent.process.command_failure``)."""
-    if not name:
-        raise not_found(name)
-    if "/" in name:
-        candidates = [name]
-    else:
-        dirs = (path if path is not None else os.defpath).split(os.pathsep)
-        candidates = [os.path.join(d or ".", name) for d in dirs]
-    unusable = ""
-    for candidate in candidates:
-        try:
-            mode = os.stat(candidate).st_mode
-        except OSError:
-            continue
-        if stat.S_ISREG(mode) and os.access(candidate, os.X_OK):
-            return candidate
-        unusable = unusable or candidate
-    if unusable:
+    """Resolve ``name`` as ``execvp`` would (``fastpath.find_executable``): 127 when nothing is
+    found, 126 when only something that cannot be executed is
+    (``secrets_agent.process.command_failure``)."""
+    found, unusable = find_executable(name, path) if name else (None, None)
+    if found is not None:
+        return found
+    if unusable is not None:
         raise cannot_run(name, unusable)
     raise not_found(name)
 

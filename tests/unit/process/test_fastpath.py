@@ -62,3 +62,24 @@ def test_an_aesdk_value_is_a_reference_and_is_decrypted_by_one_prefix() -> None:
     assert parse_reference(value) == AesdkRef(ciphertext="AAAA")
     assert envelope.PREFIX is fastpath.AESDK_PREFIX
     assert not fastpath.is_aesdk("AESDK:AAAA")
+
+
+def test_one_path_search_for_exec_spawn_and_the_failure_words(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from secrets_agent.process import command_failure, spawn
+
+    assert vars(spawn)["find_executable"] is fastpath.find_executable
+    assert vars(command_failure)["find_executable"] is fastpath.find_executable
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    (first / "tool").mkdir()  # a directory is skipped, but remembered
+    (second / "tool").write_text("#!/bin/sh\n")
+    search = f"{tmp_path / 'missing'}:{first}:{second}"
+    assert fastpath.find_executable("tool", search) == (None, str(first / "tool"))
+    (second / "tool").chmod(0o755)
+    assert fastpath.find_executable("tool", search) == (str(second / "tool"), str(first / "tool"))
+    assert fastpath.find_executable("sub/tool", search) == (None, None)  # a slash: not searched
+    monkeypatch.chdir(second)
+    assert fastpath.find_executable("tool", "") == ("./tool", None)  # "" is the working folder
