@@ -24,6 +24,31 @@ hypothesis_settings.register_profile(
 )
 hypothesis_settings.load_profile("suite")
 
+
+def _start_clean() -> None:
+    """The processes the tests start inherit the signal state of a container's first process:
+    a signal ignored by whatever started pytest (``nohup`` ignores SIGHUP) would reach tini's
+    child, which keeps what it inherits, and make the tests that compare the agent with tini
+    see a difference that no container has."""
+    import signal
+
+    for signum in (
+        signal.SIGHUP,
+        signal.SIGINT,
+        signal.SIGQUIT,
+        signal.SIGTERM,
+        signal.SIGUSR1,
+        signal.SIGUSR2,
+        signal.SIGWINCH,
+        signal.SIGTTIN,
+        signal.SIGTTOU,
+    ):
+        if signal.getsignal(signum) == signal.SIG_IGN:
+            signal.signal(signum, signal.SIG_DFL)
+
+
+_start_clean()
+
 ROOT = Path(__file__).resolve().parents[1]
 ENTRYPOINT = ROOT / "docker" / "docker-entrypoint.py"
 REPORT_ENV = ROOT / "tests" / "support" / "bin" / "report_env.py"
