@@ -30,8 +30,8 @@ RUN python3 -m venv /build/venv \
       --no-deps -r /src/requirements/runtime.lock
 
 COPY . /src/
-RUN python3 -X no_debug_ranges /src/docker/make_bundle.py --site-packages /build/venv/lib/python3.11/site-packages \
-      --source /src --dest /opt/secrets-agent \
+RUN python3 -X no_debug_ranges /src/docker/make_bundle.py --source /src \
+      --site-packages /build/venv/lib/python3.11/site-packages --dest /opt/secrets-agent \
  && /opt/secrets-agent/secrets-agent --version \
  && /opt/secrets-agent/docker-entrypoint --version
 
