@@ -23,12 +23,12 @@ The folder it writes::
 
 What goes in: the agent's package; each package of the lock that ``modulefinder`` reaches from
 it, whole (botocore's data pruned by ``keep``), and the top-level extension modules; every
-standard library module reached from all of that and from ``encodings`` (an import statement
-inside a function counts, so no call path misses one), less ``EXCLUDED`` and ``FALLBACKS``.
-The modules are .pyc files without their sources (they load without a stat of a ``.py`` file),
-compiled without column tables (``-X no_debug_ranges``: a traceback shows no carets) and without
-the modules' and functions' docstrings (the classes keep theirs: a dataclass without one
-computes a signature when it is defined).
+standard library module reached from all of that, from ``encodings`` and from ``C_IMPORTS``
+(an import statement inside a function counts, so no call path misses one), less ``EXCLUDED``
+and ``FALLBACKS``. The modules are .pyc files without their sources (they load without a stat
+of a ``.py`` file), compiled without column tables (``-X no_debug_ranges``: a traceback shows
+no carets) and without the modules' and functions' docstrings (the classes keep theirs: a
+dataclass without one computes a signature when it is defined).
 """
 
 from __future__ import annotations
@@ -60,6 +60,16 @@ EXCLUDED = {
     "test", "pydoc_data", "distutils", "setuptools", "pkg_resources", "_distutils_hack", "pip",
     "venv", "turtle", "turtledemo", "curses", "dbm", "readline",
 }  # fmt: skip
+# Modules the interpreter's C code imports by name, which no import statement shows: os.wait3
+# and os.wait4 import resource (supervise mode reaps with os.wait4), time.strptime and
+# datetime.strptime _strptime, a warning with a source the warnings module, pickling copyreg
+# and _compat_pickle, _json's errors json.decoder, _decimal numbers and collections,
+# _elementtree xml.etree.ElementPath (socket's host names take encodings.idna: all of
+# encodings is in).
+C_IMPORTS = [
+    "resource", "_strptime", "warnings", "copyreg", "_compat_pickle", "json.decoder",
+    "numbers", "collections", "xml.etree.ElementPath",
+]  # fmt: skip
 # Pure-Python twins of C modules the bundle has: decimal imports _pydecimal only without _decimal.
 FALLBACKS = {"_pydecimal.py"}
 # site-packages entries that are the virtualenv's, not the lock's.
@@ -254,7 +264,7 @@ def main() -> None:
             shutil.copy2(entry, lib_site / entry.name)
 
     # The standard library modules all of that imports, and every codec.
-    roots = module_names(lib_site) + module_names(stdlib, "encodings")
+    roots = module_names(lib_site) + module_names(stdlib, "encodings") + C_IMPORTS
     for path in sorted(stdlib_files(reached(roots, [lib_site, stdlib, dynload]), stdlib)):
         if path.is_relative_to(dynload):
             target = lib_python / "lib-dynload" / path.name
