@@ -53,8 +53,9 @@ PYTHON = f"python{sys.version_info.major}.{sys.version_info.minor}"
 SERVICES = {"ssm", "secretsmanager", "kms", "ecs", "sts", "sso", "sso-oidc", "signin"}
 # The model files a client and its paginators read (no examples, no waiters).
 MODEL_FILES = {"service-2.json", "endpoint-rule-set-1.json", "paginators-1.json"}
-# Nothing the agent runs imports these (pip, setuptools and their hooks are the virtualenv's
-# own; s3transfer, which the Encryption SDK's boto3 session loads, needs multiprocessing).
+# Never imported on a call path of the agent, though import statements in functions that never
+# run name some of them (pydoc, unittest, distutils ...); pip and setuptools are the
+# virtualenv's own.
 EXCLUDED = {
     "tkinter", "unittest", "pydoc", "doctest", "sqlite3", "lib2to3", "ensurepip", "idlelib",
     "test", "pydoc_data", "distutils", "setuptools", "pkg_resources", "_distutils_hack", "pip",
@@ -245,7 +246,7 @@ def main() -> None:
     args = parser.parse_args()
     if "no_debug_ranges" not in sys._xoptions:
         sys.exit("make_bundle: run it as python3 -X no_debug_ranges (no column tables in .pyc)")
-    dest: Path = args.dest
+    dest: Path = args.dest.resolve()  # the #! line names the interpreter by this path
     site: Path = args.site_packages
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     dynload = Path(sysconfig.get_config_var("DESTSHARED"))
@@ -279,7 +280,7 @@ def main() -> None:
     (dest / "bin" / f"{PYTHON}._pth").write_text(
         f"../lib/{PYTHON}\n../lib/{PYTHON}/lib-dynload\n../lib/site-packages\n"
     )
-    for so in lib_site.rglob("*.so"):  # the wheels' extension modules keep their symbols
+    for so in lib_site.rglob("*.so"):  # the wheels ship their extension modules unstripped
         subprocess.run(["/usr/bin/strip", "--strip-unneeded", str(so)], check=True)
     copied = link_libraries(dest)
     check_libraries(dest)
