@@ -1,16 +1,16 @@
 # The agent as a self-contained folder, /opt/secrets-agent: Debian's own python3.11 (linked
-# statically against libpython) made relocatable, with the shared libraries outside glibc that it
-# and its extension modules need, and the agent, botocore with the models of the services it calls
-# and the standard library modules they import, as .pyc files (docker/make_bundle.py). An app image
-# takes it with one line and needs no Python:
+# statically against libpython) with the shared libraries outside glibc that it and its
+# extension modules need (found through $ORIGIN RUNPATHs), and the agent, botocore with the
+# models of the services it calls and the standard library modules they import, as .pyc files
+# (docker/make_bundle.py). An app image takes it with one line and needs no Python:
 #
 #   COPY --from=secrets-agent /opt/secrets-agent /opt/secrets-agent
 #   ENTRYPOINT ["/opt/secrets-agent/docker-entrypoint"]
 #
-# The folder must stay at /opt/secrets-agent: its two programs are scripts whose #! line names
-# /opt/secrets-agent/bin/python3.11 (the interpreter and its libraries find each other relative
-# to themselves). Build it from the root of this repository (its .dockerignore keeps the context
-# small):
+# The folder must stay at /opt/secrets-agent: its program, secrets-agent (docker-entrypoint is a
+# link to it), is a script whose #! line names /opt/secrets-agent/bin/python3.11; the rest finds
+# itself relative to the interpreter. Build it from the root of this repository (its
+# .dockerignore keeps the context small):
 #   docker build -f docker/agent.Dockerfile -t secrets-agent .
 # BASE_IMAGE is a Debian bookworm image with python3 (the test suite builds one offline). The
 # bundle runs on glibc 2.36 or newer (Debian 12+, Ubuntu 23.04+): build on the oldest base
