@@ -238,6 +238,13 @@ def check_libraries(dest: Path) -> None:
                 sys.exit(f"make_bundle: {elf} finds {name} outside the bundle: {path}")
 
 
+def check_imports(python: Path, names: list[str]) -> None:
+    """Every module of the agent imports with the bundle's own interpreter (``python -I``, from
+    "/"): a module the standard library's closure missed fails the build, not a call path."""
+    code = "import importlib, sys\nfor name in sys.argv[1:]: importlib.import_module(name)"
+    subprocess.run([str(python), "-I", "-c", code, *names], check=True, cwd="/")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--site-packages", type=Path, required=True)
@@ -294,6 +301,8 @@ def main() -> None:
     program.write_text(f"#!{dest / 'bin' / PYTHON} -I\n{text}")
     program.chmod(0o755)
     (dest / "docker-entrypoint").symlink_to("secrets-agent")
+    agent_modules = module_names(args.source, "secrets_agent")
+    check_imports(dest / "bin" / PYTHON, [n for n in agent_modules if not n.endswith("__main__")])
     print(f"make_bundle: libraries {sorted(copied)}", file=sys.stderr)
 
 
