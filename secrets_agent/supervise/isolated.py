@@ -126,11 +126,8 @@ def child_environ(environ: Mapping[str, str], hidden: Iterable[str] = ()) -> dic
 
 
 def _check_argv() -> list[str]:
-    """The check process's argv: the bundle's own program, or this interpreter isolated."""
-    if getattr(sys, "frozen", False):  # the bundle (docker/bundle.py): no interpreter to -c
-        # The bundle's own program is the check process; its loader reads no PYTHON* variable
-        # and no working directory, and it turns dumpable off as its first statement.
-        return [sys.executable, "--check-process"]
+    """The check process's argv: this interpreter isolated (in the agent bundle too, whose
+    interpreter is ``/opt/secrets-agent/bin/python3.11``)."""
     # Isolated mode (-I: no script or working directory on sys.path, no PYTHON* variables,
     # no user site) started in "/": a module planted in the app's working directory is never
     # imported. The agent's own directory is the one path added, computed here, never the
