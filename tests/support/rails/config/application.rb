@@ -25,6 +25,11 @@ end
 class SecretsAgentTestApp < Rails::Application
   config.root = File.expand_path("..", __dir__)
   config.eager_load = false
+  # What production's config.eager_load does for the routes (eager loading is left off here for
+  # the boot time): their patterns are compiled at boot, not by the first requests. Rails 6.1
+  # (Debian's) compiles them lazily and not thread-safely (rails/rails#43431): a new puma that
+  # takes four concurrent requests the moment it is ready answered two of them with a 500.
+  config.after_initialize { Rails.application.routes.eager_load! }
   config.logger = Logger.new($stderr)
   config.log_level = :warn
   config.hosts.clear
