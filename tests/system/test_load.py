@@ -89,9 +89,15 @@ def test_fifty_agents_through_30_percent_throttling_all_get_the_complete_environ
     assert max(resolve_seconds) < TIMEOUT
     retries = sum(int(e["retries"]) for e in events)
     calls = sum(int(e["calls"]) for e in events)
-    # Every throttled request was retried; on a starved machine a read timeout may add more.
-    assert retries >= stats["by_kind"].get("throttle", 0) > 0
-    assert calls + retries == stats["requests"]
+    # Every agent succeeded, so every failed attempt was retried: a throttled one, or on a
+    # starved machine one that timed out. The agent counts each attempt it sends; the proxy
+    # never sees more than that (no request the agent does not account for), and sees fewer by
+    # at most the attempts that failed without a throttle (a connect that timed out before the
+    # proxy accepted it: 3 of 282 in one CI run of 50 agents on 2 cores).
+    throttled = stats["by_kind"].get("throttle", 0)
+    assert retries >= throttled > 0
+    unseen = calls + retries - stats["requests"]
+    assert 0 <= unseen <= retries - throttled, (calls, retries, throttled, stats["requests"])
 
     figures = {
         "agents": AGENTS,
