@@ -103,7 +103,7 @@ def find_service(settings: Settings, environ: Mapping[str, str], clients: Client
     cluster = settings.ecs_cluster or (_text(task, "Cluster") if task else None)
     task_arn = _text(task, "TaskARN") if task else None
     arn = aws_names.parse_arn(task_arn or "", "ecs")
-    region = arn.region if arn else None
+    region = arn[2] if arn else None
     if settings.ecs_service:
         return Service(cluster or "default", settings.ecs_service, region, task_arn, "setting")
     if task is None:

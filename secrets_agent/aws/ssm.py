@@ -181,11 +181,11 @@ def _check_account(var: str, ref: SsmRef, param: Mapping[str, Any]) -> None:
     task account's own ``/x``.
     """
     answered = aws_names.parse_arn(str(param.get("ARN") or ""))
-    if ref.account is None or answered is None or answered.account == ref.account:
+    if ref.account is None or answered is None or answered[3] == ref.account:
         return
     raise NotFoundError(
         f"variable {var} references SSM parameter {ref.name!r} of account {ref.account}, "
-        f"but account {answered.account} answered",
+        f"but account {answered[3]} answered",
         hint="reference a parameter of the task's own account (cross-account SSM ARNs "
         "are not supported)",
     )

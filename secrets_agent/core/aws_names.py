@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 # Characters of a name, as regex class bodies (AWS's documented sets).
 SSM_NAME_CHARS = r"A-Za-z0-9_.\-/"
@@ -27,31 +26,24 @@ SM_NAME = re.compile(rf"[{SM_NAME_CHARS}]{{1,{SM_NAME_MAX}}}\Z")
 _PARTITION = r"aws(?:-[a-z]+)*"  # aws, aws-cn, aws-us-gov, aws-iso-b ...
 _REGION = r"[a-z]{2}(?:-[a-z]+)+-\d+"  # us-east-1, us-gov-west-1, cn-north-1 ...
 REGION = re.compile(rf"{_REGION}\Z")
-ARN = re.compile(
+_ARN = (
     rf"arn:(?P<partition>{_PARTITION}):(?P<service>[a-z0-9-]+):(?P<region>{_REGION}):"
     r"(?P<account>\d{12}):(?P<resource>.+)\Z"
 )
-
-
-@dataclass(frozen=True)
-class Arn:
-    """The parts of a regional ARN: ``arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE``."""
-
-    partition: str
-    service: str
-    region: str
-    account: str
-    resource: str
+#: (partition, service, region, account, resource) of a regional ARN.
+Arn = tuple[str, str, str, str, str]
 
 
 def parse_arn(text: str, service: str | None = None) -> Arn | None:
-    """The parts of ``text`` when it is a regional ARN (of ``service``, when given); else None."""
-    match = ARN.match(text)
+    """The parts of ``text`` when it is a regional ARN (of ``service``, when given), as
+    (partition, service, region, account, resource); else None. Compiled on first use: no
+    start that reads no ARN pays for it."""
+    match = re.match(_ARN, text)
     if match is None or (service is not None and match["service"] != service):
         return None
-    return Arn(
-        match["partition"], match["service"], match["region"], match["account"], match["resource"]
-    )
+    return match["partition"], match["service"], match["region"], match["account"], match[
+        "resource"
+    ]
 
 
 #: An ECS cluster, service or task definition family name (letters, digits, hyphens and
@@ -74,7 +66,7 @@ def kms_region(key_id: str) -> str | None:
     """The region of a key or alias ARN (``arn:PARTITION:kms:REGION:...``); None otherwise
     (a key id or an alias name)."""
     arn = parse_arn(key_id, "kms")
-    return arn.region if arn else None
+    return arn[2] if arn else None
 
 
 #: The KMS key ARNs SECRETS_AGENT_KMS_KEY_ARNS accepts: keys, never aliases.

@@ -112,18 +112,18 @@ def parse_reference(value: str) -> Ref | None:
 
 def _parse_arn(value: str) -> Ref:
     arn = aws_names.parse_arn(value)
-    if arn is None or arn.service not in ("ssm", "secretsmanager"):
+    if arn is None or arn[1] not in ("ssm", "secretsmanager"):
         raise _bad(
             "an ARN reference is malformed",
             "write arn:PARTITION:SERVICE:REGION:ACCOUNT:... as the console shows it",
         )
     where: dict[str, str | None] = {
-        "region": arn.region,
-        "partition": arn.partition,
-        "account": arn.account,
+        "region": arn[2],
+        "partition": arn[0],
+        "account": arn[3],
     }
-    rest = arn.resource
-    if arn.service == "ssm":
+    rest = arn[4]
+    if arn[1] == "ssm":
         if not rest.startswith("parameter/"):
             raise _bad("an SSM ARN reference does not name a parameter", "use ...:parameter/NAME")
         body = rest[len("parameter/") :]

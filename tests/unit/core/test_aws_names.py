@@ -65,8 +65,7 @@ def test_one_arn_grammar_for_references_task_arns_and_keys() -> None:
     from secrets_agent.core.references import SsmRef, parse_reference
 
     task = aws_names.parse_arn("arn:aws-us-gov:ecs:us-gov-west-1:123456789012:task/c/0a1b", "ecs")
-    assert task is not None and (task.partition, task.region) == ("aws-us-gov", "us-gov-west-1")
-    assert task.resource == "task/c/0a1b"
+    assert task == ("aws-us-gov", "ecs", "us-gov-west-1", "123456789012", "task/c/0a1b")
     assert aws_names.parse_arn("arn:aws:ssm:eu-west-1:123456789012:parameter/x", "ecs") is None
     assert aws_names.parse_arn("arn:aws:ecs:eu-west-1:1234:task/x") is None  # not an account
     assert aws_names.parse_arn("arn:aws:ecs:west:123456789012:task/x") is None  # not a region
